@@ -1,0 +1,122 @@
+//! Subcommands: argument parsing and wiring to the library crates.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use bert_model::{load_model_dir, save_model_dir, ForwardInputs};
+use burn::tensor::backend::Backend;
+use clap::Args;
+
+use crate::device::{dispatch, BackendTask, DeviceSpec};
+
+/// `bert forward`: run the model on a JSON batch and write its outputs as JSON.
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Example:\n  bert forward --model runs/quickstart/export --inputs batch.json --out outputs.json\n\n\
+inputs.json: {\"input_ids\": [[101, 7592, 102]], \"token_type_ids\": [[0, 0, 0]], \"attention_mask\": [[1, 1, 1]]}\n\
+outputs.json: {\"prediction_logits\", \"seq_relationship_logits\", \"last_hidden_state\", \"pooler_output\"}"
+)]
+pub struct ForwardArgs {
+    /// A HuggingFace folder (config.json + model.safetensors) or one of this project's checkpoints.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// JSON batch: input_ids, and optionally token_type_ids (default 0) and attention_mask (default 1).
+    #[arg(long)]
+    pub inputs: PathBuf,
+    /// Where to write the outputs (JSON).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// cpu, wgpu or cuda[:N].
+    #[arg(long, default_value = "cpu")]
+    pub device: DeviceSpec,
+}
+
+impl BackendTask for &ForwardArgs {
+    type Output = ();
+    fn run<B: Backend>(self, device: B::Device) -> Result<()> {
+        let text = std::fs::read_to_string(&self.inputs)
+            .with_context(|| format!("reading inputs `{}`", self.inputs.display()))?;
+        let inputs: ForwardInputs = serde_json::from_str(&text).with_context(|| {
+            format!(
+                "`{}` is not a valid input batch; expected {{\"input_ids\": [[…]], \"token_type_ids\": [[…]], \"attention_mask\": [[…]]}}",
+                self.inputs.display()
+            )
+        })?;
+        let (config, model, _) = load_model_dir::<B>(&self.model, 0, &device)?;
+        let outputs = inputs
+            .run(&model, &config, &device)
+            .with_context(|| format!("in `{}`", self.inputs.display()))?;
+        let json = serde_json::to_vec(&outputs).context("serialising outputs")?;
+        bert_model::fsutil::write_atomic(&self.out, &json)?;
+        tracing::info!("wrote {}", self.out.display());
+        Ok(())
+    }
+}
+
+/// Runs `bert forward`.
+pub fn forward(args: &ForwardArgs) -> Result<()> {
+    dispatch(args.device, args)
+}
+
+/// `bert export`: write a HuggingFace folder from a checkpoint.
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Example:\n  bert export --checkpoint runs/quickstart/checkpoints/step-000200 --out my-bert\n\n\
+Then in Python: transformers.BertForPreTraining.from_pretrained(\"my-bert\")"
+)]
+pub struct ExportArgs {
+    /// A checkpoint directory (or any model folder).
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// The HuggingFace folder to write.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// `bert import`: turn a HuggingFace folder into a checkpoint to continue pre-training from.
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Example:\n  bert import --hf ./bert-base-uncased --out runs/continued/init"
+)]
+pub struct ImportArgs {
+    /// A HuggingFace folder: config.json + model.safetensors (BertForPreTraining or BertModel names).
+    #[arg(long)]
+    pub hf: PathBuf,
+    /// The checkpoint directory to write.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Seed for heads that the folder lacks (a plain BertModel has no MLM/NSP heads).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+fn convert(from: &Path, to: &Path, seed: u64) -> Result<()> {
+    let device = Default::default();
+    let (config, model, report) = load_model_dir::<burn::backend::Flex>(from, seed, &device)?;
+    for group in &report.initialized {
+        tracing::warn!(
+            "{} not in `{}`: freshly initialised (seed {seed})",
+            group.describe(),
+            from.display()
+        );
+    }
+    save_model_dir(&model, &config, to, Some(from))?;
+    tracing::info!(
+        "wrote `{}` ({} layers, hidden {}, vocab {})",
+        to.display(),
+        config.num_hidden_layers,
+        config.hidden_size,
+        config.vocab_size
+    );
+    Ok(())
+}
+
+/// Runs `bert export`.
+pub fn export(args: &ExportArgs) -> Result<()> {
+    convert(&args.checkpoint, &args.out, 0)
+}
+
+/// Runs `bert import`.
+pub fn import(args: &ImportArgs) -> Result<()> {
+    convert(&args.hf, &args.out, args.seed)
+}

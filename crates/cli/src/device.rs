@@ -1,0 +1,81 @@
+//! `--device cpu|wgpu|cuda[:N]`: picks the Burn backend at run time.
+
+use std::fmt;
+use std::str::FromStr;
+
+use anyhow::{bail, Result};
+use burn::tensor::backend::Backend;
+
+/// A device named on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceSpec {
+    /// Burn's `flex` CPU backend.
+    Cpu,
+    /// The wgpu backend (Vulkan, Metal, DX12) on the default adapter.
+    Wgpu,
+    /// CUDA device N.
+    Cuda(usize),
+}
+
+impl FromStr for DeviceSpec {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "cpu" => Ok(DeviceSpec::Cpu),
+            "wgpu" => Ok(DeviceSpec::Wgpu),
+            "cuda" => Ok(DeviceSpec::Cuda(0)),
+            other => other
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse().ok())
+                .map(DeviceSpec::Cuda)
+                .ok_or_else(|| {
+                    format!("unknown device `{other}`: expected cpu, wgpu, cuda or cuda:N")
+                }),
+        }
+    }
+}
+
+impl fmt::Display for DeviceSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeviceSpec::Cpu => write!(f, "cpu"),
+            DeviceSpec::Wgpu => write!(f, "wgpu"),
+            DeviceSpec::Cuda(n) => write!(f, "cuda:{n}"),
+        }
+    }
+}
+
+/// Work that runs on whichever backend the user picked.
+pub trait BackendTask {
+    /// What the work returns.
+    type Output;
+    /// Runs the work on backend `B`.
+    fn run<B: Backend>(self, device: B::Device) -> Result<Self::Output>;
+}
+
+/// Runs `task` on the backend `spec` names, or explains how to build it in.
+pub fn dispatch<T: BackendTask>(spec: DeviceSpec, task: T) -> Result<T::Output> {
+    match spec {
+        DeviceSpec::Cpu => task.run::<burn::backend::Flex>(Default::default()),
+        #[cfg(feature = "wgpu")]
+        DeviceSpec::Wgpu => {
+            task.run::<burn::backend::Wgpu>(burn::backend::wgpu::WgpuDevice::DefaultDevice)
+        }
+        #[cfg(feature = "cuda")]
+        DeviceSpec::Cuda(index) => {
+            task.run::<burn::backend::Cuda>(burn::backend::cuda::CudaDevice { index })
+        }
+        #[allow(unreachable_patterns)]
+        other => {
+            let feature = if other == DeviceSpec::Wgpu {
+                "wgpu"
+            } else {
+                "cuda"
+            };
+            bail!(
+                "device `{other}` is not built into this binary; rebuild with \
+                 `cargo build --release -p bert-cli --features {feature}`"
+            )
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! The `bert` binary as users run it: outputs on success, one clear error and no panic on failure.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bert(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bert")).args(args).output().expect("runs the bert binary")
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/tests/fixtures").join(name)
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("bert-cli-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A user-caused failure: non-zero exit, the expected words, and no panic.
+fn assert_user_error(out: &Output, needles: &[&str]) {
+    let err = stderr(out);
+    assert!(!out.status.success(), "should fail: {err}");
+    assert!(!err.contains("panicked"), "panicked: {err}");
+    for n in needles {
+        assert!(err.contains(n), "error lacks `{n}`: {err}");
+    }
+}
+
+fn read_f32(path: &Path, key: &str) -> Vec<f32> {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let v = st.tensor(key).unwrap();
+    v.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+}
+
+fn flatten(v: &serde_json::Value) -> Vec<f32> {
+    match v {
+        serde_json::Value::Array(items) => items.iter().flat_map(flatten).collect(),
+        serde_json::Value::Number(n) => vec![n.as_f64().unwrap() as f32],
+        other => panic!("unexpected {other}"),
+    }
+}
+
+#[test]
+fn forward_matches_huggingface_outputs() {
+    let dir = scratch("forward");
+    let fx = fixture("pretraining_v5");
+    let out_path = dir.join("out.json");
+    let out = bert(&[
+        "forward",
+        "--model",
+        fx.to_str().unwrap(),
+        "--inputs",
+        fx.join("inputs.json").to_str().unwrap(),
+        "--out",
+        out_path.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let got: serde_json::Value = serde_json::from_slice(&std::fs::read(&out_path).unwrap()).unwrap();
+    for key in ["prediction_logits", "seq_relationship_logits", "last_hidden_state", "pooler_output"] {
+        let ours = flatten(&got[key]);
+        let theirs = read_f32(&fx.join("expected.safetensors"), key);
+        assert_eq!(ours.len(), theirs.len(), "{key}");
+        let worst = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        assert!(worst < 1e-4, "{key}: max diff {worst}");
+    }
+}
+
+#[test]
+fn import_export_round_trip_through_the_cli() {
+    let dir = scratch("roundtrip");
+    let ckpt = dir.join("ckpt");
+    let hf = dir.join("hf");
+    let fx = fixture("base_model_v5");
+    let out = bert(&["import", "--hf", fx.to_str().unwrap(), "--out", ckpt.to_str().unwrap(), "--seed", "3"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("freshly initialised"), "user is told the heads are new: {}", stderr(&out));
+    let out = bert(&["export", "--checkpoint", ckpt.to_str().unwrap(), "--out", hf.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let a = read_f32(&fx.join("model.safetensors"), "encoder.layer.1.output.dense.weight");
+    let b = read_f32(&hf.join("model.safetensors"), "bert.encoder.layer.1.output.dense.weight");
+    assert_eq!(a, b);
+    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(hf.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["architectures"][0], "BertForPreTraining");
+    assert_eq!(config["model_type"], "bert");
+}
+
+#[test]
+fn user_errors_are_reported_without_panics() {
+    let dir = scratch("errors");
+    let fx = fixture("pretraining_v5");
+    let fx_s = fx.to_str().unwrap();
+    let out_s = dir.join("o.json");
+    let out_s = out_s.to_str().unwrap();
+
+    let missing = dir.join("nope");
+    let out = bert(&["forward", "--model", missing.to_str().unwrap(), "--inputs", "x.json", "--out", out_s]);
+    assert_user_error(&out, &["x.json"]);
+
+    let inputs = fx.join("inputs.json");
+    let out = bert(&["forward", "--model", missing.to_str().unwrap(), "--inputs", inputs.to_str().unwrap(), "--out", out_s]);
+    assert_user_error(&out, &["nope", "not a model folder"]);
+
+    let bad = dir.join("bad.json");
+    std::fs::write(&bad, "{\"input_ids\": [[1, 2], [3]]}").unwrap();
+    let out = bert(&["forward", "--model", fx_s, "--inputs", bad.to_str().unwrap(), "--out", out_s]);
+    assert_user_error(&out, &["bad.json", "row 1"]);
+
+    std::fs::write(&bad, "{\"input_ids\": [[1, 2, 500]]}").unwrap();
+    let out = bert(&["forward", "--model", fx_s, "--inputs", bad.to_str().unwrap(), "--out", out_s]);
+    assert_user_error(&out, &["input_ids`[0][2] is 500", "0..99"]);
+
+    std::fs::write(&bad, "[1, 2").unwrap();
+    let out = bert(&["forward", "--model", fx_s, "--inputs", bad.to_str().unwrap(), "--out", out_s]);
+    assert_user_error(&out, &["bad.json", "not a valid input batch"]);
+
+    let out = bert(&["forward", "--model", fx_s, "--inputs", inputs.to_str().unwrap(), "--out", out_s, "--device", "tpu"]);
+    assert_user_error(&out, &["unknown device `tpu`"]);
+
+    if !cfg!(feature = "cuda") {
+        let out = bert(&["forward", "--model", fx_s, "--inputs", inputs.to_str().unwrap(), "--out", out_s, "--device", "cuda:1"]);
+        assert_user_error(&out, &["--features cuda"]);
+    }
+
+    // Unwritable output: a directory where the file should go.
+    let out = bert(&["forward", "--model", fx_s, "--inputs", inputs.to_str().unwrap(), "--out", dir.to_str().unwrap()]);
+    assert_user_error(&out, &[dir.to_str().unwrap()]);
+}

@@ -1,0 +1,228 @@
+//! The one table that names every parameter the way HuggingFace does.
+//!
+//! Import, export, checkpoints and the optimiser's weight-decay groups all read this table, so
+//! a parameter cannot be named one way on the way out and another on the way in.
+
+use burn::module::Param;
+use burn::nn::{LayerNorm, Linear};
+use burn::tensor::{backend::Backend, Tensor};
+
+use crate::model::BertForPreTraining;
+
+/// How a parameter is stored, which decides transposition and weight decay.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParamKind {
+    /// A linear weight: Burn stores `[in, out]`, HuggingFace (PyTorch) `[out, in]`.
+    LinearWeight,
+    /// A linear bias, or the MLM output bias.
+    Bias,
+    /// An embedding table `[rows, hidden]`, same layout on both sides.
+    Embedding,
+    /// A LayerNorm scale (`gamma`).
+    LayerNormWeight,
+    /// A LayerNorm shift (`beta`).
+    LayerNormBias,
+}
+
+impl ParamKind {
+    /// Whether BERT applies weight decay to this parameter (not to biases or LayerNorm).
+    pub fn decays(self) -> bool {
+        matches!(self, ParamKind::LinearWeight | ParamKind::Embedding)
+    }
+}
+
+/// Which part of the model a parameter belongs to; heads may be absent from a file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ParamGroup {
+    /// Embeddings and encoder layers: always required.
+    Encoder,
+    /// The `[CLS]` pooler (absent from `BertForMaskedLM` files).
+    Pooler,
+    /// The MLM head (`cls.predictions`).
+    MlmHead,
+    /// The NSP head (`cls.seq_relationship`).
+    NspHead,
+}
+
+impl ParamGroup {
+    /// How the part reads in messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            ParamGroup::Encoder => "encoder",
+            ParamGroup::Pooler => "pooler",
+            ParamGroup::MlmHead => "MLM head (cls.predictions)",
+            ParamGroup::NspHead => "NSP head (cls.seq_relationship)",
+        }
+    }
+}
+
+/// A mutable reference to a parameter of either rank.
+pub enum ParamMut<'a, B: Backend> {
+    /// A vector (bias, LayerNorm).
+    D1(&'a mut Param<Tensor<B, 1>>),
+    /// A matrix (linear weight, embedding).
+    D2(&'a mut Param<Tensor<B, 2>>),
+}
+
+/// One row of the naming table.
+pub struct NamedParam<'a, B: Backend> {
+    /// Full HuggingFace `BertForPreTraining` name, e.g. `bert.encoder.layer.0.output.dense.weight`.
+    pub hf_name: String,
+    /// Storage kind.
+    pub kind: ParamKind,
+    /// Model part.
+    pub group: ParamGroup,
+    /// The parameter itself.
+    pub param: ParamMut<'a, B>,
+}
+
+struct Table<'a, B: Backend> {
+    rows: Vec<NamedParam<'a, B>>,
+    group: ParamGroup,
+}
+
+impl<'a, B: Backend> Table<'a, B> {
+    fn d1(&mut self, name: String, kind: ParamKind, p: &'a mut Param<Tensor<B, 1>>) {
+        self.rows.push(NamedParam {
+            hf_name: name,
+            kind,
+            group: self.group,
+            param: ParamMut::D1(p),
+        });
+    }
+    fn d2(&mut self, name: String, kind: ParamKind, p: &'a mut Param<Tensor<B, 2>>) {
+        self.rows.push(NamedParam {
+            hf_name: name,
+            kind,
+            group: self.group,
+            param: ParamMut::D2(p),
+        });
+    }
+    fn linear(&mut self, prefix: &str, linear: &'a mut Linear<B>) {
+        self.d2(
+            format!("{prefix}.weight"),
+            ParamKind::LinearWeight,
+            &mut linear.weight,
+        );
+        if let Some(bias) = linear.bias.as_mut() {
+            self.d1(format!("{prefix}.bias"), ParamKind::Bias, bias);
+        }
+    }
+    fn layer_norm(&mut self, prefix: &str, norm: &'a mut LayerNorm<B>) {
+        self.d1(
+            format!("{prefix}.weight"),
+            ParamKind::LayerNormWeight,
+            &mut norm.gamma,
+        );
+        if let Some(beta) = norm.beta.as_mut() {
+            self.d1(format!("{prefix}.bias"), ParamKind::LayerNormBias, beta);
+        }
+    }
+}
+
+impl<B: Backend> BertForPreTraining<B> {
+    /// Every parameter with its HuggingFace name, in a fixed order (embeddings, layers, pooler,
+    /// MLM head, NSP head). The tied decoder weight is not listed: it *is* the word embedding.
+    pub fn named_params_mut(&mut self) -> Vec<NamedParam<'_, B>> {
+        let mut t = Table {
+            rows: Vec::new(),
+            group: ParamGroup::Encoder,
+        };
+        let emb = &mut self.bert.embeddings;
+        t.d2(
+            "bert.embeddings.word_embeddings.weight".into(),
+            ParamKind::Embedding,
+            &mut emb.word.weight,
+        );
+        t.d2(
+            "bert.embeddings.position_embeddings.weight".into(),
+            ParamKind::Embedding,
+            &mut emb.position.weight,
+        );
+        t.d2(
+            "bert.embeddings.token_type_embeddings.weight".into(),
+            ParamKind::Embedding,
+            &mut emb.token_type.weight,
+        );
+        t.layer_norm("bert.embeddings.LayerNorm", &mut emb.layer_norm);
+        for (i, layer) in self.bert.layers.iter_mut().enumerate() {
+            let p = format!("bert.encoder.layer.{i}");
+            let att = &mut layer.attention;
+            t.linear(&format!("{p}.attention.self.query"), &mut att.query);
+            t.linear(&format!("{p}.attention.self.key"), &mut att.key);
+            t.linear(&format!("{p}.attention.self.value"), &mut att.value);
+            t.linear(&format!("{p}.attention.output.dense"), &mut att.output);
+            t.layer_norm(
+                &format!("{p}.attention.output.LayerNorm"),
+                &mut att.layer_norm,
+            );
+            t.linear(&format!("{p}.intermediate.dense"), &mut layer.intermediate);
+            t.linear(&format!("{p}.output.dense"), &mut layer.output);
+            t.layer_norm(&format!("{p}.output.LayerNorm"), &mut layer.layer_norm);
+        }
+        t.group = ParamGroup::Pooler;
+        t.linear("bert.pooler.dense", &mut self.bert.pooler);
+        t.group = ParamGroup::MlmHead;
+        t.d1(
+            "cls.predictions.bias".into(),
+            ParamKind::Bias,
+            &mut self.mlm.bias,
+        );
+        t.linear("cls.predictions.transform.dense", &mut self.mlm.transform);
+        t.layer_norm(
+            "cls.predictions.transform.LayerNorm",
+            &mut self.mlm.layer_norm,
+        );
+        t.group = ParamGroup::NspHead;
+        t.linear("cls.seq_relationship", &mut self.nsp);
+        t.rows
+    }
+}
+
+/// A host-side copy of one parameter in HuggingFace layout.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HostTensor {
+    /// HuggingFace name.
+    pub name: String,
+    /// Shape in HuggingFace layout (`[out, in]` for linear weights).
+    pub shape: Vec<usize>,
+    /// Row-major f32 values.
+    pub values: Vec<f32>,
+}
+
+fn to_host<B: Backend, const D: usize>(t: Tensor<B, D>) -> (Vec<usize>, Vec<f32>) {
+    let shape = t.dims().to_vec();
+    let values = t
+        .into_data()
+        .convert::<f32>()
+        .to_vec::<f32>()
+        .unwrap_or_default();
+    (shape, values)
+}
+
+impl<B: Backend> BertForPreTraining<B> {
+    /// All parameters as host tensors in HuggingFace names and layout (linear weights
+    /// transposed to `[out, in]`). The model is cloned to walk the table; Burn tensors are
+    /// reference-counted, so the clone copies no weights.
+    pub fn to_host_tensors(&self) -> Vec<HostTensor> {
+        let mut model = self.clone();
+        model
+            .named_params_mut()
+            .into_iter()
+            .map(|row| {
+                let (shape, values) = match row.param {
+                    ParamMut::D1(p) => to_host(p.val()),
+                    ParamMut::D2(p) if row.kind == ParamKind::LinearWeight => {
+                        to_host(p.val().transpose())
+                    }
+                    ParamMut::D2(p) => to_host(p.val()),
+                };
+                HostTensor {
+                    name: row.hf_name,
+                    shape,
+                    values,
+                }
+            })
+            .collect()
+    }
+}
