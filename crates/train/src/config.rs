@@ -1,0 +1,597 @@
+//! The run configuration: one TOML file describes a run; unknown keys and impossible values are
+//! refused before any work, each naming the key.
+
+use std::path::{Path, PathBuf};
+
+use bert_model::{Activation, BertConfig};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, TrainError};
+use crate::optim::OptimizerConfig;
+
+/// A whole run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// Every random choice of the run (initialisation, dropout, data order, dynamic masks)
+    /// follows from this seed.
+    #[serde(default)]
+    pub seed: u64,
+    /// Run directory: checkpoints, `metrics.jsonl`, the resolved config.
+    pub out_dir: PathBuf,
+    /// `cpu`, `wgpu`, `cuda` or `cuda:N` (the CLI's `--device` overrides it).
+    #[serde(default = "default_device")]
+    pub device: String,
+    /// The model.
+    pub model: ModelSection,
+    /// The prepared shards and batching.
+    pub data: DataSection,
+    /// Optimiser.
+    #[serde(default)]
+    pub optimizer: OptimizerConfig,
+    /// Learning-rate schedule.
+    #[serde(default)]
+    pub schedule: ScheduleSection,
+    /// Length of the run and its step.
+    pub train: TrainSection,
+    /// Evaluation.
+    #[serde(default)]
+    pub eval: EvalSection,
+    /// Checkpoints.
+    #[serde(default)]
+    pub checkpoint: CheckpointSection,
+    /// The `bert prepare` table, when the same file also prepares the data; read by the data
+    /// crate, ignored here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prepare: Option<toml::Value>,
+    /// Where `bert train` exports the final model as a HuggingFace folder, if anywhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export_dir: Option<PathBuf>,
+}
+
+fn default_device() -> String {
+    "cpu".into()
+}
+
+/// What to do when the loss or the gradients are NaN or infinite.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NanPolicy {
+    /// Stop the run; the last good checkpoint stays the newest.
+    Stop,
+    /// Skip the update, count it, and stop after `max_consecutive_skips` in a row.
+    Skip,
+}
+
+impl NanPolicy {
+    /// The name used in the config.
+    pub fn name(self) -> &'static str {
+        match self {
+            NanPolicy::Stop => "stop",
+            NanPolicy::Skip => "skip",
+        }
+    }
+}
+
+/// The model: a preset or a `config.json`, overrides, and optional initial weights.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSection {
+    /// tiny, mini, small, medium, base or large.
+    #[serde(default)]
+    pub preset: Option<String>,
+    /// A HuggingFace `config.json` to start from instead of a preset.
+    #[serde(default)]
+    pub config: Option<PathBuf>,
+    /// Start from these weights (a HuggingFace folder or a checkpoint of ours), e.g. phase 2
+    /// from phase 1.
+    #[serde(default)]
+    pub init_from: Option<PathBuf>,
+    /// With `init_from` a checkpoint of ours: `fresh` (default) starts a new optimiser and
+    /// schedule, `carry` takes over its optimiser moments.
+    #[serde(default)]
+    pub init_optimizer: InitOptimizer,
+    /// Overrides (HuggingFace names). `vocab_size` defaults to the data's vocabulary.
+    #[serde(default)]
+    pub vocab_size: Option<usize>,
+    /// Override.
+    #[serde(default)]
+    pub hidden_size: Option<usize>,
+    /// Override.
+    #[serde(default)]
+    pub num_hidden_layers: Option<usize>,
+    /// Override.
+    #[serde(default)]
+    pub num_attention_heads: Option<usize>,
+    /// Override.
+    #[serde(default)]
+    pub intermediate_size: Option<usize>,
+    /// Override: gelu, gelu_new, relu, silu.
+    #[serde(default)]
+    pub hidden_act: Option<Activation>,
+    /// Override.
+    #[serde(default)]
+    pub hidden_dropout_prob: Option<f64>,
+    /// Override.
+    #[serde(default)]
+    pub attention_probs_dropout_prob: Option<f64>,
+    /// Override.
+    #[serde(default)]
+    pub max_position_embeddings: Option<usize>,
+    /// Override.
+    #[serde(default)]
+    pub type_vocab_size: Option<usize>,
+    /// Override.
+    #[serde(default)]
+    pub initializer_range: Option<f64>,
+    /// Override.
+    #[serde(default)]
+    pub layer_norm_eps: Option<f64>,
+}
+
+/// Whether `init_from` also brings its optimiser state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InitOptimizer {
+    /// New moments, schedule from step 0.
+    #[default]
+    Fresh,
+    /// Moments from the `init_from` checkpoint; the schedule still starts at step 0.
+    Carry,
+}
+
+/// The prepared data and how it is batched.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSection {
+    /// Training shard directory (from `bert prepare`).
+    pub train: PathBuf,
+    /// Validation shard directory; evaluation is skipped without it.
+    #[serde(default)]
+    pub validation: Option<PathBuf>,
+    /// Sequences per micro-batch on each device.
+    pub batch_size: usize,
+    /// Pad every batch to `max_seq_length` instead of to its longest row.
+    #[serde(default)]
+    pub pad_to_max_length: bool,
+    /// Batches prepared ahead on background threads.
+    #[serde(default = "default_prefetch")]
+    pub prefetch: usize,
+}
+
+fn default_prefetch() -> usize {
+    4
+}
+
+/// Learning-rate schedule.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleSection {
+    /// Warm-up length in optimiser steps (default: 1% of the run, BERT used 10k of 1M).
+    #[serde(default)]
+    pub warmup_steps: Option<u64>,
+    /// Warm-up as a fraction of the run (instead of `warmup_steps`).
+    #[serde(default)]
+    pub warmup_proportion: Option<f64>,
+    /// Decay exponent (1 = linear).
+    #[serde(default = "default_power")]
+    pub power: f64,
+}
+
+fn default_power() -> f64 {
+    1.0
+}
+
+impl Default for ScheduleSection {
+    fn default() -> Self {
+        Self {
+            warmup_steps: None,
+            warmup_proportion: None,
+            power: 1.0,
+        }
+    }
+}
+
+/// The step loop.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainSection {
+    /// Total optimiser steps; data epochs roll over inside the run.
+    pub steps: u64,
+    /// Micro-batches per optimiser step (global batch = batch_size × devices × accumulation).
+    #[serde(default = "one")]
+    pub accumulation: usize,
+    /// Clip gradients by their global norm (over all parameters); `0` disables.
+    #[serde(default = "default_clip")]
+    pub max_grad_norm: f64,
+    /// `stop` or `skip` on NaN/infinite loss or gradients.
+    #[serde(default = "default_policy")]
+    pub nan_policy: NanPolicy,
+    /// With `skip`: stop after this many skipped steps in a row.
+    #[serde(default = "default_skips")]
+    pub max_consecutive_skips: u32,
+    /// Log a line every N steps (metrics.jsonl gets every step).
+    #[serde(default = "one_u64")]
+    pub log_every: u64,
+}
+
+fn one() -> usize {
+    1
+}
+fn one_u64() -> u64 {
+    1
+}
+fn default_clip() -> f64 {
+    1.0
+}
+fn default_policy() -> NanPolicy {
+    NanPolicy::Stop
+}
+fn default_skips() -> u32 {
+    5
+}
+
+/// Evaluation on the validation shards.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalSection {
+    /// Evaluate every N steps (and always at the end); none: only at the end.
+    #[serde(default)]
+    pub every: Option<u64>,
+    /// Evaluate on at most this many batches (default: the whole validation set).
+    #[serde(default)]
+    pub max_batches: Option<usize>,
+    /// Batch size for evaluation (default: the training batch size).
+    #[serde(default)]
+    pub batch_size: Option<usize>,
+}
+
+/// Checkpoints.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointSection {
+    /// Write a checkpoint every N steps (and always at the end).
+    #[serde(default = "default_ckpt_every")]
+    pub every: u64,
+    /// Keep the newest N checkpoints.
+    #[serde(default = "default_keep")]
+    pub keep: usize,
+}
+
+fn default_ckpt_every() -> u64 {
+    1000
+}
+fn default_keep() -> usize {
+    3
+}
+
+impl Default for CheckpointSection {
+    fn default() -> Self {
+        Self {
+            every: default_ckpt_every(),
+            keep: default_keep(),
+        }
+    }
+}
+
+/// Applies one `--set a.b.c=value` override to a parsed TOML document. The value is parsed as
+/// TOML (`3`, `1e-4`, `true`, `"x"`, `[1, 2]`), or taken as a string when it does not parse.
+pub fn apply_override(doc: &mut toml::Table, assignment: &str) -> Result<()> {
+    let bad = |message: String| TrainError::Config {
+        path: PathBuf::from("--set"),
+        message,
+    };
+    let (key, raw) = assignment
+        .split_once('=')
+        .ok_or_else(|| bad(format!("`{assignment}` is not key=value")))?;
+    let key = key.trim();
+    if key.is_empty() {
+        return Err(bad(format!("`{assignment}` has an empty key")));
+    }
+    let value = match format!("v = {raw}").parse::<toml::Table>() {
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(raw.to_string())),
+        Err(_) => toml::Value::String(raw.trim().to_string()),
+    };
+    let parts: Vec<&str> = key.split('.').collect();
+    let mut table = doc;
+    for part in &parts[..parts.len() - 1] {
+        let entry = table
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(Default::default()));
+        table = entry
+            .as_table_mut()
+            .ok_or_else(|| bad(format!("`{key}`: `{part}` is not a table")))?;
+    }
+    table.insert(parts[parts.len() - 1].to_string(), value);
+    Ok(())
+}
+
+impl RunConfig {
+    /// Reads a run config, applies `--set` overrides, and validates it.
+    pub fn load(path: &Path, overrides: &[String]) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(TrainError::io("reading", path))?;
+        Self::parse(&text, path, overrides)
+    }
+
+    /// Parses a run config text (see [`RunConfig::load`]).
+    pub fn parse(text: &str, path: &Path, overrides: &[String]) -> Result<Self> {
+        let bad = |message: String| TrainError::Config {
+            path: path.to_path_buf(),
+            message,
+        };
+        let mut doc: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| bad(e.to_string()))?;
+        for o in overrides {
+            apply_override(&mut doc, o)?;
+        }
+        let mut config: RunConfig = toml::Value::Table(doc)
+            .try_into()
+            .map_err(|e: toml::de::Error| bad(e.to_string()))?;
+        // Relative paths are relative to the config file, so a config runs from anywhere.
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        config.resolve_paths(&base);
+        config.validate().map_err(bad)?;
+        Ok(config)
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() && !base.as_os_str().is_empty() {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut self.out_dir);
+        fix(&mut self.data.train);
+        if let Some(v) = self.data.validation.as_mut() {
+            fix(v);
+        }
+        if let Some(p) = self.model.config.as_mut() {
+            fix(p);
+        }
+        if let Some(p) = self.model.init_from.as_mut() {
+            fix(p);
+        }
+        if let Some(p) = self.export_dir.as_mut() {
+            fix(p);
+        }
+    }
+
+    /// Checks values that no run can use, naming the key.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.train.steps == 0 {
+            return Err("`train.steps` must be at least 1".into());
+        }
+        if self.data.batch_size == 0 {
+            return Err("`data.batch_size` must be at least 1".into());
+        }
+        if self.train.accumulation == 0 {
+            return Err("`train.accumulation` must be at least 1".into());
+        }
+        if self.data.prefetch == 0 {
+            return Err("`data.prefetch` must be at least 1".into());
+        }
+        if !(self.optimizer.learning_rate > 0.0 && self.optimizer.learning_rate.is_finite()) {
+            return Err(format!(
+                "`optimizer.learning_rate` is {}, expected a positive number",
+                self.optimizer.learning_rate
+            ));
+        }
+        for (key, b) in [
+            ("optimizer.beta1", self.optimizer.beta1),
+            ("optimizer.beta2", self.optimizer.beta2),
+        ] {
+            if !(0.0..1.0).contains(&b) {
+                return Err(format!("`{key}` is {b}, expected a value in [0, 1)"));
+            }
+        }
+        if self.optimizer.epsilon.is_nan() || self.optimizer.epsilon <= 0.0 {
+            return Err("`optimizer.epsilon` must be positive".into());
+        }
+        if self.optimizer.weight_decay.is_nan() || self.optimizer.weight_decay < 0.0 {
+            return Err("`optimizer.weight_decay` must be at least 0".into());
+        }
+        if self.train.max_grad_norm.is_nan() || self.train.max_grad_norm < 0.0 {
+            return Err("`train.max_grad_norm` must be at least 0 (0 disables clipping)".into());
+        }
+        if self.schedule.warmup_steps.is_some() && self.schedule.warmup_proportion.is_some() {
+            return Err(
+                "set only one of `schedule.warmup_steps` and `schedule.warmup_proportion`".into(),
+            );
+        }
+        if let Some(p) = self.schedule.warmup_proportion {
+            if !(0.0..1.0).contains(&p) {
+                return Err(format!(
+                    "`schedule.warmup_proportion` is {p}, expected a fraction in [0, 1)"
+                ));
+            }
+        }
+        if let Some(w) = self.schedule.warmup_steps {
+            if w >= self.train.steps {
+                return Err(format!(
+                    "`schedule.warmup_steps` ({w}) must be shorter than the run (`train.steps` = {})",
+                    self.train.steps
+                ));
+            }
+        }
+        if self.schedule.power.is_nan() || self.schedule.power <= 0.0 {
+            return Err("`schedule.power` must be positive".into());
+        }
+        if self.checkpoint.every == 0 {
+            return Err("`checkpoint.every` must be at least 1".into());
+        }
+        if self.checkpoint.keep == 0 {
+            return Err("`checkpoint.keep` must be at least 1".into());
+        }
+        if self.eval.every == Some(0) {
+            return Err("`eval.every` must be at least 1".into());
+        }
+        if self.eval.batch_size == Some(0) {
+            return Err("`eval.batch_size` must be at least 1".into());
+        }
+        if self.train.log_every == 0 {
+            return Err("`train.log_every` must be at least 1".into());
+        }
+        if self.model.preset.is_some() && self.model.config.is_some() {
+            return Err("set only one of `model.preset` and `model.config`".into());
+        }
+        if self.model.preset.is_none()
+            && self.model.config.is_none()
+            && self.model.init_from.is_none()
+        {
+            return Err("set `model.preset` (tiny, mini, small, medium, base, large), `model.config` or `model.init_from`".into());
+        }
+        Ok(())
+    }
+
+    /// Warm-up steps after resolving the proportion (default 1% of the run).
+    pub fn warmup_steps(&self) -> u64 {
+        match (self.schedule.warmup_steps, self.schedule.warmup_proportion) {
+            (Some(w), _) => w,
+            (None, Some(p)) => (p * self.train.steps as f64).round() as u64,
+            (None, None) => self.train.steps / 100,
+        }
+    }
+
+    /// The model config: preset, `config.json` or `init_from`'s, then the overrides.
+    /// `data_vocab_size` fills `vocab_size` when no override gives it.
+    pub fn model_config(&self, data_vocab_size: usize) -> Result<BertConfig> {
+        let m = &self.model;
+        let bad = |message: String| TrainError::Config {
+            path: PathBuf::from("model"),
+            message,
+        };
+        let mut c = if let Some(name) = &m.preset {
+            let mut c =
+                BertConfig::preset(name).map_err(|e| bad(format!("`model.preset`: {e}")))?;
+            c.vocab_size = data_vocab_size;
+            c
+        } else if let Some(path) = &m.config {
+            BertConfig::load(path)?
+        } else if let Some(dir) = &m.init_from {
+            BertConfig::load(&dir.join(bert_model::hf::CONFIG_FILE))?
+        } else {
+            return Err(bad(
+                "no `model.preset`, `model.config` or `model.init_from`".into(),
+            ));
+        };
+        macro_rules! over {
+            ($($f:ident),*) => { $( if let Some(v) = m.$f { c.$f = v; } )* };
+        }
+        over!(
+            vocab_size,
+            hidden_size,
+            num_hidden_layers,
+            num_attention_heads,
+            intermediate_size,
+            hidden_act,
+            hidden_dropout_prob,
+            attention_probs_dropout_prob,
+            max_position_embeddings,
+            type_vocab_size,
+            initializer_range,
+            layer_norm_eps
+        );
+        c.validate().map_err(|e| bad(e.to_string()))?;
+        if c.vocab_size < data_vocab_size {
+            return Err(bad(format!(
+                "`model.vocab_size` ({}) is smaller than the data's vocabulary ({data_vocab_size})",
+                c.vocab_size
+            )));
+        }
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+        seed = 1
+        out_dir = "runs/x"
+        [model]
+        preset = "tiny"
+        [data]
+        train = "data/train"
+        batch_size = 8
+        [train]
+        steps = 100
+    "#;
+
+    fn parse(text: &str, overrides: &[&str]) -> Result<RunConfig> {
+        let o: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+        RunConfig::parse(text, Path::new("cfg/run.toml"), &o)
+    }
+
+    #[test]
+    fn defaults_are_berts() {
+        let c = parse(MINIMAL, &[]).unwrap();
+        assert_eq!(c.optimizer.epsilon, 1e-6);
+        assert_eq!(c.optimizer.weight_decay, 0.01);
+        assert_eq!(c.train.max_grad_norm, 1.0);
+        assert_eq!(c.warmup_steps(), 1);
+        assert_eq!(c.out_dir, Path::new("cfg/runs/x"));
+        let m = c.model_config(1000).unwrap();
+        assert_eq!((m.hidden_size, m.vocab_size), (128, 1000));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_key() {
+        let err = parse(
+            &MINIMAL.replace("steps = 100", "steps = 100\nstepz = 3"),
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("stepz"), "{err}");
+        let err = parse(MINIMAL, &["data.batch_size=0"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("data.batch_size"), "{err}");
+        let err = parse(MINIMAL, &["schedule.warmup_steps=100"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("warmup_steps") && err.contains("shorter"),
+            "{err}"
+        );
+        let err = parse(MINIMAL, &["optimizer.kind=\"sgd\""])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("sgd"), "{err}");
+        let err = parse(MINIMAL, &["model.num_attention_heads=3"])
+            .unwrap()
+            .model_config(100)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("num_attention_heads"), "{err}");
+        let err = parse(MINIMAL, &["model.vocab_size=50"])
+            .unwrap()
+            .model_config(100)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("vocab_size"), "{err}");
+    }
+
+    #[test]
+    fn overrides_parse_as_toml() {
+        let c = parse(
+            MINIMAL,
+            &[
+                "train.steps=5000",
+                "optimizer.learning_rate=2e-4",
+                "optimizer.kind=lamb",
+                "model.hidden_act=relu",
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.train.steps, 5000);
+        assert_eq!(c.optimizer.learning_rate, 2e-4);
+        assert_eq!(c.optimizer.kind, crate::optim::OptimizerKind::Lamb);
+        assert_eq!(c.model_config(10).unwrap().hidden_act, Activation::Relu);
+        assert!(parse(MINIMAL, &["novalue"]).is_err());
+    }
+}

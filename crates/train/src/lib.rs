@@ -1,0 +1,16 @@
+//! The BERT pre-training loop: run config, AdamW/LAMB, schedule, accumulation, global-norm
+//! clipping, evaluation, metrics, checkpoints and exact resume. Generic over the Burn backend.
+
+pub mod checkpoint;
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod optim;
+pub mod run;
+pub mod schedule;
+pub mod source;
+pub mod step;
+pub mod synthetic;
+
+pub use config::RunConfig;
+pub use error::{Result, TrainError};

@@ -1,0 +1,135 @@
+//! `metrics.jsonl`: one JSON line per training step and per evaluation, appended as the run goes.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use bert_model::fsutil::write_atomic;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, TrainError};
+
+/// One training step.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    /// Always `"train"`.
+    pub kind: String,
+    /// Optimiser step (1-based: the number of updates done after it).
+    pub step: u64,
+    /// Total loss.
+    pub loss: f64,
+    /// MLM loss.
+    pub mlm_loss: f64,
+    /// NSP loss.
+    pub nsp_loss: f64,
+    /// MLM accuracy on the step's masked positions.
+    pub mlm_accuracy: f64,
+    /// NSP accuracy on the step's sequences.
+    pub nsp_accuracy: f64,
+    /// Learning rate used.
+    pub lr: f64,
+    /// Global gradient norm before clipping.
+    pub grad_norm: f64,
+    /// Sequences per second over this step.
+    pub seq_per_s: f64,
+    /// Real tokens per second over this step.
+    pub tokens_per_s: f64,
+    /// Seconds since the run started (across resumes).
+    pub elapsed_s: f64,
+    /// True when the update was skipped (non-finite values).
+    pub skipped: bool,
+}
+
+/// One evaluation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EvalRecord {
+    /// Always `"eval"`.
+    pub kind: String,
+    /// Step after which it ran.
+    pub step: u64,
+    /// MLM loss (mean over masked positions).
+    pub mlm_loss: f64,
+    /// NSP loss (mean over sequences).
+    pub nsp_loss: f64,
+    /// MLM accuracy.
+    pub mlm_accuracy: f64,
+    /// NSP accuracy.
+    pub nsp_accuracy: f64,
+    /// Sequences evaluated.
+    pub sequences: u64,
+}
+
+/// The run's metrics file.
+pub struct MetricsLog {
+    path: PathBuf,
+    file: File,
+}
+
+impl MetricsLog {
+    /// Opens `dir/metrics.jsonl` for appending, first dropping every line after step `keep_upto`
+    /// (a resumed run rewrites the steps the killed run did after its last checkpoint) and any
+    /// torn last line.
+    pub fn open(dir: &Path, keep_upto: u64) -> Result<Self> {
+        let path = dir.join("metrics.jsonl");
+        if path.exists() {
+            let f = File::open(&path).map_err(TrainError::io("reading", &path))?;
+            let mut kept = String::new();
+            for line in BufReader::new(f).lines() {
+                let line = line.map_err(TrainError::io("reading", &path))?;
+                let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+                    continue;
+                };
+                if v.get("step")
+                    .and_then(|s| s.as_u64())
+                    .is_some_and(|s| s <= keep_upto)
+                {
+                    kept.push_str(&line);
+                    kept.push('\n');
+                }
+            }
+            write_atomic(&path, kept.as_bytes())?;
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(TrainError::io("opening", &path))?;
+        Ok(Self { path, file })
+    }
+
+    /// Appends one record as a line.
+    pub fn append<T: Serialize>(&mut self, record: &T) -> Result<()> {
+        let mut line = serde_json::to_string(record).expect("records serialise");
+        line.push('\n');
+        self.file
+            .write_all(line.as_bytes())
+            .map_err(TrainError::io("appending to", &self.path))
+    }
+
+    /// Where the file is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Reads every record of a metrics file (for `bert plot` and tests), skipping torn lines.
+pub fn read_metrics(path: &Path) -> Result<(Vec<StepRecord>, Vec<EvalRecord>)> {
+    let f = File::open(path).map_err(TrainError::io("reading", path))?;
+    let mut steps = Vec::new();
+    let mut evals = Vec::new();
+    for line in BufReader::new(f).lines() {
+        let line = line.map_err(TrainError::io("reading", path))?;
+        if let Ok(r) = serde_json::from_str::<StepRecord>(&line) {
+            if r.kind == "train" {
+                steps.push(r);
+                continue;
+            }
+        }
+        if let Ok(r) = serde_json::from_str::<EvalRecord>(&line) {
+            if r.kind == "eval" {
+                evals.push(r);
+            }
+        }
+    }
+    Ok((steps, evals))
+}

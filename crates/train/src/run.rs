@@ -1,0 +1,457 @@
+//! The run: set up (fresh, `init_from` or resume), step loop, evaluation, checkpoints, export.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use bert_model::{
+    load_model_dir, save_model_dir, BertConfig, BertForPreTraining, PretrainingMetrics,
+};
+use burn::tensor::backend::AutodiffBackend;
+
+use crate::checkpoint::{self, TrainerState};
+use crate::config::{InitOptimizer, NanPolicy, RunConfig};
+use crate::error::{Result, TrainError};
+use crate::metrics::{EvalRecord, MetricsLog, StepRecord};
+use crate::optim::Optimizer;
+use crate::schedule::Schedule;
+use crate::source::DataProvider;
+use crate::step::{batch_to_device, TrainState};
+
+/// How the run ended.
+#[derive(Clone, Debug)]
+pub struct RunSummary {
+    /// Steps completed.
+    pub steps: u64,
+    /// Steps this invocation ran (fewer than `steps` after a resume).
+    pub steps_this_run: u64,
+    /// Wall seconds of this invocation.
+    pub wall_s: f64,
+    /// Sequences per second over this invocation's steps.
+    pub seq_per_s: f64,
+    /// The last evaluation, if any.
+    pub final_eval: Option<EvalRecord>,
+    /// The newest checkpoint.
+    pub checkpoint: PathBuf,
+    /// The exported HuggingFace folder, if `export_dir` was set.
+    pub export: Option<PathBuf>,
+}
+
+/// Options of one invocation that are not part of the run's identity.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Continue from the newest complete checkpoint in the run directory.
+    pub resume: bool,
+    /// Show a progress bar (the CLI sets it when stderr is a terminal).
+    pub progress: bool,
+}
+
+fn checkpoints_dir(config: &RunConfig) -> PathBuf {
+    config.out_dir.join("checkpoints")
+}
+
+/// Keys whose change would make a resumed run a different run.
+fn identity(config: &RunConfig) -> Vec<(&'static str, String)> {
+    vec![
+        ("seed", config.seed.to_string()),
+        ("model", format!("{:?}", config.model)),
+        ("data.train", config.data.train.display().to_string()),
+        ("data.batch_size", config.data.batch_size.to_string()),
+        (
+            "data.pad_to_max_length",
+            config.data.pad_to_max_length.to_string(),
+        ),
+        ("train.accumulation", config.train.accumulation.to_string()),
+        ("optimizer", format!("{:?}", config.optimizer)),
+    ]
+}
+
+fn check_resume(
+    dir: &Path,
+    state: &TrainerState,
+    config: &RunConfig,
+    vocab_hash: &str,
+) -> Result<()> {
+    let old: RunConfig =
+        serde_json::from_value(state.run_config.clone()).map_err(|e| TrainError::Checkpoint {
+            path: dir.to_path_buf(),
+            message: format!("unreadable run config: {e}"),
+        })?;
+    let mut differ: Vec<String> = identity(&old)
+        .into_iter()
+        .zip(identity(config))
+        .filter(|(a, b)| a.1 != b.1)
+        .map(|(a, b)| format!("`{}` was {} and is now {}", a.0, a.1, b.1))
+        .collect();
+    if state.vocab_hash != vocab_hash {
+        differ.push(format!(
+            "the vocabulary hash was {} and is now {vocab_hash}",
+            state.vocab_hash
+        ));
+    }
+    if !differ.is_empty() {
+        return Err(TrainError::ResumeMismatch {
+            path: dir.to_path_buf(),
+            message: format!(
+                "{}. Start a new run directory (`--out`) for a different run; total steps, evaluation and checkpoint intervals may change on resume",
+                differ.join("; ")
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Evaluates `model` (without autodiff, so without dropout) on `batches`.
+pub fn evaluate<B: AutodiffBackend>(
+    model: &BertForPreTraining<B>,
+    batches: &[bert_data::HostBatch],
+    step: u64,
+    device: &B::Device,
+) -> EvalRecord {
+    let inner = burn::module::AutodiffModule::valid(model);
+    let mut acc = PretrainingMetrics {
+        loss: 0.0,
+        mlm_loss: 0.0,
+        nsp_loss: 0.0,
+        mlm_correct: 0.0,
+        mlm_total: 0.0,
+        nsp_correct: 0.0,
+        nsp_total: 0.0,
+    };
+    for b in batches {
+        let m = inner
+            .forward_pretraining(batch_to_device::<B::InnerBackend>(b, device))
+            .metrics();
+        acc.mlm_loss += m.mlm_loss * m.mlm_total;
+        acc.nsp_loss += m.nsp_loss * m.nsp_total;
+        acc.mlm_correct += m.mlm_correct;
+        acc.mlm_total += m.mlm_total;
+        acc.nsp_correct += m.nsp_correct;
+        acc.nsp_total += m.nsp_total;
+    }
+    EvalRecord {
+        kind: "eval".into(),
+        step,
+        mlm_loss: if acc.mlm_total > 0.0 {
+            acc.mlm_loss / acc.mlm_total
+        } else {
+            0.0
+        },
+        nsp_loss: if acc.nsp_total > 0.0 {
+            acc.nsp_loss / acc.nsp_total
+        } else {
+            0.0
+        },
+        mlm_accuracy: acc.mlm_accuracy(),
+        nsp_accuracy: acc.nsp_accuracy(),
+        sequences: acc.nsp_total as u64,
+    }
+}
+
+/// Runs (or resumes) the training described by `config` on backend `B`.
+pub fn train<B: AutodiffBackend>(
+    config: &RunConfig,
+    data: &dyn DataProvider,
+    device: &B::Device,
+    options: &RunOptions,
+) -> Result<RunSummary> {
+    let facts = data.facts().clone();
+    let model_config = config.model_config(facts.vocab_size)?;
+    if facts.max_seq_length > model_config.max_position_embeddings {
+        return Err(TrainError::Config {
+            path: PathBuf::from("model.max_position_embeddings"),
+            message: format!(
+                "the shards hold sequences of up to {} tokens, the model's `max_position_embeddings` is {}",
+                facts.max_seq_length, model_config.max_position_embeddings
+            ),
+        });
+    }
+    std::fs::create_dir_all(&config.out_dir)
+        .map_err(TrainError::io("creating", &config.out_dir))?;
+    let ckpt_root = checkpoints_dir(config);
+    checkpoint::clean_partial(&ckpt_root);
+    let run_config_json = serde_json::to_value(config).expect("run config serialises");
+
+    // Set up: resume, init_from, or fresh.
+    let mut trainer_state;
+    let mut state: TrainState<B>;
+    let newest = checkpoint::list_checkpoints(&ckpt_root).pop();
+    if let (true, Some((_, dir))) = (options.resume, newest.as_ref()) {
+        let dir = dir.clone();
+        trainer_state = checkpoint::read_state(&dir)?;
+        check_resume(&dir, &trainer_state, config, &facts.vocab_hash)?;
+        let (loaded_config, model, _) = load_model_dir::<B>(&dir, config.seed, device)?;
+        if loaded_config != model_config {
+            return Err(TrainError::ResumeMismatch {
+                path: dir,
+                message: "the model config differs from the checkpoint's".into(),
+            });
+        }
+        let mut model = model;
+        let moments = checkpoint::load_moments::<B>(&dir, &mut model, device)?;
+        state = TrainState {
+            model,
+            optimizer: trainer_state.optimizer.clone(),
+            moments,
+        };
+        trainer_state.run_config = run_config_json.clone();
+        tracing::info!(
+            "resuming from {} (step {})",
+            dir.display(),
+            trainer_state.step
+        );
+    } else {
+        if newest.is_some() {
+            return Err(TrainError::Config {
+                path: config.out_dir.clone(),
+                message: "the run directory already has checkpoints: pass `--resume` to continue it, or choose another `out_dir`".into(),
+            });
+        }
+        let optimizer = Optimizer::new(config.optimizer.clone());
+        state = match &config.model.init_from {
+            Some(dir) => {
+                let (loaded, model, report) = load_model_dir::<B>(dir, config.seed, device)?;
+                if loaded.vocab_size != model_config.vocab_size
+                    || loaded.hidden_size != model_config.hidden_size
+                {
+                    return Err(TrainError::Config {
+                        path: dir.clone(),
+                        message: format!(
+                            "`model.init_from` has vocab {} / hidden {}, the run needs vocab {} / hidden {}",
+                            loaded.vocab_size, loaded.hidden_size, model_config.vocab_size, model_config.hidden_size
+                        ),
+                    });
+                }
+                for g in report.initialized {
+                    tracing::warn!(
+                        "{} not in `{}`: freshly initialised",
+                        g.describe(),
+                        dir.display()
+                    );
+                }
+                let mut s = TrainState::new(model, optimizer);
+                if config.model.init_optimizer == InitOptimizer::Carry {
+                    s.moments = checkpoint::load_moments::<B>(dir, &mut s.model, device)?;
+                }
+                tracing::info!("initialised from {}", dir.display());
+                s
+            }
+            None => TrainState::new(
+                BertForPreTraining::new(&model_config, config.seed, device),
+                optimizer,
+            ),
+        };
+        trainer_state = TrainerState {
+            step: 0,
+            sequences_seen: 0,
+            tokens_seen: 0,
+            skipped_steps: 0,
+            consecutive_skips: 0,
+            data_cursor: serde_json::Value::Null,
+            optimizer: state.optimizer.clone(),
+            seed: config.seed,
+            vocab_hash: facts.vocab_hash.clone(),
+            run_config: run_config_json.clone(),
+            elapsed_s: 0.0,
+            versions: checkpoint::versions(),
+        };
+    }
+    let write_config = serde_json::to_vec_pretty(&run_config_json).expect("serialises");
+    bert_model::fsutil::write_atomic(&config.out_dir.join("run_config.json"), &write_config)?;
+
+    let schedule = Schedule {
+        peak_lr: config.optimizer.learning_rate,
+        warmup_steps: config.warmup_steps(),
+        total_steps: config.train.steps,
+        power: config.schedule.power,
+    };
+    let mut log = MetricsLog::open(&config.out_dir, trainer_state.step)?;
+    let cursor = (!trainer_state.data_cursor.is_null()).then_some(&trainer_state.data_cursor);
+    let mut batches = data.train(cursor)?;
+    let eval_batch = config.eval.batch_size.unwrap_or(config.data.batch_size);
+    let validation = data.validation(eval_batch, config.eval.max_batches)?;
+
+    let start_step = trainer_state.step;
+    let started = Instant::now();
+    let elapsed_before = trainer_state.elapsed_s;
+    let bar = progress_bar(options.progress, start_step, config.train.steps);
+    let mut final_eval = None;
+    let mut newest_ckpt = checkpoint::list_checkpoints(&ckpt_root).pop().map(|c| c.1);
+    let mut micro = Vec::with_capacity(config.train.accumulation);
+
+    while trainer_state.step < config.train.steps {
+        let step = trainer_state.step;
+        micro.clear();
+        for _ in 0..config.train.accumulation {
+            micro.push(batches.next_batch()?);
+        }
+        let lr = schedule.lr(step);
+        let t0 = Instant::now();
+        let dropout_seed = bert_rng::mix_seed(&[config.seed, 0xD80F, step]);
+        let out = state.step(&micro, lr, config.train.max_grad_norm, dropout_seed, device);
+        let dt = t0.elapsed().as_secs_f64().max(1e-9);
+        trainer_state.step += 1;
+        trainer_state.sequences_seen += out.sequences as u64;
+        trainer_state.tokens_seen += out.tokens as u64;
+        trainer_state.data_cursor = batches.cursor();
+        trainer_state.elapsed_s = elapsed_before + started.elapsed().as_secs_f64();
+        let m = out.metrics;
+        let record = StepRecord {
+            kind: "train".into(),
+            step: trainer_state.step,
+            loss: m.loss,
+            mlm_loss: m.mlm_loss,
+            nsp_loss: m.nsp_loss,
+            mlm_accuracy: m.mlm_accuracy(),
+            nsp_accuracy: m.nsp_accuracy(),
+            lr,
+            grad_norm: out.grad_norm,
+            seq_per_s: out.sequences as f64 / dt,
+            tokens_per_s: out.tokens as f64 / dt,
+            elapsed_s: trainer_state.elapsed_s,
+            skipped: !out.applied,
+        };
+        log.append(&record)?;
+        if !out.applied {
+            trainer_state.skipped_steps += 1;
+            trainer_state.consecutive_skips += 1;
+            let what = if m.loss.is_finite() {
+                "gradient norm"
+            } else {
+                "loss"
+            };
+            let value = if m.loss.is_finite() {
+                out.grad_norm
+            } else {
+                m.loss
+            };
+            let stop = config.train.nan_policy == NanPolicy::Stop
+                || trainer_state.consecutive_skips > config.train.max_consecutive_skips;
+            tracing::warn!(
+                "step {}: {what} is {value}; update skipped",
+                trainer_state.step
+            );
+            if stop {
+                return Err(TrainError::NonFinite {
+                    step: trainer_state.step,
+                    what,
+                    value,
+                    policy: config.train.nan_policy.name(),
+                    hint: newest_ckpt
+                        .as_ref()
+                        .map(|p| {
+                            format!(
+                                " ({}); lower the learning rate or check the data, then `--resume`",
+                                p.display()
+                            )
+                        })
+                        .unwrap_or_default(),
+                });
+            }
+        } else {
+            trainer_state.consecutive_skips = 0;
+        }
+        trainer_state.optimizer = state.optimizer.clone();
+        if let Some(bar) = &bar {
+            bar.set_position(trainer_state.step);
+            bar.set_message(format!(
+                "loss {:.4} mlm acc {:.3} nsp acc {:.3} lr {:.2e}",
+                m.loss,
+                m.mlm_accuracy(),
+                m.nsp_accuracy(),
+                lr
+            ));
+        }
+        if trainer_state.step % config.train.log_every == 0 {
+            tracing::info!(
+                step = trainer_state.step,
+                loss = format!("{:.4}", m.loss),
+                mlm_acc = format!("{:.3}", m.mlm_accuracy()),
+                nsp_acc = format!("{:.3}", m.nsp_accuracy()),
+                lr = format!("{lr:.3e}"),
+                grad_norm = format!("{:.3}", out.grad_norm),
+                seq_per_s = format!("{:.1}", record.seq_per_s),
+                "train"
+            );
+        }
+        let last = trainer_state.step == config.train.steps;
+        let eval_due = last
+            || config
+                .eval
+                .every
+                .is_some_and(|e| trainer_state.step % e == 0);
+        if eval_due {
+            if let Some(v) = &validation {
+                let e = evaluate(&state.model, v, trainer_state.step, device);
+                tracing::info!(
+                    step = e.step,
+                    mlm_loss = format!("{:.4}", e.mlm_loss),
+                    mlm_acc = format!("{:.4}", e.mlm_accuracy),
+                    nsp_loss = format!("{:.4}", e.nsp_loss),
+                    nsp_acc = format!("{:.4}", e.nsp_accuracy),
+                    "validation"
+                );
+                log.append(&e)?;
+                final_eval = Some(e);
+            }
+        }
+        if last || trainer_state.step % config.checkpoint.every == 0 {
+            let dir = checkpoint::save(
+                &ckpt_root,
+                &mut state,
+                &model_config,
+                &trainer_state,
+                facts.tokenizer_dir.as_deref(),
+                config.checkpoint.keep,
+            )?;
+            tracing::info!("checkpoint {}", dir.display());
+            newest_ckpt = Some(dir);
+        }
+    }
+    if let Some(bar) = bar {
+        bar.finish();
+    }
+    let export = match &config.export_dir {
+        Some(dir) => {
+            save_model_dir(
+                &state.model,
+                &model_config,
+                dir,
+                facts.tokenizer_dir.as_deref(),
+            )?;
+            tracing::info!("exported HuggingFace folder {}", dir.display());
+            Some(dir.clone())
+        }
+        None => None,
+    };
+    let wall_s = started.elapsed().as_secs_f64();
+    let steps_this_run = trainer_state.step - start_step;
+    let seqs = steps_this_run as f64 * (config.data.batch_size * config.train.accumulation) as f64;
+    Ok(RunSummary {
+        steps: trainer_state.step,
+        steps_this_run,
+        wall_s,
+        seq_per_s: if wall_s > 0.0 { seqs / wall_s } else { 0.0 },
+        final_eval,
+        checkpoint: newest_ckpt.unwrap_or(ckpt_root),
+        export,
+    })
+}
+
+fn progress_bar(show: bool, start: u64, total: u64) -> Option<indicatif::ProgressBar> {
+    if !show {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_position(start);
+    let style = indicatif::ProgressStyle::with_template(
+        "{elapsed_precise} [{bar:30}] {pos}/{len} steps (eta {eta}) {msg}",
+    )
+    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    bar.set_style(style);
+    Some(bar)
+}
+
+/// The model config a run will train (for commands that need it before training).
+pub fn resolved_model_config(config: &RunConfig, data: &dyn DataProvider) -> Result<BertConfig> {
+    config.model_config(data.facts().vocab_size)
+}

@@ -1,0 +1,230 @@
+//! One optimiser step: micro-batches, accumulation, global-norm clipping, NaN guard, update.
+
+use bert_data::HostBatch;
+use bert_model::params::ParamMut;
+use bert_model::{BertForPreTraining, PretrainingBatch, PretrainingMetrics};
+use burn::module::Param;
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{Int, Tensor, TensorData};
+
+use crate::optim::{Moments, Optimizer, ParamSlot};
+
+/// Moves a host batch to `device` as model inputs.
+pub fn batch_to_device<B: Backend>(b: &HostBatch, device: &B::Device) -> PretrainingBatch<B> {
+    let int2 = |v: &[i64], cols: usize| -> Tensor<B, 2, Int> {
+        Tensor::from_data(TensorData::new(v.to_vec(), [b.batch_size, cols]), device)
+    };
+    PretrainingBatch {
+        input_ids: int2(&b.input_ids, b.seq_len),
+        token_type_ids: int2(&b.token_type_ids, b.seq_len),
+        attention_mask: int2(&b.attention_mask, b.seq_len),
+        masked_positions: int2(&b.masked_positions, b.max_predictions),
+        masked_labels: int2(&b.masked_labels, b.max_predictions),
+        masked_weights: Tensor::from_data(
+            TensorData::new(b.masked_weights.clone(), [b.batch_size, b.max_predictions]),
+            device,
+        ),
+        nsp_labels: Tensor::from_data(
+            TensorData::new(b.nsp_labels.clone(), [b.batch_size]),
+            device,
+        ),
+    }
+}
+
+/// What one optimiser step measured.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepOutcome {
+    /// Losses and counts summed over the micro-batches (losses weighted like the gradient).
+    pub metrics: PretrainingMetrics,
+    /// Global gradient norm before clipping.
+    pub grad_norm: f64,
+    /// Whether the update was applied (false: non-finite loss or gradient).
+    pub applied: bool,
+    /// Sequences in the step.
+    pub sequences: usize,
+    /// Real tokens in the step.
+    pub tokens: usize,
+}
+
+/// Model, optimiser and moments: the state that one step advances.
+pub struct TrainState<B: AutodiffBackend> {
+    /// The model being trained.
+    pub model: BertForPreTraining<B>,
+    /// Update rule and step counter.
+    pub optimizer: Optimizer,
+    /// Moments per parameter, in the naming table's order.
+    pub moments: Vec<Option<Moments<B::InnerBackend>>>,
+}
+
+impl<B: AutodiffBackend> TrainState<B> {
+    /// Fresh optimiser state for `model`.
+    pub fn new(model: BertForPreTraining<B>, optimizer: Optimizer) -> Self {
+        let mut model = model;
+        let n = model.named_params_mut().len();
+        Self {
+            model,
+            optimizer,
+            moments: vec![None; n],
+        }
+    }
+
+    /// Forward and backward over `micro_batches`, then one update at `lr`, unless the loss or
+    /// gradient norm is not finite. `dropout_seed` seeds the backend before each micro-batch so
+    /// that dropout masks depend only on (run seed, step, micro-batch) and resume is exact.
+    pub fn step(
+        &mut self,
+        micro_batches: &[HostBatch],
+        lr: f64,
+        max_grad_norm: f64,
+        dropout_seed: u64,
+        device: &B::Device,
+    ) -> StepOutcome {
+        // Normalise by the whole step's counts, so N micro-batches equal one big batch exactly.
+        let total_weight: f64 = micro_batches
+            .iter()
+            .map(|b| b.masked_weights.iter().map(|&w| w as f64).sum::<f64>())
+            .sum();
+        let total_rows: usize = micro_batches.iter().map(|b| b.batch_size).sum();
+        let mut acc: Vec<Option<Tensor<B::InnerBackend, 1>>> = vec![None; self.moments.len()];
+        let mut sums = PretrainingMetrics {
+            loss: 0.0,
+            mlm_loss: 0.0,
+            nsp_loss: 0.0,
+            mlm_correct: 0.0,
+            mlm_total: 0.0,
+            nsp_correct: 0.0,
+            nsp_total: 0.0,
+        };
+        let mut tokens = 0;
+        for (i, host) in micro_batches.iter().enumerate() {
+            B::seed(device, bert_rng::mix_seed(&[dropout_seed, i as u64]));
+            let batch_weight: f64 = host.masked_weights.iter().map(|&w| w as f64).sum();
+            let mlm_share = if total_weight > 0.0 {
+                batch_weight / total_weight
+            } else {
+                0.0
+            };
+            let nsp_share = host.batch_size as f64 / total_rows as f64;
+            let out = self
+                .model
+                .forward_pretraining(batch_to_device(host, device));
+            let loss = out.mlm_loss.clone().mul_scalar(mlm_share)
+                + out.nsp_loss.clone().mul_scalar(nsp_share);
+            let m = out.metrics();
+            sums.mlm_loss += m.mlm_loss * mlm_share;
+            sums.nsp_loss += m.nsp_loss * nsp_share;
+            sums.mlm_correct += m.mlm_correct;
+            sums.mlm_total += m.mlm_total;
+            sums.nsp_correct += m.nsp_correct;
+            sums.nsp_total += m.nsp_total;
+            tokens += host.real_tokens();
+            let grads = loss.backward();
+            for (slot, row) in acc.iter_mut().zip(self.model.named_params_mut()) {
+                let g = match row.param {
+                    ParamMut::D1(p) => p.grad(&grads).map(|g| g.reshape([-1])),
+                    ParamMut::D2(p) => p.grad(&grads).map(|g| g.reshape([-1])),
+                };
+                if let Some(g) = g {
+                    *slot = Some(match slot.take() {
+                        Some(a) => a + g,
+                        None => g,
+                    });
+                }
+            }
+        }
+        sums.loss = sums.mlm_loss + sums.nsp_loss;
+
+        let sq: Vec<Tensor<B::InnerBackend, 1>> = acc
+            .iter()
+            .flatten()
+            .map(|g| g.clone().powi_scalar(2).sum())
+            .collect();
+        let grad_norm = if sq.is_empty() {
+            0.0
+        } else {
+            Tensor::cat(sq, 0).sum().into_scalar_f64().sqrt()
+        };
+        let outcome = |applied| StepOutcome {
+            metrics: sums,
+            grad_norm,
+            applied,
+            sequences: total_rows,
+            tokens,
+        };
+        if !sums.loss.is_finite() || !grad_norm.is_finite() {
+            return outcome(false);
+        }
+        let scale = if max_grad_norm > 0.0 && grad_norm > max_grad_norm {
+            max_grad_norm / (grad_norm + 1e-6)
+        } else {
+            1.0
+        };
+
+        let optimizer = &self.optimizer;
+        for ((row, grad), moments) in self
+            .model
+            .named_params_mut()
+            .into_iter()
+            .zip(acc)
+            .zip(self.moments.iter_mut())
+        {
+            let Some(grad) = grad else { continue };
+            let grad = if scale != 1.0 {
+                grad.mul_scalar(scale)
+            } else {
+                grad
+            };
+            let decay = row.kind.decays();
+            match row.param {
+                ParamMut::D1(p) => {
+                    let value = p.val().inner();
+                    let new = optimizer.update(
+                        ParamSlot {
+                            value,
+                            grad,
+                            decay,
+                            moments,
+                        },
+                        lr,
+                    );
+                    *p = Param::initialized(p.id, Tensor::from_inner(new).require_grad());
+                }
+                ParamMut::D2(p) => {
+                    let value = p.val().inner();
+                    let dims = value.dims();
+                    let new = optimizer.update(
+                        ParamSlot {
+                            value: value.reshape([-1]),
+                            grad,
+                            decay,
+                            moments,
+                        },
+                        lr,
+                    );
+                    *p = Param::initialized(
+                        p.id,
+                        Tensor::from_inner(new.reshape(dims)).require_grad(),
+                    );
+                }
+            }
+        }
+        self.optimizer.finish_step();
+        outcome(true)
+    }
+}
+
+/// Reads a one-element tensor as f64.
+trait ScalarF64 {
+    fn into_scalar_f64(self) -> f64;
+}
+
+impl<B: Backend> ScalarF64 for Tensor<B, 1> {
+    fn into_scalar_f64(self) -> f64 {
+        self.into_data()
+            .convert::<f64>()
+            .to_vec::<f64>()
+            .ok()
+            .and_then(|v| v.first().copied())
+            .unwrap_or(f64::NAN)
+    }
+}

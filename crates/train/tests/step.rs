@@ -1,0 +1,174 @@
+//! Accumulation, clipping and the NaN guard of one optimiser step.
+
+use bert_data::HostBatch;
+use bert_model::{BertConfig, BertForPreTraining};
+use bert_rng::Rng;
+use bert_train::optim::{Optimizer, OptimizerConfig};
+use bert_train::step::TrainState;
+
+type B = burn::backend::Autodiff<burn::backend::Flex>;
+
+fn config() -> BertConfig {
+    let mut c = BertConfig::preset("tiny").unwrap();
+    c.vocab_size = 60;
+    c.hidden_size = 32;
+    c.num_attention_heads = 2;
+    c.intermediate_size = 64;
+    c.max_position_embeddings = 32;
+    c.hidden_dropout_prob = 0.0;
+    c.attention_probs_dropout_prob = 0.0;
+    c
+}
+
+/// ids, token types, masked positions, labels, weights, NSP label.
+type Row = (Vec<i64>, Vec<i64>, Vec<i64>, Vec<i64>, Vec<f32>, i64);
+
+/// Random well-formed rows with various lengths, padded to `seq` (0 = pad).
+fn rows(rng: &mut Rng, n: usize, seq: usize, preds: usize) -> Vec<Row> {
+    (0..n)
+        .map(|_| {
+            let len = rng.range_inclusive(8, seq);
+            let ids: Vec<i64> = (0..seq)
+                .map(|i| if i < len { 1 + rng.below(59) as i64 } else { 0 })
+                .collect();
+            let types: Vec<i64> = (0..seq)
+                .map(|i| i64::from(i >= len / 2 && i < len))
+                .collect();
+            let real = rng.range_inclusive(1, preds);
+            let pos: Vec<i64> = (0..preds)
+                .map(|k| if k < real { 1 + k as i64 * 2 } else { 0 })
+                .collect();
+            let lab: Vec<i64> = (0..preds)
+                .map(|k| {
+                    if k < real {
+                        1 + rng.below(59) as i64
+                    } else {
+                        0
+                    }
+                })
+                .collect();
+            let w: Vec<f32> = (0..preds)
+                .map(|k| if k < real { 1.0 } else { 0.0 })
+                .collect();
+            (ids, types, pos, lab, w, rng.below(2) as i64)
+        })
+        .collect()
+}
+
+fn batch(rows: &[Row], seq: usize, preds: usize) -> HostBatch {
+    HostBatch {
+        batch_size: rows.len(),
+        seq_len: seq,
+        max_predictions: preds,
+        input_ids: rows.iter().flat_map(|r| r.0.clone()).collect(),
+        token_type_ids: rows.iter().flat_map(|r| r.1.clone()).collect(),
+        attention_mask: rows
+            .iter()
+            .flat_map(|r| r.0.iter().map(|&t| i64::from(t != 0)))
+            .collect(),
+        masked_positions: rows.iter().flat_map(|r| r.2.clone()).collect(),
+        masked_labels: rows.iter().flat_map(|r| r.3.clone()).collect(),
+        masked_weights: rows.iter().flat_map(|r| r.4.clone()).collect(),
+        nsp_labels: rows.iter().map(|r| r.5).collect(),
+    }
+}
+
+fn state(seed: u64) -> TrainState<B> {
+    let model = BertForPreTraining::<B>::new(&config(), seed, &Default::default());
+    TrainState::new(model, Optimizer::new(OptimizerConfig::default()))
+}
+
+fn params(s: &TrainState<B>) -> Vec<Vec<f32>> {
+    s.model
+        .to_host_tensors()
+        .into_iter()
+        .map(|t| t.values)
+        .collect()
+}
+
+#[test]
+fn accumulating_micro_batches_equals_one_big_batch() {
+    let mut rng = Rng::new(11);
+    let all = rows(&mut rng, 8, 24, 5);
+    let device = Default::default();
+    let mut big = state(1);
+    let mut small = state(1);
+    let one = big.step(&[batch(&all, 24, 5)], 1e-3, 0.0, 9, &device);
+    let micro: Vec<HostBatch> = all.chunks(2).map(|c| batch(c, 24, 5)).collect();
+    let four = small.step(&micro, 1e-3, 0.0, 9, &device);
+    assert!(
+        (one.metrics.loss - four.metrics.loss).abs() < 1e-5,
+        "{one:?} vs {four:?}"
+    );
+    assert!(
+        (one.grad_norm - four.grad_norm).abs() < 1e-4 * one.grad_norm,
+        "{one:?} vs {four:?}"
+    );
+    assert_eq!(one.metrics.mlm_total, four.metrics.mlm_total);
+    for (a, b) in params(&big).iter().zip(params(&small).iter()) {
+        let worst = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max);
+        assert!(worst < 1e-5, "parameters differ by {worst}");
+    }
+    // And the step changed the weights.
+    assert_ne!(params(&big), params(&state(1)));
+}
+
+#[test]
+fn clipping_scales_gradients_to_the_global_norm() {
+    let mut rng = Rng::new(12);
+    let rows = rows(&mut rng, 4, 16, 4);
+    let device = Default::default();
+    let mut free = state(2);
+    let mut clipped = state(2);
+    let a = free.step(&[batch(&rows, 16, 4)], 1e-3, 0.0, 1, &device);
+    let b = clipped.step(&[batch(&rows, 16, 4)], 1e-3, 0.1, 1, &device);
+    assert!(
+        a.grad_norm > 0.1,
+        "test needs a gradient larger than the clip: {}",
+        a.grad_norm
+    );
+    assert_eq!(
+        a.grad_norm, b.grad_norm,
+        "the reported norm is the one before clipping"
+    );
+    // First moments after one step are (1-β1)·g: their ratio is exactly the clip factor.
+    let expected = 0.1 / (a.grad_norm + 1e-6);
+    let host = |s: &TrainState<B>| -> Vec<f32> {
+        s.moments
+            .iter()
+            .flatten()
+            .flat_map(|m| m.m.clone().into_data().to_vec::<f32>().unwrap())
+            .collect()
+    };
+    let (ma, mb) = (host(&free), host(&clipped));
+    let norm_a: f64 = ma.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    let norm_b: f64 = mb.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    assert!(
+        (norm_b / norm_a - expected).abs() < 1e-4 * expected,
+        "{} vs {expected}",
+        norm_b / norm_a
+    );
+    // The global norm of the clipped moments is (1-β1)·max_norm.
+    assert!((norm_b - 0.1 * 0.1).abs() < 1e-5, "{norm_b}");
+}
+
+#[test]
+fn non_finite_loss_skips_the_update() {
+    let mut rng = Rng::new(13);
+    let rows = rows(&mut rng, 2, 12, 3);
+    let device = Default::default();
+    let mut s = state(3);
+    let before = params(&s);
+    // An infinite learning rate would poison the weights; a NaN in a masked weight poisons the loss.
+    let mut bad = batch(&rows, 12, 3);
+    bad.masked_weights[0] = f32::NAN;
+    let out = s.step(&[bad], 1e-3, 1.0, 0, &device);
+    assert!(!out.applied);
+    assert!(!out.metrics.loss.is_finite());
+    assert_eq!(params(&s), before, "weights must be untouched");
+    assert_eq!(s.optimizer.step, 0);
+}
