@@ -120,3 +120,109 @@ pub fn export(args: &ExportArgs) -> Result<()> {
 pub fn import(args: &ImportArgs) -> Result<()> {
     convert(&args.hf, &args.out, args.seed)
 }
+
+/// `bert fill-mask`: the most probable tokens for each `[MASK]` of a sentence.
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Example:\n  bert fill-mask --model runs/quickstart/export \"the cat [MASK] on the mat\" --top-k 5"
+)]
+pub struct FillMaskArgs {
+    /// A model folder with its tokenizer (`tokenizer.json` or `vocab.txt`): an export or a checkpoint.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// The text, with one or more `[MASK]`.
+    pub text: String,
+    /// Candidates per mask.
+    #[arg(long, default_value_t = 5)]
+    pub top_k: usize,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Keep case for a cased `vocab.txt` (ignored with `tokenizer.json`, which says itself).
+    #[arg(long)]
+    pub cased: bool,
+}
+
+/// The top `top_k` candidates `(token, probability)` for each `[MASK]` of `text`, with the model
+/// and tokenizer of `model_dir`.
+pub fn predict_masks(
+    model_dir: &Path,
+    text: &str,
+    top_k: usize,
+    cased: bool,
+) -> Result<Vec<Vec<(String, f32)>>> {
+    use bert_data::tokenizer::{VocabTxtOptions, WordPieceTokenizer};
+    let json = model_dir.join("tokenizer.json");
+    let txt = model_dir.join("vocab.txt");
+    let tokenizer = if json.is_file() {
+        WordPieceTokenizer::from_tokenizer_json(&json)?
+    } else if txt.is_file() {
+        WordPieceTokenizer::from_vocab_txt(
+            &txt,
+            VocabTxtOptions {
+                lowercase: !cased,
+                strip_accents: None,
+            },
+        )?
+    } else {
+        anyhow::bail!(
+            "`{}` has no tokenizer.json or vocab.txt; fill-mask needs the tokenizer the model was trained with \
+             (`bert export` copies it into the exported folder)",
+            model_dir.display()
+        );
+    };
+    let special = tokenizer.vocab().special();
+    let pieces: Vec<&str> = text.split("[MASK]").collect();
+    anyhow::ensure!(
+        pieces.len() > 1,
+        "the text has no `[MASK]`: write e.g. \"the cat [MASK] on the mat\""
+    );
+    let mut ids: Vec<i64> = vec![i64::from(special.cls)];
+    let mut positions = Vec::new();
+    for (i, piece) in pieces.iter().enumerate() {
+        if i > 0 {
+            positions.push(ids.len());
+            ids.push(i64::from(special.mask));
+        }
+        ids.extend(tokenizer.encode(piece)?.into_iter().map(i64::from));
+    }
+    ids.push(i64::from(special.sep));
+    let device = Default::default();
+    let (config, model, _) = load_model_dir::<burn::backend::Flex>(model_dir, 0, &device)?;
+    let predictions = bert_model::fill_mask(&model, &config, &ids, &positions, top_k, &device)?;
+    let vocab = tokenizer.vocab();
+    Ok(predictions
+        .iter()
+        .map(|cands| {
+            cands
+                .iter()
+                .map(|p| (vocab.token(p.id).to_string(), p.probability))
+                .collect()
+        })
+        .collect())
+}
+
+/// Runs `bert fill-mask` (on the CPU: one sentence needs no accelerator).
+pub fn fill_mask(args: &FillMaskArgs) -> Result<()> {
+    let predictions = predict_masks(&args.model, &args.text, args.top_k, args.cased)?;
+    if args.json {
+        let out: Vec<Vec<serde_json::Value>> = predictions
+            .iter()
+            .map(|cands| {
+                cands
+                    .iter()
+                    .map(|(t, p)| serde_json::json!({"token": t, "probability": p}))
+                    .collect()
+            })
+            .collect();
+        println!("{}", serde_json::to_string(&out)?);
+    } else {
+        for (n, cands) in predictions.iter().enumerate() {
+            println!("[MASK] #{}:", n + 1);
+            for (t, p) in cands {
+                println!("  {t:<16} {p:.4}");
+            }
+        }
+    }
+    Ok(())
+}

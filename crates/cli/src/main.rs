@@ -1,7 +1,11 @@
 //! `bert`: pre-train BERT encoders on Burn. Thin: parses arguments and wires the crates.
 
 mod commands;
+mod data_cmds;
 mod device;
+#[cfg(feature = "hub")]
+mod download;
+mod train_cmds;
 
 use std::process::ExitCode;
 
@@ -23,12 +27,32 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Turn raw corpora into masked pre-training shards (train/ and validation/).
+    Prepare(data_cmds::PrepareArgs),
+    /// Show what a shard folder holds: counts, masking and NSP statistics, samples.
+    Inspect(data_cmds::InspectArgs),
+    /// Vocabulary tools (train a WordPiece vocabulary).
+    #[command(subcommand)]
+    Tokenizer(data_cmds::TokenizerCommand),
     /// Run a model on a JSON batch and write all four outputs as JSON.
     Forward(commands::ForwardArgs),
+    /// Print the most probable tokens for each [MASK] of a sentence.
+    FillMask(commands::FillMaskArgs),
     /// Write a HuggingFace folder (for `transformers`) from a checkpoint.
     Export(commands::ExportArgs),
     /// Turn a HuggingFace folder into a checkpoint to continue pre-training from.
     Import(commands::ImportArgs),
+    /// Train (or resume) the run a TOML config describes.
+    Train(train_cmds::TrainArgs),
+    /// MLM/NSP loss and accuracy of a checkpoint on prepared shards.
+    Eval(train_cmds::EvalArgs),
+    /// Write a PNG of a run's loss and accuracy curves.
+    Plot(train_cmds::PlotArgs),
+    /// Time full training steps on synthetic batches (sequences/s, peak memory).
+    Bench(train_cmds::BenchArgs),
+    /// Fetch Parquet corpora and tokenizers from the HuggingFace Hub (feature `hub`).
+    #[cfg(feature = "hub")]
+    Download(download::DownloadArgs),
 }
 
 fn init_logging(level: &str) {
@@ -38,6 +62,7 @@ fn init_logging(level: &str) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();
 }
@@ -46,9 +71,19 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.log);
     let result = match &cli.command {
+        Command::Prepare(args) => data_cmds::prepare(args),
+        Command::Inspect(args) => data_cmds::inspect(args),
+        Command::Tokenizer(command) => data_cmds::tokenizer(command),
         Command::Forward(args) => commands::forward(args),
+        Command::FillMask(args) => commands::fill_mask(args),
         Command::Export(args) => commands::export(args),
         Command::Import(args) => commands::import(args),
+        Command::Train(args) => train_cmds::train_command(args),
+        Command::Eval(args) => train_cmds::eval_command(args),
+        Command::Plot(args) => train_cmds::plot_command(args),
+        Command::Bench(args) => train_cmds::bench(args),
+        #[cfg(feature = "hub")]
+        Command::Download(args) => download::download(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

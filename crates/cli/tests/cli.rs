@@ -4,11 +4,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn bert(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bert")).args(args).output().expect("runs the bert binary")
+    Command::new(env!("CARGO_BIN_EXE_bert"))
+        .args(args)
+        .output()
+        .expect("runs the bert binary")
 }
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/tests/fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../model/tests/fixtures")
+        .join(name)
 }
 
 fn scratch(name: &str) -> PathBuf {
@@ -36,7 +41,10 @@ fn read_f32(path: &Path, key: &str) -> Vec<f32> {
     let bytes = std::fs::read(path).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let v = st.tensor(key).unwrap();
-    v.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+    v.data()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
 }
 
 fn flatten(v: &serde_json::Value) -> Vec<f32> {
@@ -62,12 +70,22 @@ fn forward_matches_huggingface_outputs() {
         out_path.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let got: serde_json::Value = serde_json::from_slice(&std::fs::read(&out_path).unwrap()).unwrap();
-    for key in ["prediction_logits", "seq_relationship_logits", "last_hidden_state", "pooler_output"] {
+    let got: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&out_path).unwrap()).unwrap();
+    for key in [
+        "prediction_logits",
+        "seq_relationship_logits",
+        "last_hidden_state",
+        "pooler_output",
+    ] {
         let ours = flatten(&got[key]);
         let theirs = read_f32(&fx.join("expected.safetensors"), key);
         assert_eq!(ours.len(), theirs.len(), "{key}");
-        let worst = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        let worst = ours
+            .iter()
+            .zip(&theirs)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
         assert!(worst < 1e-4, "{key}: max diff {worst}");
     }
 }
@@ -78,15 +96,40 @@ fn import_export_round_trip_through_the_cli() {
     let ckpt = dir.join("ckpt");
     let hf = dir.join("hf");
     let fx = fixture("base_model_v5");
-    let out = bert(&["import", "--hf", fx.to_str().unwrap(), "--out", ckpt.to_str().unwrap(), "--seed", "3"]);
+    let out = bert(&[
+        "import",
+        "--hf",
+        fx.to_str().unwrap(),
+        "--out",
+        ckpt.to_str().unwrap(),
+        "--seed",
+        "3",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("freshly initialised"), "user is told the heads are new: {}", stderr(&out));
-    let out = bert(&["export", "--checkpoint", ckpt.to_str().unwrap(), "--out", hf.to_str().unwrap()]);
+    assert!(
+        stderr(&out).contains("freshly initialised"),
+        "user is told the heads are new: {}",
+        stderr(&out)
+    );
+    let out = bert(&[
+        "export",
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+        "--out",
+        hf.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let a = read_f32(&fx.join("model.safetensors"), "encoder.layer.1.output.dense.weight");
-    let b = read_f32(&hf.join("model.safetensors"), "bert.encoder.layer.1.output.dense.weight");
+    let a = read_f32(
+        &fx.join("model.safetensors"),
+        "encoder.layer.1.output.dense.weight",
+    );
+    let b = read_f32(
+        &hf.join("model.safetensors"),
+        "bert.encoder.layer.1.output.dense.weight",
+    );
     assert_eq!(a, b);
-    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(hf.join("config.json")).unwrap()).unwrap();
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(hf.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["architectures"][0], "BertForPreTraining");
     assert_eq!(config["model_type"], "bert");
 }
@@ -100,35 +143,175 @@ fn user_errors_are_reported_without_panics() {
     let out_s = out_s.to_str().unwrap();
 
     let missing = dir.join("nope");
-    let out = bert(&["forward", "--model", missing.to_str().unwrap(), "--inputs", "x.json", "--out", out_s]);
+    let out = bert(&[
+        "forward",
+        "--model",
+        missing.to_str().unwrap(),
+        "--inputs",
+        "x.json",
+        "--out",
+        out_s,
+    ]);
     assert_user_error(&out, &["x.json"]);
 
     let inputs = fx.join("inputs.json");
-    let out = bert(&["forward", "--model", missing.to_str().unwrap(), "--inputs", inputs.to_str().unwrap(), "--out", out_s]);
+    let out = bert(&[
+        "forward",
+        "--model",
+        missing.to_str().unwrap(),
+        "--inputs",
+        inputs.to_str().unwrap(),
+        "--out",
+        out_s,
+    ]);
     assert_user_error(&out, &["nope", "not a model folder"]);
 
     let bad = dir.join("bad.json");
     std::fs::write(&bad, "{\"input_ids\": [[1, 2], [3]]}").unwrap();
-    let out = bert(&["forward", "--model", fx_s, "--inputs", bad.to_str().unwrap(), "--out", out_s]);
+    let out = bert(&[
+        "forward",
+        "--model",
+        fx_s,
+        "--inputs",
+        bad.to_str().unwrap(),
+        "--out",
+        out_s,
+    ]);
     assert_user_error(&out, &["bad.json", "row 1"]);
 
     std::fs::write(&bad, "{\"input_ids\": [[1, 2, 500]]}").unwrap();
-    let out = bert(&["forward", "--model", fx_s, "--inputs", bad.to_str().unwrap(), "--out", out_s]);
+    let out = bert(&[
+        "forward",
+        "--model",
+        fx_s,
+        "--inputs",
+        bad.to_str().unwrap(),
+        "--out",
+        out_s,
+    ]);
     assert_user_error(&out, &["input_ids`[0][2] is 500", "0..99"]);
 
     std::fs::write(&bad, "[1, 2").unwrap();
-    let out = bert(&["forward", "--model", fx_s, "--inputs", bad.to_str().unwrap(), "--out", out_s]);
+    let out = bert(&[
+        "forward",
+        "--model",
+        fx_s,
+        "--inputs",
+        bad.to_str().unwrap(),
+        "--out",
+        out_s,
+    ]);
     assert_user_error(&out, &["bad.json", "not a valid input batch"]);
 
-    let out = bert(&["forward", "--model", fx_s, "--inputs", inputs.to_str().unwrap(), "--out", out_s, "--device", "tpu"]);
+    let out = bert(&[
+        "forward",
+        "--model",
+        fx_s,
+        "--inputs",
+        inputs.to_str().unwrap(),
+        "--out",
+        out_s,
+        "--device",
+        "tpu",
+    ]);
     assert_user_error(&out, &["unknown device `tpu`"]);
 
     if !cfg!(feature = "cuda") {
-        let out = bert(&["forward", "--model", fx_s, "--inputs", inputs.to_str().unwrap(), "--out", out_s, "--device", "cuda:1"]);
+        let out = bert(&[
+            "forward",
+            "--model",
+            fx_s,
+            "--inputs",
+            inputs.to_str().unwrap(),
+            "--out",
+            out_s,
+            "--device",
+            "cuda:1",
+        ]);
         assert_user_error(&out, &["--features cuda"]);
     }
 
     // Unwritable output: a directory where the file should go.
-    let out = bert(&["forward", "--model", fx_s, "--inputs", inputs.to_str().unwrap(), "--out", dir.to_str().unwrap()]);
+    let out = bert(&[
+        "forward",
+        "--model",
+        fx_s,
+        "--inputs",
+        inputs.to_str().unwrap(),
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
     assert_user_error(&out, &[dir.to_str().unwrap()]);
+}
+
+#[test]
+fn train_config_errors_are_reported_without_panics() {
+    let dir = scratch("train-errors");
+    let cfg = dir.join("run.toml");
+    let cfg_s = cfg.to_str().unwrap();
+
+    // Missing config file.
+    let out = bert(&["train", "--config", dir.join("nope.toml").to_str().unwrap()]);
+    assert_user_error(&out, &["nope.toml"]);
+
+    // Not TOML.
+    std::fs::write(&cfg, "seed = [").unwrap();
+    let out = bert(&["train", "--config", cfg_s]);
+    assert_user_error(&out, &["run.toml"]);
+
+    // Unknown key, named.
+    let base = "out_dir = \"run\"\n[model]\npreset = \"tiny\"\n[data]\ntrain = \"shards/train\"\nbatch_size = 4\n[train]\nsteps = 10\n";
+    std::fs::write(&cfg, format!("{base}lerning_rate = 1\n")).unwrap();
+    let out = bert(&["train", "--config", cfg_s]);
+    assert_user_error(&out, &["lerning_rate"]);
+
+    // Impossible value, named.
+    std::fs::write(&cfg, base.replace("batch_size = 4", "batch_size = 0")).unwrap();
+    let out = bert(&["train", "--config", cfg_s]);
+    assert_user_error(&out, &["data.batch_size"]);
+
+    // Bad --set and bad device.
+    std::fs::write(&cfg, base).unwrap();
+    let out = bert(&["train", "--config", cfg_s, "--set", "novalue"]);
+    assert_user_error(&out, &["key=value"]);
+    let out = bert(&["train", "--config", cfg_s, "--set", "device=\"tpu\""]);
+    assert_user_error(&out, &["device", "tpu"]);
+
+    // Shards missing.
+    let out = bert(&["train", "--config", cfg_s]);
+    assert_user_error(&out, &["shards/train"]);
+
+    // Output under a regular file: cannot create the run directory.
+    let blocker = dir.join("file");
+    std::fs::write(&blocker, "x").unwrap();
+    let out = bert(&[
+        "export",
+        "--checkpoint",
+        fixture("pretraining_v5").to_str().unwrap(),
+        "--out",
+        blocker.join("sub").to_str().unwrap(),
+    ]);
+    assert_user_error(&out, &["file/sub"]);
+}
+
+#[test]
+fn plot_and_eval_errors_are_reported_without_panics() {
+    let dir = scratch("plot-errors");
+    let out = bert(&["plot", dir.to_str().unwrap()]);
+    assert_user_error(&out, &["metrics.jsonl"]);
+    let out = bert(&[
+        "eval",
+        "--checkpoint",
+        fixture("pretraining_v5").to_str().unwrap(),
+        "--data",
+        dir.to_str().unwrap(),
+    ]);
+    assert_user_error(&out, &[dir.to_str().unwrap()]);
+    let out = bert(&[
+        "fill-mask",
+        "--model",
+        fixture("pretraining_v5").to_str().unwrap(),
+        "the [MASK] sat",
+    ]);
+    assert_user_error(&out, &["tokenizer.json or vocab.txt"]);
 }

@@ -47,7 +47,12 @@ impl<B: Backend> BertEmbeddings<B> {
         let words = self.word.forward(input_ids);
         let types = self.token_type.forward(token_type_ids);
         // Position rows are a prefix of the table: a slice is cheaper than a gather.
-        let positions = self.position.weight.val().narrow(0, 0, seq).unsqueeze::<3>();
+        let positions = self
+            .position
+            .weight
+            .val()
+            .narrow(0, 0, seq)
+            .unsqueeze::<3>();
         let summed = words + types + positions;
         self.dropout.forward(self.layer_norm.forward(summed))
     }

@@ -153,3 +153,74 @@ impl ForwardOutputs {
         }
     }
 }
+
+/// One candidate for a masked position.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Prediction {
+    /// Vocabulary id.
+    pub id: u32,
+    /// Softmax probability over the whole vocabulary.
+    pub probability: f32,
+}
+
+/// Fill-mask: the `top_k` most probable ids at each of `positions` of one sequence `ids`
+/// (which must already carry `[CLS]`, `[SEP]` and `[MASK]` ids).
+pub fn fill_mask<B: Backend>(
+    model: &BertForPreTraining<B>,
+    config: &BertConfig,
+    ids: &[i64],
+    positions: &[usize],
+    top_k: usize,
+    device: &B::Device,
+) -> Result<Vec<Vec<Prediction>>> {
+    let inputs = ForwardInputs {
+        input_ids: vec![ids.to_vec()],
+        token_type_ids: None,
+        attention_mask: None,
+    };
+    let (_, seq) = inputs.validate(config)?;
+    if let Some(&bad) = positions.iter().find(|&&p| p >= seq) {
+        return Err(ModelError::InvalidInput(format!(
+            "mask position {bad} is outside the {seq}-token sequence"
+        )));
+    }
+    let tensor = |fill: Option<i64>| -> Tensor<B, 2, Int> {
+        let data = match fill {
+            Some(v) => vec![v; seq],
+            None => ids.to_vec(),
+        };
+        Tensor::from_data(TensorData::new(data, [1, seq]), device)
+    };
+    let encoded = model
+        .bert
+        .forward(tensor(None), tensor(Some(0)), tensor(Some(1)));
+    let hidden = encoded.last_hidden_state.dims()[2];
+    let index: Vec<i64> = positions.iter().map(|&p| p as i64).collect();
+    let gathered = encoded.last_hidden_state.reshape([seq, hidden]).select(
+        0,
+        Tensor::from_data(TensorData::new(index, [positions.len()]), device),
+    );
+    let probs =
+        burn::tensor::activation::softmax(model.mlm.forward(gathered, model.word_embeddings()), 1);
+    let vocab = probs.dims()[1];
+    let values = probs
+        .into_data()
+        .convert::<f32>()
+        .to_vec::<f32>()
+        .unwrap_or_default();
+    Ok(values
+        .chunks(vocab.max(1))
+        .map(|row| {
+            let mut order: Vec<usize> = (0..row.len()).collect();
+            order.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
+            order
+                .into_iter()
+                .take(top_k)
+                .map(|i| Prediction {
+                    id: i as u32,
+                    probability: row[i],
+                })
+                .collect()
+        })
+        .collect())
+}

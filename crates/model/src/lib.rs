@@ -24,7 +24,7 @@ pub mod pretraining;
 pub use config::{Activation, BertConfig, PRESETS};
 pub use error::{ModelError, Result};
 pub use hf::{load_model_dir, save_model_dir, LoadReport, SourceLayout};
-pub use inference::{ForwardInputs, ForwardOutputs};
+pub use inference::{fill_mask, ForwardInputs, ForwardOutputs, Prediction};
 pub use model::{BertForPreTraining, BertModel, EncoderOutput, FullOutput};
 pub use params::{ParamGroup, ParamKind};
 pub use pretraining::{PretrainingBatch, PretrainingMetrics, PretrainingOutput};

@@ -40,10 +40,14 @@ pub struct RunConfig {
     /// Checkpoints.
     #[serde(default)]
     pub checkpoint: CheckpointSection,
-    /// The `bert prepare` table, when the same file also prepares the data; read by the data
-    /// crate, ignored here.
+    /// The `bert prepare` table, when the same file also prepares the data (`bert train` runs
+    /// it first when `data.train` does not exist yet); read by the data crate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prepare: Option<toml::Value>,
+    /// A `[tokenizer]` table: train a WordPiece vocabulary before preparing, when its output
+    /// does not exist yet (see `bert tokenizer train`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokenizer: Option<toml::Value>,
     /// Where `bert train` exports the final model as a HuggingFace folder, if anywhere.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub export_dir: Option<PathBuf>,
@@ -244,6 +248,9 @@ pub struct EvalSection {
     /// Batch size for evaluation (default: the training batch size).
     #[serde(default)]
     pub batch_size: Option<usize>,
+    /// Sentences with `[MASK]` whose top predictions `bert train` prints after exporting.
+    #[serde(default)]
+    pub fill_mask: Vec<String>,
 }
 
 /// Checkpoints.
@@ -273,6 +280,8 @@ impl Default for CheckpointSection {
         }
     }
 }
+
+pub use bert_data::fsutil::resolve_relative;
 
 /// Applies one `--set a.b.c=value` override to a parsed TOML document. The value is parsed as
 /// TOML (`3`, `1e-4`, `true`, `"x"`, `[1, 2]`), or taken as a string when it does not parse.
@@ -338,11 +347,7 @@ impl RunConfig {
     }
 
     fn resolve_paths(&mut self, base: &Path) {
-        let fix = |p: &mut PathBuf| {
-            if p.is_relative() && !base.as_os_str().is_empty() {
-                *p = base.join(&*p);
-            }
-        };
+        let fix = |p: &mut PathBuf| *p = resolve_relative(base, p);
         fix(&mut self.out_dir);
         fix(&mut self.data.train);
         if let Some(v) = self.data.validation.as_mut() {
@@ -534,6 +539,18 @@ mod tests {
         assert_eq!(c.train.max_grad_norm, 1.0);
         assert_eq!(c.warmup_steps(), 1);
         assert_eq!(c.out_dir, Path::new("cfg/runs/x"));
+        assert_eq!(
+            resolve_relative(Path::new("configs"), Path::new("../runs/q")),
+            Path::new("runs/q")
+        );
+        assert_eq!(
+            resolve_relative(Path::new("configs"), Path::new("/abs/x")),
+            Path::new("/abs/x")
+        );
+        assert_eq!(
+            resolve_relative(Path::new(""), Path::new("../x")),
+            Path::new("../x")
+        );
         let m = c.model_config(1000).unwrap();
         assert_eq!((m.hidden_size, m.vocab_size), (128, 1000));
     }

@@ -1,13 +1,16 @@
 //! The BERT pre-training loop: run config, AdamW/LAMB, schedule, accumulation, global-norm
 //! clipping, evaluation, metrics, checkpoints and exact resume. Generic over the Burn backend.
 
+pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod error;
 pub mod metrics;
 pub mod optim;
+pub mod plot;
 pub mod run;
 pub mod schedule;
+pub mod shards;
 pub mod source;
 pub mod step;
 pub mod synthetic;

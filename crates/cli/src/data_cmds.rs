@@ -1,0 +1,269 @@
+//! Data subcommands: `prepare` (corpus → shards), `inspect` (what shards hold) and
+//! `tokenizer train` (a WordPiece vocabulary from a corpus). Parsing and wiring only; the work
+//! is in `bert-data`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use bert_data::corpus::CorpusOptions;
+use bert_data::train_vocab::{train_wordpiece, TrainVocabOptions};
+use bert_data::{InputFormat, MaskingMode, PrepareConfig};
+use clap::{Args, Subcommand};
+
+/// `bert prepare`: turn raw corpora into masked pre-training shards.
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  \
+bert prepare --config configs/prepare.toml\n  \
+bert prepare --input corpus/wiki.jsonl.gz corpus/books/ --vocab vocab.txt --out data/shards \\\n      \
+--masking dynamic --max-seq-length 128 --validation-fraction 0.01 --seed 42\n\n\
+The config file holds a [prepare] table (or only prepare keys) with the fields of\n\
+bert_data::PrepareConfig; flags override it. Output: OUT/train/ and OUT/validation/.")]
+pub struct PrepareArgs {
+    /// TOML file with a `[prepare]` table (or only prepare keys).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Corpus files, folders (recursive) or globs; .gz/.zst/.bz2 are decompressed.
+    #[arg(long = "input", num_args = 1..)]
+    pub input: Vec<String>,
+    /// auto (by extension), text, jsonl or parquet.
+    #[arg(long)]
+    pub format: Option<InputFormat>,
+    /// JSONL/Parquet field holding the document text (default `text`).
+    #[arg(long)]
+    pub text_field: Option<String>,
+    /// Plain text: one document per file instead of one per blank-line-separated block.
+    #[arg(long)]
+    pub doc_per_file: bool,
+    /// WordPiece vocab.txt or HuggingFace tokenizer.json.
+    #[arg(long)]
+    pub vocab: Option<PathBuf>,
+    /// Output folder.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// static (masks drawn now, dupe-factor copies) or dynamic (drawn by the loader).
+    #[arg(long)]
+    pub masking: Option<MaskingMode>,
+    /// Longest instance, [CLS] and [SEP]s included (default 128).
+    #[arg(long)]
+    pub max_seq_length: Option<usize>,
+    /// Differently-masked copies per document (static masking; default 5).
+    #[arg(long)]
+    pub dupe_factor: Option<usize>,
+    /// Fraction of documents held out for validation (default 0.01).
+    #[arg(long)]
+    pub validation_fraction: Option<f64>,
+    /// Seed for every random choice.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Skip and count malformed records instead of failing.
+    #[arg(long)]
+    pub skip_bad_records: bool,
+    /// Refuse a vocabulary larger than the model's embedding table.
+    #[arg(long)]
+    pub model_vocab_size: Option<usize>,
+    /// Worker threads (0: all cores); the output does not depend on it.
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Reads the `[prepare]` table of a TOML file, or the whole file if it has none.
+fn read_config(path: &Path) -> Result<PrepareConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading config `{}`", path.display()))?;
+    let mut table: toml::Table =
+        toml::from_str(&text).with_context(|| format!("`{}` is not valid TOML", path.display()))?;
+    let value = match table.remove("prepare") {
+        Some(toml::Value::Table(t)) => toml::Value::Table(t),
+        Some(_) => bail!("`{}`: `prepare` must be a table", path.display()),
+        None => toml::Value::Table(table),
+    };
+    let mut config: PrepareConfig = value
+        .try_into()
+        .with_context(|| format!("`{}`: invalid [prepare] settings", path.display()))?;
+    // Paths in a config file are relative to the file, as in run configs.
+    config.resolve_relative_to(path.parent().unwrap_or(Path::new("")));
+    Ok(config)
+}
+
+impl PrepareArgs {
+    /// The effective config: file (if any), then flags.
+    pub fn to_config(&self) -> Result<PrepareConfig> {
+        let mut c = match &self.config {
+            Some(p) => read_config(p)?,
+            None => PrepareConfig::default(),
+        };
+        if !self.input.is_empty() {
+            c.inputs = self.input.clone();
+        }
+        if let Some(v) = self.format {
+            c.format = v;
+        }
+        if let Some(v) = &self.text_field {
+            c.text_field = v.clone();
+        }
+        if self.doc_per_file {
+            c.doc_per_file = true;
+        }
+        if let Some(v) = &self.vocab {
+            c.vocab = v.clone();
+        }
+        if let Some(v) = &self.out {
+            c.out = v.clone();
+        }
+        if let Some(v) = self.masking {
+            c.masking = v;
+        }
+        if let Some(v) = self.max_seq_length {
+            c.max_seq_length = v;
+        }
+        if let Some(v) = self.dupe_factor {
+            c.dupe_factor = v;
+        }
+        if let Some(v) = self.validation_fraction {
+            c.validation_fraction = v;
+        }
+        if let Some(v) = self.seed {
+            c.seed = v;
+        }
+        if self.skip_bad_records {
+            c.skip_bad_records = true;
+        }
+        if let Some(v) = self.model_vocab_size {
+            c.model_vocab_size = v;
+        }
+        if let Some(v) = self.threads {
+            c.threads = v;
+        }
+        Ok(c)
+    }
+}
+
+/// Runs `bert prepare`.
+pub fn prepare(args: &PrepareArgs) -> Result<()> {
+    let config = args.to_config()?;
+    let report = bert_data::prepare(&config)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "{}: {} train + {} validation instances from {} documents, {} sentences, {} tokens \
+             ({} files; {} bad records skipped; {} lines with invalid UTF-8) in {:.1}s, \
+             {:.0} tokens/s",
+            report.out.display(),
+            report.train_instances,
+            report.validation_instances,
+            report.documents,
+            report.sentences,
+            report.tokens,
+            report.files,
+            report.bad_records,
+            report.invalid_utf8,
+            report.elapsed_s,
+            report.tokens_per_s
+        );
+    }
+    Ok(())
+}
+
+/// `bert inspect`: counts, measured masking and NSP statistics, decoded samples.
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  \
+bert inspect data/shards\n  \
+bert inspect data/shards/train --show 3\n  \
+bert inspect data/shards --json")]
+pub struct InspectArgs {
+    /// A prepare output folder (both splits) or one split folder.
+    pub dir: PathBuf,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Decode this many instances per split, [MASK] visible.
+    #[arg(long, default_value_t = 0)]
+    pub show: usize,
+    /// Loader seed used to draw dynamic masks for the statistics (epoch 0).
+    #[arg(long, default_value_t = 12345)]
+    pub seed: u64,
+}
+
+/// Runs `bert inspect`.
+pub fn inspect(args: &InspectArgs) -> Result<()> {
+    let report = bert_data::inspect(&args.dir, args.show, args.seed)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{report}");
+    }
+    Ok(())
+}
+
+/// `bert tokenizer …`: vocabulary tools.
+#[derive(Subcommand, Debug)]
+pub enum TokenizerCommand {
+    /// Train a WordPiece vocabulary (vocab.txt + tokenizer.json) from a corpus.
+    Train(TokenizerTrainArgs),
+}
+
+/// `bert tokenizer train`.
+#[derive(Args, Debug)]
+#[command(after_help = "Example:\n  \
+bert tokenizer train --input corpus/wiki.jsonl corpus/books/ --vocab-size 30522 --lowercase --out vocab/")]
+pub struct TokenizerTrainArgs {
+    /// Corpus files, folders or globs (same readers as `prepare`).
+    #[arg(long = "input", num_args = 1.., required = true)]
+    pub input: Vec<String>,
+    /// Target vocabulary size, special tokens included.
+    #[arg(long, default_value_t = 30_522)]
+    pub vocab_size: usize,
+    /// Lowercase and strip accents (an uncased vocabulary).
+    #[arg(long)]
+    pub lowercase: bool,
+    /// Minimum pair frequency for a merge.
+    #[arg(long, default_value_t = 2)]
+    pub min_frequency: u64,
+    /// auto (by extension), text, jsonl or parquet.
+    #[arg(long, default_value = "auto")]
+    pub format: InputFormat,
+    /// JSONL/Parquet field holding the text.
+    #[arg(long, default_value = "text")]
+    pub text_field: String,
+    /// Skip and count malformed records instead of failing.
+    #[arg(long)]
+    pub skip_bad_records: bool,
+    /// Output folder for vocab.txt and tokenizer.json.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// Runs `bert tokenizer …`.
+pub fn tokenizer(command: &TokenizerCommand) -> Result<()> {
+    match command {
+        TokenizerCommand::Train(args) => {
+            let report = train_wordpiece(&TrainVocabOptions {
+                corpus: CorpusOptions {
+                    inputs: args.input.clone(),
+                    format: args.format,
+                    text_field: args.text_field.clone(),
+                    doc_per_file: false,
+                    skip_bad_records: args.skip_bad_records,
+                },
+                vocab_size: args.vocab_size,
+                lowercase: args.lowercase,
+                min_frequency: args.min_frequency,
+                out: args.out.clone(),
+                ..TrainVocabOptions::default()
+            })?;
+            println!(
+                "wrote {} and {} ({} tokens from {} documents, {})",
+                report.vocab_txt.display(),
+                report.tokenizer_json.display(),
+                report.vocab_size,
+                report.documents,
+                report.vocab_hash
+            );
+            Ok(())
+        }
+    }
+}

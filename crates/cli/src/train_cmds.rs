@@ -1,0 +1,453 @@
+//! `bert train`, `bert eval`, `bert bench`: parsing and wiring to `bert-train`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Result;
+use bert_data::loader::{EvalLoader, LoaderConfig, ShardSet};
+use bert_model::{load_model_dir, BertConfig};
+use bert_train::bench::{run_bench, BenchConfig, BenchReport};
+use bert_train::metrics::EvalRecord;
+use bert_train::run::{evaluate, train, RunOptions, RunSummary};
+use bert_train::shards::ShardData;
+use bert_train::RunConfig;
+use burn::tensor::backend::Backend;
+use clap::Args;
+
+use crate::device::{dispatch, BackendTask, DeviceSpec};
+
+/// `bert bench`: time full training steps on synthetic batches.
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Example:\n  bert bench --preset mini --seq 128 --batch 32 --steps 10\n  bert bench --preset base --seq 128 --batch 64 --steps 20 --device cuda --json"
+)]
+pub struct BenchArgs {
+    /// Model size: tiny, mini, small, medium, base, large.
+    #[arg(long, default_value = "mini")]
+    pub preset: String,
+    /// Tokens per sequence.
+    #[arg(long, default_value_t = 128)]
+    pub seq: usize,
+    /// Sequences per step.
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+    /// Timed steps (the median is reported).
+    #[arg(long, default_value_t = 10)]
+    pub steps: usize,
+    /// Untimed warm-up steps.
+    #[arg(long, default_value_t = 2)]
+    pub warmup: usize,
+    /// Vocabulary size (default: the standard uncased BERT vocabulary, 30522).
+    #[arg(long, default_value_t = 30522)]
+    pub vocab_size: usize,
+    /// Dropout probability (BERT's 0.1 by default).
+    #[arg(long, default_value_t = 0.1)]
+    pub dropout: f64,
+    /// cpu, wgpu or cuda[:N].
+    #[arg(long, default_value = "cpu")]
+    pub device: DeviceSpec,
+    /// Print one JSON line instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+struct BenchTask(BenchConfig);
+
+impl BackendTask for BenchTask {
+    type Output = BenchReport;
+    fn run<B: Backend>(self, device: B::Device) -> Result<BenchReport> {
+        Ok(run_bench::<burn::backend::Autodiff<B>>(&self.0, &device))
+    }
+}
+
+/// Runs `bert bench`.
+pub fn bench(args: &BenchArgs) -> Result<()> {
+    anyhow::ensure!(args.steps > 0, "--steps must be at least 1");
+    anyhow::ensure!(
+        args.batch > 0 && args.seq > 1,
+        "--batch must be at least 1 and --seq at least 2"
+    );
+    let mut model = BertConfig::preset(&args.preset)?;
+    model.vocab_size = args.vocab_size;
+    model.hidden_dropout_prob = args.dropout;
+    model.attention_probs_dropout_prob = args.dropout;
+    anyhow::ensure!(
+        args.seq <= model.max_position_embeddings,
+        "--seq {} is longer than the model's max_position_embeddings ({})",
+        args.seq,
+        model.max_position_embeddings
+    );
+    model.validate()?;
+    let config = BenchConfig {
+        model,
+        batch_size: args.batch,
+        seq_len: args.seq,
+        steps: args.steps,
+        warmup: args.warmup,
+    };
+    let report = dispatch(args.device, BenchTask(config))?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "preset {} on {}: batch {} × seq {} ({} masked), {} timed steps",
+            args.preset, args.device, args.batch, args.seq, report.shape[2], report.steps
+        );
+        println!(
+            "  median step   {:.3} s (min {:.3}, max {:.3})",
+            report.median_step_s, report.min_step_s, report.max_step_s
+        );
+        println!("  sequences/s   {:.2}", report.seq_per_s);
+        println!("  tokens/s      {:.0}", report.tokens_per_s);
+        println!(
+            "  model TFLOP/s {:.3} ({:.2} GFLOP per step)",
+            report.flops_per_s / 1e12,
+            report.flops_per_step / 1e9
+        );
+        match report.peak_rss_mib {
+            Some(m) => println!("  peak RSS      {m:.0} MiB"),
+            None => println!("  peak RSS      unknown on this OS"),
+        }
+    }
+    Ok(())
+}
+
+/// `bert train`: run (or resume) the training a config file describes.
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Examples:\n  bert train --config configs/quickstart.toml\n  bert train --config configs/quickstart.toml --resume\n  bert train --config configs/bert-base-phase1.toml --device cuda --set optimizer.learning_rate=2e-4"
+)]
+pub struct TrainArgs {
+    /// The run's TOML config.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Continue from the newest complete checkpoint in the run directory.
+    #[arg(long)]
+    pub resume: bool,
+    /// Override `train.steps`.
+    #[arg(long)]
+    pub steps: Option<u64>,
+    /// Override `device`: cpu, wgpu, cuda or cuda:N.
+    #[arg(long)]
+    pub device: Option<DeviceSpec>,
+    /// Override `out_dir`.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Override any key: `--set optimizer.learning_rate=2e-4` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+}
+
+struct TrainTask<'a> {
+    config: &'a RunConfig,
+    data: &'a ShardData,
+    options: RunOptions,
+}
+
+impl BackendTask for TrainTask<'_> {
+    type Output = RunSummary;
+    fn run<B: Backend>(self, device: B::Device) -> Result<RunSummary> {
+        Ok(train::<burn::backend::Autodiff<B>>(
+            self.config,
+            self.data,
+            &device,
+            &self.options,
+        )?)
+    }
+}
+
+/// Reads a run config with the command-line overrides applied.
+pub fn load_run_config(args: &TrainArgs) -> Result<RunConfig> {
+    let mut overrides = args.set.clone();
+    if let Some(steps) = args.steps {
+        overrides.push(format!("train.steps={steps}"));
+    }
+    if let Some(device) = args.device {
+        overrides.push(format!("device=\"{device}\""));
+    }
+    let mut config = RunConfig::load(&args.config, &overrides)?;
+    if let Some(out) = &args.out {
+        config.out_dir = out.clone();
+    }
+    Ok(config)
+}
+
+/// Runs `bert train`.
+pub fn train_command(args: &TrainArgs) -> Result<()> {
+    let config = load_run_config(args)?;
+    let device: DeviceSpec = config.device.parse().map_err(|e: String| {
+        anyhow::anyhow!("config `{}`: `device`: {e}", args.config.display())
+    })?;
+    ensure_prepared(&config, &args.config)?;
+    let data = ShardData::open(&config)?;
+    let options = RunOptions {
+        resume: args.resume,
+        progress: std::io::stderr().is_terminal(),
+    };
+    let summary = dispatch(
+        device,
+        TrainTask {
+            config: &config,
+            data: &data,
+            options,
+        },
+    )?;
+    println!(
+        "trained {} steps ({} in this run) in {:.1} s: {:.2} sequences/s",
+        summary.steps, summary.steps_this_run, summary.wall_s, summary.seq_per_s
+    );
+    if let Some(e) = &summary.final_eval {
+        println!(
+            "validation: MLM loss {:.4}, MLM accuracy {:.4}, NSP loss {:.4}, NSP accuracy {:.4} ({} sequences)",
+            e.mlm_loss, e.mlm_accuracy, e.nsp_loss, e.nsp_accuracy, e.sequences
+        );
+    }
+    println!("checkpoint: {}", summary.checkpoint.display());
+    println!(
+        "metrics:    {}",
+        config.out_dir.join("metrics.jsonl").display()
+    );
+    if let Some(dir) = &summary.export {
+        println!("exported:   {}", dir.display());
+        for text in &config.eval.fill_mask {
+            let predictions = crate::commands::predict_masks(dir, text, 3, false)?;
+            let shown: Vec<String> = predictions
+                .iter()
+                .map(|c| {
+                    c.iter()
+                        .map(|(t, p)| format!("{t} ({p:.2})"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .collect();
+            println!("fill-mask \"{text}\": {}", shown.join(" | "));
+        }
+    }
+    Ok(())
+}
+
+/// `bert eval`: MLM and NSP loss and accuracy of a checkpoint on a shard folder.
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Example:\n  bert eval --checkpoint runs/quickstart/checkpoints/step-00000300 --data data/prepared/validation"
+)]
+pub struct EvalArgs {
+    /// A checkpoint directory or HuggingFace folder.
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// A shard folder (`train/` or `validation/` of a `bert prepare` output).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Sequences per batch.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// Evaluate at most this many batches.
+    #[arg(long)]
+    pub max_batches: Option<usize>,
+    /// cpu, wgpu or cuda[:N].
+    #[arg(long, default_value = "cpu")]
+    pub device: DeviceSpec,
+    /// Print one JSON line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+struct EvalTask<'a>(&'a EvalArgs, Vec<bert_data::HostBatch>);
+
+impl BackendTask for EvalTask<'_> {
+    type Output = EvalRecord;
+    fn run<B: Backend>(self, device: B::Device) -> Result<EvalRecord> {
+        let (_, model, _) =
+            load_model_dir::<burn::backend::Autodiff<B>>(&self.0.checkpoint, 0, &device)?;
+        Ok(evaluate(&model, &self.1, 0, &device))
+    }
+}
+
+/// Runs `bert eval`.
+pub fn eval_command(args: &EvalArgs) -> Result<()> {
+    anyhow::ensure!(args.batch_size > 0, "--batch-size must be at least 1");
+    let config = BertConfig::load(&args.checkpoint.join(bert_model::hf::CONFIG_FILE))?;
+    let set = Arc::new(ShardSet::open(&args.data, None)?);
+    let header = set.header();
+    anyhow::ensure!(
+        header.vocab_size <= config.vocab_size,
+        "`{}` was prepared with a vocabulary of {} entries, larger than the model's vocab_size {}",
+        args.data.display(),
+        header.vocab_size,
+        config.vocab_size
+    );
+    anyhow::ensure!(
+        header.max_seq_length <= config.max_position_embeddings,
+        "`{}` holds sequences of up to {} tokens, the model's max_position_embeddings is {}",
+        args.data.display(),
+        header.max_seq_length,
+        config.max_position_embeddings
+    );
+    let loader = LoaderConfig {
+        batch_size: args.batch_size,
+        ..LoaderConfig::default()
+    };
+    let batches: Vec<_> = EvalLoader::new(set, loader)?
+        .take(args.max_batches.unwrap_or(usize::MAX))
+        .collect();
+    let e = dispatch(args.device, EvalTask(args, batches))?;
+    if args.json {
+        println!("{}", serde_json::to_string(&e)?);
+    } else {
+        println!(
+            "MLM loss {:.4}, MLM accuracy {:.4}, NSP loss {:.4}, NSP accuracy {:.4} ({} sequences)",
+            e.mlm_loss, e.mlm_accuracy, e.nsp_loss, e.nsp_accuracy, e.sequences
+        );
+    }
+    Ok(())
+}
+
+/// `bert plot`: a PNG of a run's loss and accuracy curves (train and validation).
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Example:\n  bert plot runs/quickstart            # writes runs/quickstart/curves.png"
+)]
+pub struct PlotArgs {
+    /// The run directory (holding metrics.jsonl).
+    pub run_dir: PathBuf,
+    /// Where to write the PNG (default: RUN_DIR/curves.png).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Image width in pixels.
+    #[arg(long, default_value_t = 1200)]
+    pub width: u32,
+    /// Image height in pixels.
+    #[arg(long, default_value_t = 800)]
+    pub height: u32,
+}
+
+/// Runs `bert plot`.
+pub fn plot_command(args: &PlotArgs) -> Result<()> {
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| args.run_dir.join("curves.png"));
+    let options = bert_train::plot::PlotOptions {
+        width: args.width,
+        height: args.height,
+        ..Default::default()
+    };
+    let summary = bert_train::plot::plot_run(&args.run_dir, &out, &options)?;
+    println!(
+        "wrote {} ({} training steps, {} evaluations)",
+        out.display(),
+        summary.train_points,
+        summary.eval_points
+    );
+    Ok(())
+}
+
+/// The `[tokenizer]` table of a run config: a vocabulary trained before preparing the data.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenizerTable {
+    /// Corpus files, folders or globs.
+    inputs: Vec<String>,
+    /// Target vocabulary size.
+    #[serde(default = "default_vocab_size")]
+    vocab_size: usize,
+    /// Uncased vocabulary.
+    #[serde(default = "default_true")]
+    lowercase: bool,
+    /// Minimum pair frequency for a merge.
+    #[serde(default = "default_min_frequency")]
+    min_frequency: u64,
+    /// Output folder for vocab.txt and tokenizer.json.
+    out: PathBuf,
+}
+
+fn default_vocab_size() -> usize {
+    30_522
+}
+fn default_true() -> bool {
+    true
+}
+fn default_min_frequency() -> u64 {
+    2
+}
+
+fn relative_to(base: &std::path::Path, p: &std::path::Path) -> PathBuf {
+    bert_train::config::resolve_relative(base, p)
+}
+
+/// Runs the config's `[tokenizer]` and `[prepare]` steps when their outputs do not exist yet,
+/// so that one `bert train` goes from raw text to a model. Paths are relative to the config.
+fn ensure_prepared(config: &RunConfig, config_path: &std::path::Path) -> Result<()> {
+    use anyhow::Context;
+    let Some(prepare_table) = &config.prepare else {
+        return Ok(());
+    };
+    if config.data.train.join("index.json").is_file() {
+        tracing::info!(
+            "using the prepared shards in {}",
+            config.data.train.display()
+        );
+        return Ok(());
+    }
+    let base = config_path
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
+    let bad = |what: &str| format!("config `{}`: invalid [{what}] table", config_path.display());
+    if let Some(table) = &config.tokenizer {
+        let t: TokenizerTable = table.clone().try_into().with_context(|| bad("tokenizer"))?;
+        let out = relative_to(&base, &t.out);
+        if !out.join("vocab.txt").is_file() {
+            tracing::info!(
+                "training a {}-entry WordPiece vocabulary into {}",
+                t.vocab_size,
+                out.display()
+            );
+            let report = bert_data::train_vocab::train_wordpiece(
+                &bert_data::train_vocab::TrainVocabOptions {
+                    corpus: bert_data::corpus::CorpusOptions {
+                        inputs: t
+                            .inputs
+                            .iter()
+                            .map(|i| {
+                                relative_to(&base, std::path::Path::new(i))
+                                    .display()
+                                    .to_string()
+                            })
+                            .collect(),
+                        ..Default::default()
+                    },
+                    vocab_size: t.vocab_size,
+                    lowercase: t.lowercase,
+                    min_frequency: t.min_frequency,
+                    out: out.clone(),
+                    ..Default::default()
+                },
+            )?;
+            println!(
+                "tokenizer: {} ({} tokens from {} documents)",
+                report.vocab_txt.display(),
+                report.vocab_size,
+                report.documents
+            );
+        }
+    }
+    let mut p: bert_data::PrepareConfig = prepare_table
+        .clone()
+        .try_into()
+        .with_context(|| bad("prepare"))?;
+    p.resolve_relative_to(&base);
+    p.progress = std::io::stderr().is_terminal();
+    tracing::info!("preparing {} into {}", p.inputs.join(", "), p.out.display());
+    let report = bert_data::prepare(&p)?;
+    println!(
+        "prepared: {} train + {} validation instances from {} documents ({} tokens) in {:.1} s",
+        report.train_instances,
+        report.validation_instances,
+        report.documents,
+        report.tokens,
+        report.elapsed_s
+    );
+    Ok(())
+}

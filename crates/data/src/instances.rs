@@ -1,0 +1,358 @@
+//! Pre-training instances as Google's `create_instances_from_document` builds them.
+//!
+//! One deliberate deviation: the "random other document" for a negative NSP pair comes from a
+//! bounded pool (the most recent `random_document_pool` documents of the same split) instead of
+//! the whole corpus, which the original keeps in memory and so cannot process full Wikipedia on
+//! an ordinary machine. With a pool of a few thousand documents the negatives are just as
+//! unrelated; only documents far apart in the input order never pair up.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use bert_rng::Rng;
+
+use crate::tokenizer::SpecialIds;
+
+/// A tokenized document: its global index in the input order and its non-empty sentences.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenizedDoc {
+    /// Position in the input order (unique per document).
+    pub index: u64,
+    /// Sentences as token ids, none empty.
+    pub sentences: Vec<Vec<u32>>,
+}
+
+/// The bounded pool of recent documents that negative NSP segments are drawn from.
+#[derive(Clone, Debug)]
+pub struct DocPool {
+    docs: VecDeque<Arc<TokenizedDoc>>,
+    capacity: usize,
+}
+
+impl DocPool {
+    /// An empty pool holding at most `capacity` documents (at least 1).
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            docs: VecDeque::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// Adds a document, evicting the oldest when full.
+    pub fn push(&mut self, doc: Arc<TokenizedDoc>) {
+        if self.docs.len() == self.capacity {
+            self.docs.pop_front();
+        }
+        self.docs.push_back(doc);
+    }
+
+    /// Documents held.
+    pub fn len(&self) -> usize {
+        self.docs.len()
+    }
+
+    /// True when no document is held.
+    pub fn is_empty(&self) -> bool {
+        self.docs.is_empty()
+    }
+
+    fn get(&self, i: usize) -> &TokenizedDoc {
+        &self.docs[i]
+    }
+}
+
+/// Instance-building knobs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct InstanceParams {
+    /// Total length including `[CLS]` and two `[SEP]` (at least 5).
+    pub max_seq_length: usize,
+    /// Probability that a document's target length is drawn uniformly from
+    /// `2..=max_seq_length-3` instead of the maximum.
+    pub short_seq_prob: f64,
+}
+
+/// One pre-training instance.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Instance {
+    /// `[CLS] A [SEP] B [SEP]`, with masked tokens replaced when masked.
+    pub input_ids: Vec<u32>,
+    /// 0 for `[CLS] A [SEP]`, 1 for `B [SEP]`.
+    pub token_type_ids: Vec<u8>,
+    /// 0 = B is the true continuation (IsNext), 1 = B is random.
+    pub nsp_label: u8,
+    /// Masked positions, ascending (empty for dynamic masking).
+    pub masked_positions: Vec<u32>,
+    /// Original ids at the masked positions.
+    pub masked_labels: Vec<u32>,
+}
+
+/// Instances of one document and a count the statistics tests need.
+#[derive(Clone, Debug, Default)]
+pub struct DocInstances {
+    /// The instances, in document order.
+    pub instances: Vec<Instance>,
+    /// Negatives forced because the chunk had a single sentence (no coin was flipped).
+    pub forced_random: usize,
+}
+
+/// Builds the instances of `doc`, drawing negatives from `pool` (which may contain `doc`
+/// itself; like the original, ten tries are made to find another document).
+pub fn create_instances_from_document(
+    doc: &TokenizedDoc,
+    pool: &DocPool,
+    params: &InstanceParams,
+    special: &SpecialIds,
+    rng: &mut Rng,
+) -> DocInstances {
+    let mut out = DocInstances::default();
+    let max_num_tokens = params.max_seq_length.saturating_sub(3);
+    if max_num_tokens < 2 {
+        return out;
+    }
+    // As in the original, the target length is drawn once per document.
+    let mut target_seq_length = max_num_tokens;
+    if rng.next_f64() < params.short_seq_prob {
+        target_seq_length = rng.range_inclusive(2, max_num_tokens);
+    }
+    let sentences = &doc.sentences;
+    let mut current_chunk: Vec<&[u32]> = Vec::new();
+    let mut current_length = 0usize;
+    let mut i = 0usize;
+    while i < sentences.len() {
+        let segment = &sentences[i];
+        current_chunk.push(segment);
+        current_length += segment.len();
+        if i == sentences.len() - 1 || current_length >= target_seq_length {
+            if !current_chunk.is_empty() {
+                let a_end = if current_chunk.len() >= 2 {
+                    rng.range_inclusive(1, current_chunk.len() - 1)
+                } else {
+                    1
+                };
+                let mut tokens_a: Vec<u32> = Vec::new();
+                for s in &current_chunk[..a_end] {
+                    tokens_a.extend_from_slice(s);
+                }
+                let mut tokens_b: Vec<u32> = Vec::new();
+                let single = current_chunk.len() == 1;
+                let is_random_next = single || rng.next_f64() < 0.5;
+                if is_random_next {
+                    if single {
+                        out.forced_random += 1;
+                    }
+                    let target_b_length = target_seq_length.saturating_sub(tokens_a.len());
+                    let random_doc = pick_other(doc, pool, rng);
+                    let rs = &random_doc.sentences;
+                    if !rs.is_empty() {
+                        let start = rng.range_inclusive(0, rs.len() - 1);
+                        for s in &rs[start..] {
+                            tokens_b.extend_from_slice(s);
+                            if tokens_b.len() >= target_b_length {
+                                break;
+                            }
+                        }
+                    }
+                    // The unused A-side sentences go back: the next chunk starts with them.
+                    let unused = current_chunk.len() - a_end;
+                    i -= unused;
+                } else {
+                    for s in &current_chunk[a_end..] {
+                        tokens_b.extend_from_slice(s);
+                    }
+                }
+                let (a, b) = truncate_seq_pair(&tokens_a, &tokens_b, max_num_tokens, rng);
+                // The original asserts both are non-empty; that holds for non-empty sentences,
+                // and an instance without one side is skipped rather than fatal.
+                if !a.is_empty() && !b.is_empty() {
+                    out.instances.push(assemble(a, b, is_random_next, special));
+                }
+            }
+            current_chunk.clear();
+            current_length = 0;
+        }
+        i += 1;
+    }
+    out
+}
+
+/// A random document of the pool other than `doc` if ten draws find one (else the last draw,
+/// as in the original); `doc` itself when the pool is empty.
+fn pick_other<'a>(doc: &'a TokenizedDoc, pool: &'a DocPool, rng: &mut Rng) -> &'a TokenizedDoc {
+    if pool.is_empty() {
+        return doc;
+    }
+    let mut pick = pool.get(0);
+    for _ in 0..10 {
+        pick = pool.get(rng.below(pool.len() as u64) as usize);
+        if pick.index != doc.index {
+            break;
+        }
+    }
+    pick
+}
+
+/// Truncates the longer of the two sides, one token at a time from a randomly chosen end,
+/// until they fit `max_num_tokens` together.
+pub fn truncate_seq_pair<'a>(
+    a: &'a [u32],
+    b: &'a [u32],
+    max_num_tokens: usize,
+    rng: &mut Rng,
+) -> (&'a [u32], &'a [u32]) {
+    let (mut a, mut b) = (a, b);
+    while a.len() + b.len() > max_num_tokens {
+        let longer = if a.len() > b.len() { &mut a } else { &mut b };
+        if rng.next_f64() < 0.5 {
+            *longer = &longer[1..];
+        } else {
+            *longer = &longer[..longer.len() - 1];
+        }
+    }
+    (a, b)
+}
+
+fn assemble(a: &[u32], b: &[u32], is_random_next: bool, special: &SpecialIds) -> Instance {
+    let len = a.len() + b.len() + 3;
+    let mut input_ids = Vec::with_capacity(len);
+    input_ids.push(special.cls);
+    input_ids.extend_from_slice(a);
+    input_ids.push(special.sep);
+    input_ids.extend_from_slice(b);
+    input_ids.push(special.sep);
+    let mut token_type_ids = vec![0u8; a.len() + 2];
+    token_type_ids.resize(len, 1);
+    Instance {
+        input_ids,
+        token_type_ids,
+        nsp_label: u8::from(is_random_next),
+        masked_positions: Vec::new(),
+        masked_labels: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPECIAL: SpecialIds = SpecialIds {
+        pad: 0,
+        unk: 1,
+        cls: 2,
+        sep: 3,
+        mask: 4,
+    };
+
+    fn doc(index: u64, sentence_lengths: &[usize]) -> TokenizedDoc {
+        let mut next = 1000 * (index as u32 + 1);
+        let sentences = sentence_lengths
+            .iter()
+            .map(|&n| {
+                (0..n)
+                    .map(|_| {
+                        next += 1;
+                        next
+                    })
+                    .collect()
+            })
+            .collect();
+        TokenizedDoc { index, sentences }
+    }
+
+    #[test]
+    fn truncation_keeps_a_contiguous_middle_of_the_longer_side() {
+        let a: Vec<u32> = (0..30).collect();
+        let b: Vec<u32> = (100..110).collect();
+        let mut rng = Rng::new(3);
+        let (ta, tb) = truncate_seq_pair(&a, &b, 20, &mut rng);
+        assert_eq!(ta.len() + tb.len(), 20);
+        assert_eq!(
+            tb,
+            &b[..],
+            "the shorter side is untouched until both are equal"
+        );
+        assert!(a.windows(ta.len()).any(|w| w == ta));
+    }
+
+    #[test]
+    fn continuations_are_true_continuations() {
+        let params = InstanceParams {
+            max_seq_length: 32,
+            short_seq_prob: 0.1,
+        };
+        let mut pool = DocPool::new(10);
+        let docs: Vec<Arc<TokenizedDoc>> = (0..5)
+            .map(|i| Arc::new(doc(i, &[5, 7, 3, 9, 4, 6, 8, 2, 5, 7, 6])))
+            .collect();
+        for d in &docs {
+            pool.push(d.clone());
+        }
+        let mut positives = 0;
+        for seed in 0..50 {
+            let d = &docs[(seed % 5) as usize];
+            let out =
+                create_instances_from_document(d, &pool, &params, &SPECIAL, &mut Rng::new(seed));
+            let flat: Vec<u32> = d.sentences.concat();
+            for inst in &out.instances {
+                assert!(inst.input_ids.len() <= 32);
+                assert_eq!(inst.input_ids[0], SPECIAL.cls);
+                assert_eq!(*inst.input_ids.last().unwrap(), SPECIAL.sep);
+                let sep = inst
+                    .input_ids
+                    .iter()
+                    .position(|&t| t == SPECIAL.sep)
+                    .unwrap();
+                let a = &inst.input_ids[1..sep];
+                let b = &inst.input_ids[sep + 1..inst.input_ids.len() - 1];
+                assert!(!a.is_empty() && !b.is_empty());
+                assert!(a.iter().all(|&t| t / 1000 == d.index as u32 + 1));
+                if inst.nsp_label == 0 {
+                    positives += 1;
+                    // A then B, contiguous in the document (up to truncation at the seams).
+                    let ab: Vec<u32> = a.iter().chain(b).copied().collect();
+                    let start = flat.iter().position(|&t| t == ab[0]).unwrap();
+                    let end = flat.iter().position(|&t| t == *ab.last().unwrap()).unwrap();
+                    assert!(end >= start);
+                    assert!(b.iter().all(|&t| t / 1000 == d.index as u32 + 1));
+                } else {
+                    // Random B comes from another document of the pool.
+                    assert!(b.iter().all(|&t| t / 1000 != d.index as u32 + 1));
+                }
+            }
+        }
+        assert!(positives > 0);
+    }
+
+    #[test]
+    fn put_back_covers_the_document_exactly_once() {
+        // With no short sequences and no truncation needed, the A-sides (plus B for positives)
+        // of consecutive instances tile the document: a negative pair's unused sentences are
+        // put back and start the next chunk, so nothing is skipped or repeated.
+        let params = InstanceParams {
+            max_seq_length: 1000,
+            short_seq_prob: 0.0,
+        };
+        let d = doc(0, &[3, 4, 5, 6, 7, 8]);
+        let mut pool = DocPool::new(4);
+        pool.push(Arc::new(doc(1, &[2, 2])));
+        let mut saw_negative_with_put_back = false;
+        for seed in 0..100 {
+            let out =
+                create_instances_from_document(&d, &pool, &params, &SPECIAL, &mut Rng::new(seed));
+            let mut covered: Vec<u32> = Vec::new();
+            for inst in &out.instances {
+                let sep = inst
+                    .input_ids
+                    .iter()
+                    .position(|&t| t == SPECIAL.sep)
+                    .unwrap();
+                covered.extend_from_slice(&inst.input_ids[1..sep]);
+                if inst.nsp_label == 0 {
+                    covered.extend_from_slice(&inst.input_ids[sep + 1..inst.input_ids.len() - 1]);
+                }
+            }
+            assert_eq!(covered, d.sentences.concat(), "seed {seed}");
+            saw_negative_with_put_back |= out.instances.len() > 1;
+        }
+        assert!(saw_negative_with_put_back);
+    }
+}

@@ -1,0 +1,479 @@
+//! The loader: opens a split folder (memory-mapped, validated), shuffles all instances per
+//! epoch from `Rng::keyed(&[seed, epoch])`, partitions each global batch by data-parallel rank,
+//! draws dynamic masks from `Rng::keyed(&[seed, epoch, instance index])`, and assembles padded
+//! [`HostBatch`]es ahead of time on a background thread.
+//!
+//! Resumption: a [`Cursor`] `{ epoch, position }` names the next global batch (position = index
+//! into the epoch's shuffled order where it starts). Every batch is a pure function of
+//! `(seed, epoch, position, rank)`, so a loader rebuilt from a saved cursor produces exactly the
+//! batches an uninterrupted run would have.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use bert_rng::Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::batch::HostBatch;
+use crate::error::{DataError, Result};
+use crate::instances::Instance;
+use crate::masking::{mask_sequence, MaskTable};
+use crate::shard::{DatasetHeader, DatasetIndex, MaskingMode, ShardReader, INDEX_FILE};
+use crate::tokenizer::Vocab;
+
+/// Epoch key used for evaluation masks, so every evaluation sees the same masks.
+pub const EVAL_EPOCH: u64 = u64::MAX;
+
+/// An opened, validated split folder (`train/` or `validation/` of a prepare output).
+#[derive(Debug)]
+pub struct ShardSet {
+    dir: PathBuf,
+    index: DatasetIndex,
+    shards: Vec<ShardReader>,
+    /// `starts[k]` = global index of shard k's first instance; last entry = total.
+    starts: Vec<usize>,
+    vocab: Vocab,
+    table: MaskTable,
+}
+
+impl ShardSet {
+    /// Opens `dir` and validates every shard (format version, checksum, vocabulary hash,
+    /// structure). With `expected_vocab_hash`, a set made with another vocabulary is refused.
+    pub fn open(dir: &Path, expected_vocab_hash: Option<&str>) -> Result<Self> {
+        let top = dir.join("train").join(INDEX_FILE);
+        if top.is_file() && !dir.join("shard-00000.safetensors").exists() {
+            if let Ok(v) = std::fs::read(dir.join(INDEX_FILE)) {
+                if String::from_utf8_lossy(&v).contains("\"splits\"") {
+                    return Err(DataError::Shard {
+                        path: dir.to_path_buf(),
+                        message: "this is a prepare output folder: open its train/ or \
+                                  validation/ subfolder"
+                            .into(),
+                    });
+                }
+            }
+        }
+        let index = DatasetIndex::read(dir)?;
+        let header = &index.header;
+        if let Some(expected) = expected_vocab_hash {
+            if expected != header.vocab_hash {
+                return Err(DataError::VocabMismatch {
+                    path: dir.to_path_buf(),
+                    expected: expected.to_string(),
+                    found: header.vocab_hash.clone(),
+                });
+            }
+        }
+        let vocab_path = [dir.join("vocab.txt"), dir.join("..").join("vocab.txt")]
+            .into_iter()
+            .find(|p| p.is_file())
+            .ok_or_else(|| DataError::Shard {
+                path: dir.join("vocab.txt"),
+                message: "missing: the shard folder must carry its vocabulary".into(),
+            })?;
+        let vocab = Vocab::read_vocab_txt(&vocab_path)?;
+        if vocab.hash() != header.vocab_hash {
+            return Err(DataError::VocabMismatch {
+                path: vocab_path,
+                expected: header.vocab_hash.clone(),
+                found: vocab.hash().to_string(),
+            });
+        }
+        let mut shards = Vec::with_capacity(index.shards.len());
+        let mut starts = vec![0usize];
+        let mut total = 0usize;
+        for entry in &index.shards {
+            let path = dir.join(&entry.file);
+            let shard = ShardReader::open(&path, header)?;
+            if shard.len() as u64 != entry.instances || shard.tokens() as u64 != entry.tokens {
+                return Err(DataError::Shard {
+                    path,
+                    message: format!(
+                        "holds {} instances / {} tokens but index.json lists {} / {}",
+                        shard.len(),
+                        shard.tokens(),
+                        entry.instances,
+                        entry.tokens
+                    ),
+                });
+            }
+            total += shard.len();
+            starts.push(total);
+            shards.push(shard);
+        }
+        if total as u64 != header.instances {
+            return Err(DataError::Shard {
+                path: dir.join(INDEX_FILE),
+                message: format!(
+                    "shards hold {total} instances but the header says {}",
+                    header.instances
+                ),
+            });
+        }
+        if total > u32::MAX as usize {
+            return Err(DataError::Shard {
+                path: dir.to_path_buf(),
+                message: "more than 2^32 instances in one split".into(),
+            });
+        }
+        let table = MaskTable::from_vocab(&vocab);
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            index,
+            shards,
+            starts,
+            vocab,
+            table,
+        })
+    }
+
+    /// What the set is (vocabulary hash and size, sequence length, masking, counts).
+    pub fn header(&self) -> &DatasetHeader {
+        &self.index.header
+    }
+
+    /// The whole `index.json` (header, shard list, prepare config).
+    pub fn index(&self) -> &DatasetIndex {
+        &self.index
+    }
+
+    /// The vocabulary the ids refer to.
+    pub fn vocab(&self) -> &Vocab {
+        &self.vocab
+    }
+
+    /// The folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Number of instances.
+    pub fn len(&self) -> usize {
+        self.starts.last().copied().unwrap_or(0)
+    }
+
+    /// True when the set holds no instance.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Instance `i` as stored (static: masked; dynamic: unmasked). `i < len()`.
+    pub fn instance(&self, i: usize) -> Instance {
+        let k = self.starts.partition_point(|&s| s <= i) - 1;
+        self.shards[k].instance(i - self.starts[k])
+    }
+
+    /// Instance `i` as the loader serves it in `epoch` with `seed`: static instances as
+    /// stored; dynamic ones masked with `Rng::keyed(&[seed, epoch, i])`, a pure function of
+    /// those three numbers.
+    pub fn masked_instance(&self, i: usize, seed: u64, epoch: u64) -> Instance {
+        let mut inst = self.instance(i);
+        if self.header().masking == MaskingMode::Dynamic {
+            let mut rng = Rng::keyed(&[seed, epoch, i as u64]);
+            let (p, l) = mask_sequence(
+                &mut inst.input_ids,
+                &self.header().masking_params,
+                &self.table,
+                &mut rng,
+            );
+            inst.masked_positions = p;
+            inst.masked_labels = l;
+        }
+        inst
+    }
+
+    /// Assembles a batch from instances (already masked), padded as configured.
+    pub fn make_batch(&self, instances: &[Instance], pad_to_max: bool) -> HostBatch {
+        let h = self.header();
+        let seq_len = if pad_to_max {
+            h.max_seq_length
+        } else {
+            instances
+                .iter()
+                .map(|i| i.input_ids.len())
+                .max()
+                .unwrap_or(0)
+        };
+        let max_predictions = h.masking_params.max_predictions_per_seq;
+        let b = instances.len();
+        let mut batch = HostBatch {
+            batch_size: b,
+            seq_len,
+            max_predictions,
+            input_ids: vec![i64::from(self.vocab.special().pad); b * seq_len],
+            token_type_ids: vec![0; b * seq_len],
+            attention_mask: vec![0; b * seq_len],
+            masked_positions: vec![0; b * max_predictions],
+            masked_labels: vec![0; b * max_predictions],
+            masked_weights: vec![0.0; b * max_predictions],
+            nsp_labels: Vec::with_capacity(b),
+        };
+        for (r, inst) in instances.iter().enumerate() {
+            let row = r * seq_len;
+            for (j, (&id, &tt)) in inst.input_ids.iter().zip(&inst.token_type_ids).enumerate() {
+                batch.input_ids[row + j] = i64::from(id);
+                batch.token_type_ids[row + j] = i64::from(tt);
+                batch.attention_mask[row + j] = 1;
+            }
+            let mrow = r * max_predictions;
+            for (j, (&p, &l)) in inst
+                .masked_positions
+                .iter()
+                .zip(&inst.masked_labels)
+                .take(max_predictions)
+                .enumerate()
+            {
+                batch.masked_positions[mrow + j] = i64::from(p);
+                batch.masked_labels[mrow + j] = i64::from(l);
+                batch.masked_weights[mrow + j] = 1.0;
+            }
+            batch.nsp_labels.push(i64::from(inst.nsp_label));
+        }
+        batch
+    }
+}
+
+/// Where the training stream stands; save it with a checkpoint.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cursor {
+    /// Epoch of the next batch.
+    pub epoch: u64,
+    /// Index into the epoch's shuffled order where the next global batch starts.
+    pub position: u64,
+}
+
+/// Loader knobs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoaderConfig {
+    /// Sequences per batch on this rank.
+    pub batch_size: usize,
+    /// Seed of the shuffle and of dynamic masks.
+    pub seed: u64,
+    /// This process's data-parallel rank.
+    pub rank: usize,
+    /// Number of data-parallel ranks.
+    pub world_size: usize,
+    /// Batches prepared ahead on the background thread.
+    pub prefetch: usize,
+    /// Pad every batch to `max_seq_length` instead of its longest row.
+    pub pad_to_max_seq_length: bool,
+    /// Seed of evaluation masks (dynamic masking), fixed so evaluations are comparable.
+    pub eval_seed: u64,
+}
+
+impl Default for LoaderConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 32,
+            seed: 12345,
+            rank: 0,
+            world_size: 1,
+            prefetch: 4,
+            pad_to_max_seq_length: false,
+            eval_seed: 0x5eed_e7a1,
+        }
+    }
+}
+
+impl LoaderConfig {
+    fn validate(&self) -> Result<()> {
+        if self.batch_size == 0 {
+            return Err(DataError::Config("batch_size must be at least 1".into()));
+        }
+        if self.world_size == 0 || self.rank >= self.world_size {
+            return Err(DataError::Config(format!(
+                "rank {} must be below world_size {}",
+                self.rank, self.world_size
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The shuffled order of `n` instances in `epoch`.
+pub fn epoch_order(n: usize, seed: u64, epoch: u64) -> Vec<u32> {
+    let mut order: Vec<u32> = (0..n as u32).collect();
+    Rng::keyed(&[seed, epoch]).shuffle(&mut order);
+    order
+}
+
+/// Instance indices of `rank`'s batch starting at global `position` of `order`.
+fn rank_slice<'a>(order: &'a [u32], position: u64, config: &LoaderConfig) -> &'a [u32] {
+    let start = position as usize + config.rank * config.batch_size;
+    &order[start..start + config.batch_size]
+}
+
+type Item = Result<(HostBatch, Cursor)>;
+
+/// The infinite training stream (epochs roll over; an incomplete last global batch of an
+/// epoch is dropped), assembled ahead on a background thread.
+pub struct TrainLoader {
+    rx: Option<Receiver<Item>>,
+    worker: Option<JoinHandle<()>>,
+    cursor: Cursor,
+    header: DatasetHeader,
+}
+
+impl TrainLoader {
+    /// Starts streaming at `cursor` (use `Cursor::default()` for a fresh run).
+    pub fn new(set: Arc<ShardSet>, config: LoaderConfig, cursor: Cursor) -> Result<Self> {
+        config.validate()?;
+        let n = set.len();
+        let global = config.batch_size * config.world_size;
+        if n < global {
+            return Err(DataError::Config(format!(
+                "{} holds {n} instances, fewer than one global batch ({} per rank x {} ranks)",
+                set.dir().display(),
+                config.batch_size,
+                config.world_size
+            )));
+        }
+        if cursor.position > n as u64 {
+            return Err(DataError::Config(format!(
+                "cursor position {} is past the {n} instances of {}: was it saved for \
+                 another data set?",
+                cursor.position,
+                set.dir().display()
+            )));
+        }
+        let header = set.header().clone();
+        let (tx, rx) = sync_channel::<Item>(config.prefetch.max(1));
+        let worker = std::thread::Builder::new()
+            .name("bert-data-loader".into())
+            .spawn(move || {
+                let mut c = cursor;
+                let mut order: Option<(u64, Vec<u32>)> = None;
+                loop {
+                    if c.position as usize + global > n {
+                        c = Cursor {
+                            epoch: c.epoch + 1,
+                            position: 0,
+                        };
+                    }
+                    if order.as_ref().map(|o| o.0) != Some(c.epoch) {
+                        order = Some((c.epoch, epoch_order(n, config.seed, c.epoch)));
+                    }
+                    let Some((_, ord)) = order.as_ref() else {
+                        return;
+                    };
+                    let instances: Vec<Instance> = rank_slice(ord, c.position, &config)
+                        .iter()
+                        .map(|&i| set.masked_instance(i as usize, config.seed, c.epoch))
+                        .collect();
+                    let batch = set.make_batch(&instances, config.pad_to_max_seq_length);
+                    c.position += global as u64;
+                    if tx.send(Ok((batch, c))).is_err() {
+                        return;
+                    }
+                }
+            })
+            .map_err(|e| DataError::Loader(format!("cannot start loader thread: {e}")))?;
+        Ok(Self {
+            rx: Some(rx),
+            worker: Some(worker),
+            cursor,
+            header,
+        })
+    }
+
+    /// The next batch; afterwards [`cursor`](Self::cursor) points past it.
+    pub fn next_batch(&mut self) -> Result<HostBatch> {
+        let rx = self
+            .rx
+            .as_ref()
+            .ok_or_else(|| DataError::Loader("loader already shut down".into()))?;
+        match rx.recv() {
+            Ok(Ok((batch, cursor))) => {
+                self.cursor = cursor;
+                Ok(batch)
+            }
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(DataError::Loader(
+                "background thread stopped unexpectedly".into(),
+            )),
+        }
+    }
+
+    /// Cursor to save: a loader built from it continues with the batch after the last one
+    /// returned.
+    pub fn cursor(&self) -> Cursor {
+        self.cursor
+    }
+
+    /// The data set's header.
+    pub fn header(&self) -> &DatasetHeader {
+        &self.header
+    }
+}
+
+impl Iterator for TrainLoader {
+    type Item = Result<HostBatch>;
+    fn next(&mut self) -> Option<Self::Item> {
+        Some(self.next_batch())
+    }
+}
+
+impl Drop for TrainLoader {
+    fn drop(&mut self) {
+        // Dropping the receiver makes the worker's next send fail, and it returns.
+        self.rx.take();
+        if let Some(w) = self.worker.take() {
+            let _ = w.join();
+        }
+    }
+}
+
+/// One ordered pass over all instances for evaluation: batches in index order, rank `r`
+/// takes batches `r, r + world_size, …`, the last partial batch is kept, dynamic masks come
+/// from `eval_seed` (same masks at every evaluation).
+pub struct EvalLoader {
+    set: Arc<ShardSet>,
+    config: LoaderConfig,
+    next_batch: usize,
+}
+
+impl EvalLoader {
+    /// Starts a pass.
+    pub fn new(set: Arc<ShardSet>, config: LoaderConfig) -> Result<Self> {
+        config.validate()?;
+        Ok(Self {
+            next_batch: config.rank,
+            set,
+            config,
+        })
+    }
+
+    /// Batches this rank will yield in a full pass.
+    pub fn num_batches(&self) -> usize {
+        let total = self.set.len().div_ceil(self.config.batch_size);
+        total
+            .saturating_sub(self.config.rank)
+            .div_ceil(self.config.world_size)
+    }
+}
+
+impl Iterator for EvalLoader {
+    type Item = HostBatch;
+    fn next(&mut self) -> Option<HostBatch> {
+        let n = self.set.len();
+        let start = self.next_batch * self.config.batch_size;
+        if start >= n {
+            return None;
+        }
+        let end = (start + self.config.batch_size).min(n);
+        let instances: Vec<Instance> = (start..end)
+            .map(|i| {
+                self.set
+                    .masked_instance(i, self.config.eval_seed, EVAL_EPOCH)
+            })
+            .collect();
+        self.next_batch += self.config.world_size;
+        Some(
+            self.set
+                .make_batch(&instances, self.config.pad_to_max_seq_length),
+        )
+    }
+}

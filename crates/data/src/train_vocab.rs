@@ -1,0 +1,193 @@
+//! Training a WordPiece vocabulary from a corpus with HuggingFace's trainer, written as
+//! `vocab.txt` and a `tokenizer.json` that both load back to the same ids.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use tokenizers::decoders::wordpiece::WordPiece as WordPieceDecoder;
+use tokenizers::models::wordpiece::{WordPiece, WordPieceTrainer};
+use tokenizers::models::{ModelWrapper, TrainerWrapper};
+use tokenizers::normalizers::bert::BertNormalizer;
+use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
+use tokenizers::processors::bert::BertProcessing;
+use tokenizers::{AddedToken, Model, Tokenizer};
+
+use crate::corpus::{CorpusOptions, CorpusReader};
+use crate::error::{DataError, Result};
+use crate::fsutil::{create_dir_all, write_atomic};
+use crate::tokenizer::{WordPieceTokenizer, SPECIAL_TOKENS};
+
+/// What to train.
+#[derive(Clone, Debug)]
+pub struct TrainVocabOptions {
+    /// The corpus (same readers as `prepare`).
+    pub corpus: CorpusOptions,
+    /// Target vocabulary size, special tokens included.
+    pub vocab_size: usize,
+    /// Lowercase and strip accents (uncased vocabulary).
+    pub lowercase: bool,
+    /// Minimum pair frequency for a merge.
+    pub min_frequency: u64,
+    /// Keep at most this many initial characters (rare characters become `[UNK]`).
+    pub limit_alphabet: usize,
+    /// Output folder for `vocab.txt` and `tokenizer.json`.
+    pub out: PathBuf,
+}
+
+impl Default for TrainVocabOptions {
+    fn default() -> Self {
+        Self {
+            corpus: CorpusOptions::default(),
+            vocab_size: 30_522,
+            lowercase: true,
+            min_frequency: 2,
+            limit_alphabet: 1_000,
+            out: PathBuf::from("vocab"),
+        }
+    }
+}
+
+/// What training produced.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrainVocabReport {
+    /// The written `vocab.txt`.
+    pub vocab_txt: PathBuf,
+    /// The written `tokenizer.json`.
+    pub tokenizer_json: PathBuf,
+    /// Ids in the vocabulary (may be below the target on a small corpus).
+    pub vocab_size: usize,
+    /// Its hash, as recorded in shards.
+    pub vocab_hash: String,
+    /// Documents read.
+    pub documents: u64,
+}
+
+/// Streams paragraphs from the corpus; the first read error is kept for the caller.
+struct Paragraphs {
+    reader: CorpusReader,
+    pending: std::vec::IntoIter<String>,
+    error: Arc<Mutex<Option<DataError>>>,
+    documents: Arc<AtomicU64>,
+}
+
+impl Iterator for Paragraphs {
+    type Item = String;
+    fn next(&mut self) -> Option<String> {
+        loop {
+            if let Some(p) = self.pending.next() {
+                return Some(p);
+            }
+            match self.reader.next_document() {
+                Ok(Some(doc)) => {
+                    self.documents.fetch_add(1, Ordering::Relaxed);
+                    self.pending = doc.paragraphs.into_iter();
+                }
+                Ok(None) => return None,
+                Err(e) => {
+                    if let Ok(mut slot) = self.error.lock() {
+                        *slot = Some(e);
+                    }
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+/// Trains a BERT WordPiece vocabulary (special tokens `[PAD] [UNK] [CLS] [SEP] [MASK]` get ids
+/// 0–4) and writes `vocab.txt` and `tokenizer.json` into `options.out`.
+pub fn train_wordpiece(options: &TrainVocabOptions) -> Result<TrainVocabReport> {
+    if options.vocab_size <= SPECIAL_TOKENS.len() {
+        return Err(DataError::Config(format!(
+            "vocab_size {} leaves no room beside the {} special tokens",
+            options.vocab_size,
+            SPECIAL_TOKENS.len()
+        )));
+    }
+    let reader = CorpusReader::open(options.corpus.clone())?;
+    let specials: Vec<AddedToken> = SPECIAL_TOKENS
+        .iter()
+        .map(|t| AddedToken::from(*t, true))
+        .collect();
+    let mut trainer = TrainerWrapper::WordPieceTrainer(
+        WordPieceTrainer::builder()
+            .vocab_size(options.vocab_size)
+            .min_frequency(options.min_frequency)
+            .limit_alphabet(options.limit_alphabet)
+            .special_tokens(specials)
+            .show_progress(false)
+            .build(),
+    );
+    let mut tokenizer = Tokenizer::new(ModelWrapper::WordPiece(WordPiece::default()));
+    tokenizer
+        .with_normalizer(Some(BertNormalizer::new(
+            true,
+            true,
+            Some(options.lowercase),
+            options.lowercase,
+        )))
+        .with_pre_tokenizer(Some(BertPreTokenizer));
+    let error = Arc::new(Mutex::new(None));
+    let documents = Arc::new(AtomicU64::new(0));
+    let paragraphs = Paragraphs {
+        reader,
+        pending: Vec::new().into_iter(),
+        error: error.clone(),
+        documents: documents.clone(),
+    };
+    tokenizer
+        .train(&mut trainer, paragraphs)
+        .map_err(|e| DataError::Tokenizer(format!("training WordPiece: {e}")))?;
+    if let Some(e) = error.lock().ok().and_then(|mut slot| slot.take()) {
+        return Err(e);
+    }
+    let vocab = tokenizer.get_model().get_vocab();
+    let mut tokens = vec![String::new(); vocab.len()];
+    for (token, id) in vocab {
+        if let Some(slot) = tokens.get_mut(id as usize) {
+            *slot = token;
+        }
+    }
+    let id = |t: &str| tokenizer.token_to_id(t).unwrap_or(0);
+    let (cls, sep) = (id("[CLS]"), id("[SEP]"));
+    tokenizer
+        .with_post_processor(Some(BertProcessing::new(
+            ("[SEP]".into(), sep),
+            ("[CLS]".into(), cls),
+        )))
+        .with_decoder(Some(WordPieceDecoder::default()));
+
+    create_dir_all(&options.out)?;
+    let vocab_txt = options.out.join("vocab.txt");
+    let tokenizer_json = options.out.join("tokenizer.json");
+    let mut text = tokens.join("\n");
+    text.push('\n');
+    write_atomic(&vocab_txt, text.as_bytes())?;
+    let json = tokenizer
+        .to_string(true)
+        .map_err(|e| DataError::Tokenizer(format!("serialising tokenizer.json: {e}")))?;
+    write_atomic(&tokenizer_json, json.as_bytes())?;
+    // Read back what was written: both files must load and agree.
+    let loaded = WordPieceTokenizer::from_tokenizer_json(&tokenizer_json)?;
+    check_same(&vocab_txt, &loaded)?;
+    Ok(TrainVocabReport {
+        vocab_txt,
+        tokenizer_json,
+        vocab_size: loaded.vocab().len(),
+        vocab_hash: loaded.vocab().hash().to_string(),
+        documents: documents.load(Ordering::Relaxed),
+    })
+}
+
+fn check_same(vocab_txt: &Path, loaded: &WordPieceTokenizer) -> Result<()> {
+    let from_txt = crate::tokenizer::Vocab::read_vocab_txt(vocab_txt)?;
+    if from_txt.hash() != loaded.vocab().hash() {
+        return Err(DataError::Vocab {
+            path: vocab_txt.to_path_buf(),
+            message: "written vocab.txt and tokenizer.json disagree".into(),
+        });
+    }
+    Ok(())
+}

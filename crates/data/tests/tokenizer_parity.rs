@@ -1,0 +1,97 @@
+//! Parity with HuggingFace on the shared reference tokenizer files (skipped when absent).
+
+mod common;
+
+use std::path::PathBuf;
+
+use bert_data::corpus::{CorpusOptions, CorpusReader};
+use bert_data::segment::split_sentences;
+use bert_data::tokenizer::{VocabTxtOptions, WordPieceTokenizer};
+
+fn shared_files() -> Option<(PathBuf, PathBuf, PathBuf)> {
+    let Some(shared) = common::shared_dir() else {
+        eprintln!("note: ../shared not found; skipping tokenizer parity");
+        return None;
+    };
+    let m = shared.join("models/bert-uncased-wordpiece");
+    let files = (
+        m.join("vocab.txt"),
+        m.join("tokenizer.json"),
+        shared.join("corpora"),
+    );
+    if !files.0.is_file() || !files.1.is_file() || !files.2.is_dir() {
+        eprintln!("note: shared tokenizer or corpora missing; skipping tokenizer parity");
+        return None;
+    }
+    Some(files)
+}
+
+/// A few hundred sentences from both shared corpora.
+fn sample_sentences(corpora: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for (input, per_source) in [("books", 200usize), ("wiki/foldoc.jsonl", 200)] {
+        let reader = CorpusReader::open(CorpusOptions {
+            inputs: vec![corpora.join(input).display().to_string()],
+            ..Default::default()
+        })
+        .unwrap();
+        let mut taken = 0;
+        for (k, doc) in reader.enumerate() {
+            if k % 7 != 0 {
+                continue;
+            }
+            for p in doc.unwrap().paragraphs {
+                for s in split_sentences(&p) {
+                    if taken < per_source {
+                        out.push(s);
+                        taken += 1;
+                    }
+                }
+            }
+            if taken >= per_source {
+                break;
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn vocab_txt_and_tokenizer_json_agree_with_known_ids() {
+    let Some((vocab, json, corpora)) = shared_files() else {
+        return;
+    };
+    let from_txt = WordPieceTokenizer::from_vocab_txt(&vocab, VocabTxtOptions::default()).unwrap();
+    let from_json = WordPieceTokenizer::from_tokenizer_json(&json).unwrap();
+    assert_eq!(from_txt.vocab().len(), 30_522);
+    assert_eq!(from_txt.vocab().hash(), from_json.vocab().hash());
+    let s = from_txt.vocab().special();
+    assert_eq!(
+        (s.pad, s.unk, s.cls, s.sep, s.mask),
+        (0, 100, 101, 102, 103)
+    );
+    // Ids published for bert-base-uncased.
+    for t in [&from_txt, &from_json] {
+        assert_eq!(t.encode_raw("Hello world").unwrap(), vec![7592, 2088]);
+        assert_eq!(t.encode_raw("the.").unwrap(), vec![1996, 1012]);
+        // Accents stripped and lowercased like BertTokenizer(do_lower_case=True).
+        assert_eq!(t.encode_raw("Café").unwrap(), t.encode_raw("cafe").unwrap());
+    }
+    // Padding and truncation to 128 in the shared tokenizer.json are switched off.
+    let long = "word ".repeat(300);
+    assert_eq!(from_json.encode(&long).unwrap().len(), 300);
+    let sentences = sample_sentences(&corpora);
+    assert!(sentences.len() >= 300, "{}", sentences.len());
+    let mut pieces = 0;
+    for sentence in &sentences {
+        let a = from_txt.encode_raw(sentence).unwrap();
+        let b = from_json.encode_raw(sentence).unwrap();
+        assert_eq!(a, b, "{sentence:?}");
+        assert!(!a.is_empty());
+        pieces += a
+            .iter()
+            .filter(|&&id| from_txt.vocab().continuation()[id as usize])
+            .count();
+    }
+    assert!(pieces > 0, "the sample exercises ## continuations");
+}

@@ -1,0 +1,136 @@
+//! `bert bench`: times full training steps (forward, backward, optimiser) on synthetic batches
+//! shaped like real ones, after warm-up. Users run it to size their runs.
+
+use std::time::Instant;
+
+use bert_model::{BertConfig, BertForPreTraining};
+use burn::tensor::backend::AutodiffBackend;
+use serde::Serialize;
+
+use crate::optim::{Optimizer, OptimizerConfig};
+use crate::step::TrainState;
+use crate::synthetic::SyntheticData;
+
+/// What to time.
+#[derive(Clone, Debug)]
+pub struct BenchConfig {
+    /// Model size.
+    pub model: BertConfig,
+    /// Sequences per step.
+    pub batch_size: usize,
+    /// Tokens per sequence.
+    pub seq_len: usize,
+    /// Timed steps.
+    pub steps: usize,
+    /// Untimed steps first (kernel selection, allocator warm-up).
+    pub warmup: usize,
+}
+
+/// The measurements, as `--json` prints them.
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchReport {
+    /// Sequences per second at the median step time.
+    pub seq_per_s: f64,
+    /// Median seconds per step.
+    pub median_step_s: f64,
+    /// Fastest step.
+    pub min_step_s: f64,
+    /// Slowest timed step.
+    pub max_step_s: f64,
+    /// Tokens per second at the median step time.
+    pub tokens_per_s: f64,
+    /// Peak resident memory of the process in MiB (VmHWM), when the OS reports it.
+    pub peak_rss_mib: Option<f64>,
+    /// Model parameters.
+    pub parameters: usize,
+    /// Model FLOPs per step (forward + backward ≈ 3× forward; MLM head on masked positions).
+    pub flops_per_step: f64,
+    /// Achieved model FLOP/s at the median step.
+    pub flops_per_s: f64,
+    /// Batch, sequence length, masked positions per sequence.
+    pub shape: [usize; 3],
+    /// Timed steps.
+    pub steps: usize,
+}
+
+/// Peak resident set size of this process in MiB, from `/proc/self/status` (Linux).
+pub fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// Forward FLOPs of one pre-training step (2 per multiply-add), counting the matmuls.
+pub fn forward_flops(c: &BertConfig, batch: usize, seq: usize, predictions: usize) -> f64 {
+    let (h, i, v, l) = (
+        c.hidden_size as f64,
+        c.intermediate_size as f64,
+        c.vocab_size as f64,
+        c.num_hidden_layers as f64,
+    );
+    let tokens = (batch * seq) as f64;
+    let per_layer = tokens * (4.0 * h * h + 2.0 * h * i) * 2.0
+        + 2.0 * 2.0 * (batch as f64) * (seq * seq) as f64 * h;
+    let masked = (batch * predictions) as f64;
+    let head = masked * (h * h + h * v) * 2.0 + batch as f64 * (h * h + 2.0 * h) * 2.0;
+    l * per_layer + head
+}
+
+/// Runs the benchmark on backend `B`.
+pub fn run_bench<B: AutodiffBackend>(config: &BenchConfig, device: &B::Device) -> BenchReport {
+    let data = SyntheticData::new(
+        config.model.vocab_size,
+        config.batch_size,
+        config.seq_len,
+        17,
+    );
+    let model = BertForPreTraining::<B>::new(&config.model, 17, device);
+    let parameters = model.to_host_tensors().iter().map(|t| t.values.len()).sum();
+    let mut state = TrainState::new(model, Optimizer::new(OptimizerConfig::default()));
+    let mut times = Vec::with_capacity(config.steps);
+    for i in 0..config.warmup + config.steps {
+        let batch = data.batch(i as u64);
+        let t0 = Instant::now();
+        let out = state.step(std::slice::from_ref(&batch), 1e-4, 1.0, i as u64, device);
+        // `step` reads the loss and gradient norm back, so the device work is finished here.
+        let dt = t0.elapsed().as_secs_f64();
+        tracing::debug!(
+            step = i,
+            seconds = dt,
+            loss = out.metrics.loss,
+            "bench step"
+        );
+        if i >= config.warmup {
+            times.push(dt);
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    let median = if times.is_empty() {
+        f64::NAN
+    } else if times.len() % 2 == 1 {
+        times[times.len() / 2]
+    } else {
+        (times[times.len() / 2 - 1] + times[times.len() / 2]) / 2.0
+    };
+    let flops = 3.0
+        * forward_flops(
+            &config.model,
+            config.batch_size,
+            config.seq_len,
+            data.max_predictions,
+        );
+    BenchReport {
+        seq_per_s: config.batch_size as f64 / median,
+        median_step_s: median,
+        min_step_s: times.first().copied().unwrap_or(f64::NAN),
+        max_step_s: times.last().copied().unwrap_or(f64::NAN),
+        tokens_per_s: (config.batch_size * config.seq_len) as f64 / median,
+        peak_rss_mib: peak_rss_mib(),
+        parameters,
+        flops_per_step: flops,
+        flops_per_s: flops / median,
+        shape: [config.batch_size, config.seq_len, data.max_predictions],
+        steps: config.steps,
+    }
+}

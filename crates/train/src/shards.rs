@@ -1,0 +1,121 @@
+//! The prepared shards (`bert prepare` output) as the loop's data source.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bert_data::loader::{Cursor, EvalLoader, LoaderConfig, ShardSet, TrainLoader};
+use bert_data::HostBatch;
+
+use crate::config::RunConfig;
+use crate::error::{Result, TrainError};
+use crate::source::{DataFacts, DataProvider, TrainBatches};
+
+/// Train (and validation) shard sets opened and checked against each other.
+pub struct ShardData {
+    train: Arc<ShardSet>,
+    validation: Option<Arc<ShardSet>>,
+    loader: LoaderConfig,
+    facts: DataFacts,
+}
+
+fn data_err(e: impl std::fmt::Display) -> TrainError {
+    TrainError::Data(e.to_string())
+}
+
+/// The folder holding the tokenizer files of a split: the split folder or its parent.
+fn tokenizer_dir(split: &Path) -> Option<PathBuf> {
+    [Some(split), split.parent()]
+        .into_iter()
+        .flatten()
+        .find(|d| d.join("vocab.txt").is_file() || d.join("tokenizer.json").is_file())
+        .map(Path::to_path_buf)
+}
+
+impl ShardData {
+    /// Opens `data.train` and `data.validation` of a run config.
+    pub fn open(config: &RunConfig) -> Result<Self> {
+        let train = Arc::new(ShardSet::open(&config.data.train, None).map_err(data_err)?);
+        let header = train.header().clone();
+        let validation = match &config.data.validation {
+            Some(dir) => Some(Arc::new(
+                ShardSet::open(dir, Some(&header.vocab_hash)).map_err(data_err)?,
+            )),
+            None => None,
+        };
+        let loader = LoaderConfig {
+            batch_size: config.data.batch_size,
+            seed: config.seed,
+            rank: 0,
+            world_size: 1,
+            prefetch: config.data.prefetch,
+            pad_to_max_seq_length: config.data.pad_to_max_length,
+            ..LoaderConfig::default()
+        };
+        if train.is_empty() {
+            return Err(TrainError::Data(format!(
+                "`{}` holds no instances",
+                config.data.train.display()
+            )));
+        }
+        let facts = DataFacts {
+            vocab_size: header.vocab_size,
+            vocab_hash: header.vocab_hash.clone(),
+            max_seq_length: header.max_seq_length,
+            train_instances: header.instances,
+            tokenizer_dir: tokenizer_dir(&config.data.train),
+        };
+        Ok(Self {
+            train,
+            validation,
+            loader,
+            facts,
+        })
+    }
+}
+
+struct Stream(TrainLoader);
+
+impl TrainBatches for Stream {
+    fn next_batch(&mut self) -> Result<HostBatch> {
+        self.0.next_batch().map_err(data_err)
+    }
+    fn cursor(&self) -> serde_json::Value {
+        serde_json::to_value(self.0.cursor()).expect("cursor serialises")
+    }
+}
+
+impl DataProvider for ShardData {
+    fn facts(&self) -> &DataFacts {
+        &self.facts
+    }
+
+    fn train(&self, cursor: Option<&serde_json::Value>) -> Result<Box<dyn TrainBatches + '_>> {
+        let cursor: Cursor = match cursor {
+            Some(c) => serde_json::from_value(c.clone()).map_err(|e| {
+                TrainError::Data(format!(
+                    "checkpoint data cursor {c} is not a shard cursor: {e}"
+                ))
+            })?,
+            None => Cursor::default(),
+        };
+        let loader =
+            TrainLoader::new(self.train.clone(), self.loader.clone(), cursor).map_err(data_err)?;
+        Ok(Box::new(Stream(loader)))
+    }
+
+    fn validation(
+        &self,
+        batch_size: usize,
+        max_batches: Option<usize>,
+    ) -> Result<Option<Vec<HostBatch>>> {
+        let Some(set) = &self.validation else {
+            return Ok(None);
+        };
+        let config = LoaderConfig {
+            batch_size,
+            ..self.loader.clone()
+        };
+        let pass = EvalLoader::new(set.clone(), config).map_err(data_err)?;
+        Ok(Some(pass.take(max_batches.unwrap_or(usize::MAX)).collect()))
+    }
+}
