@@ -45,8 +45,9 @@ pub struct PretrainingOutput<B: Backend> {
     pub nsp_total: usize,
 }
 
-/// Scalars read back from a [`PretrainingOutput`] (one device sync).
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// Scalars read back from a [`PretrainingOutput`] (one device sync); `default()` is all zeros,
+/// the start of a sum over batches.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct PretrainingMetrics {
     /// Total loss.
     pub loss: f64,

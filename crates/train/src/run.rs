@@ -108,15 +108,7 @@ pub fn evaluate<B: AutodiffBackend>(
     device: &B::Device,
 ) -> EvalRecord {
     let inner = burn::module::AutodiffModule::valid(model);
-    let mut acc = PretrainingMetrics {
-        loss: 0.0,
-        mlm_loss: 0.0,
-        nsp_loss: 0.0,
-        mlm_correct: 0.0,
-        mlm_total: 0.0,
-        nsp_correct: 0.0,
-        nsp_total: 0.0,
-    };
+    let mut acc = PretrainingMetrics::default();
     for b in batches {
         let m = inner
             .forward_pretraining(batch_to_device::<B::InnerBackend>(b, device))

@@ -86,15 +86,7 @@ impl<B: AutodiffBackend> TrainState<B> {
             .sum();
         let total_rows: usize = micro_batches.iter().map(|b| b.batch_size).sum();
         let mut acc: Vec<Option<Tensor<B::InnerBackend, 1>>> = vec![None; self.moments.len()];
-        let mut sums = PretrainingMetrics {
-            loss: 0.0,
-            mlm_loss: 0.0,
-            nsp_loss: 0.0,
-            mlm_correct: 0.0,
-            mlm_total: 0.0,
-            nsp_correct: 0.0,
-            nsp_total: 0.0,
-        };
+        let mut sums = PretrainingMetrics::default();
         let mut tokens = 0;
         for (i, host) in micro_batches.iter().enumerate() {
             B::seed(device, bert_rng::mix_seed(&[dropout_seed, i as u64]));
