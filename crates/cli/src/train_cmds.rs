@@ -9,7 +9,7 @@ use bert_data::loader::{EvalLoader, LoaderConfig, ShardSet};
 use bert_model::{load_model_dir, BertConfig};
 use bert_train::bench::{run_bench, BenchConfig, BenchReport};
 use bert_train::metrics::EvalRecord;
-use bert_train::run::{evaluate, train, RunOptions, RunSummary};
+use bert_train::run::{check_data_fits_model, evaluate, train, RunOptions, RunSummary};
 use bert_train::shards::ShardData;
 use bert_train::RunConfig;
 use burn::tensor::backend::Backend;
@@ -270,20 +270,12 @@ pub fn eval_command(args: &EvalArgs) -> Result<()> {
     let config = BertConfig::load(&args.checkpoint.join(bert_model::hf::CONFIG_FILE))?;
     let set = Arc::new(ShardSet::open(&args.data, None)?);
     let header = set.header();
-    anyhow::ensure!(
-        header.vocab_size <= config.vocab_size,
-        "`{}` was prepared with a vocabulary of {} entries, larger than the model's vocab_size {}",
-        args.data.display(),
+    check_data_fits_model(
+        &args.data,
         header.vocab_size,
-        config.vocab_size
-    );
-    anyhow::ensure!(
-        header.max_seq_length <= config.max_position_embeddings,
-        "`{}` holds sequences of up to {} tokens, the model's max_position_embeddings is {}",
-        args.data.display(),
         header.max_seq_length,
-        config.max_position_embeddings
-    );
+        &config,
+    )?;
     let loader = LoaderConfig {
         batch_size: args.batch_size,
         ..LoaderConfig::default()

@@ -139,6 +139,35 @@ pub fn evaluate<B: AutodiffBackend>(
     }
 }
 
+/// Refuses shards the model cannot read: ids beyond its vocabulary or sequences longer than
+/// its position embeddings. `data` names the shard folder in the message.
+pub fn check_data_fits_model(
+    data: &Path,
+    vocab_size: usize,
+    max_seq_length: usize,
+    model: &BertConfig,
+) -> Result<()> {
+    let refuse = |message: String| {
+        Err(TrainError::Config {
+            path: data.to_path_buf(),
+            message,
+        })
+    };
+    if vocab_size > model.vocab_size {
+        return refuse(format!(
+            "prepared with a vocabulary of {vocab_size} entries, larger than the model's `vocab_size` {}",
+            model.vocab_size
+        ));
+    }
+    if max_seq_length > model.max_position_embeddings {
+        return refuse(format!(
+            "the shards hold sequences of up to {max_seq_length} tokens, the model's `max_position_embeddings` is {}",
+            model.max_position_embeddings
+        ));
+    }
+    Ok(())
+}
+
 /// Runs (or resumes) the training described by `config` on backend `B`.
 pub fn train<B: AutodiffBackend>(
     config: &RunConfig,
@@ -148,15 +177,12 @@ pub fn train<B: AutodiffBackend>(
 ) -> Result<RunSummary> {
     let facts = data.facts().clone();
     let model_config = config.model_config(facts.vocab_size)?;
-    if facts.max_seq_length > model_config.max_position_embeddings {
-        return Err(TrainError::Config {
-            path: PathBuf::from("model.max_position_embeddings"),
-            message: format!(
-                "the shards hold sequences of up to {} tokens, the model's `max_position_embeddings` is {}",
-                facts.max_seq_length, model_config.max_position_embeddings
-            ),
-        });
-    }
+    check_data_fits_model(
+        &config.data.train,
+        facts.vocab_size,
+        facts.max_seq_length,
+        &model_config,
+    )?;
     std::fs::create_dir_all(&config.out_dir)
         .map_err(TrainError::io("creating", &config.out_dir))?;
     let ckpt_root = checkpoints_dir(config);
@@ -446,4 +472,32 @@ fn progress_bar(show: bool, start: u64, total: u64) -> Option<indicatif::Progres
 /// The model config a run will train (for commands that need it before training).
 pub fn resolved_model_config(config: &RunConfig, data: &dyn DataProvider) -> Result<BertConfig> {
     config.model_config(data.facts().vocab_size)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_that_does_not_fit_the_model_is_refused_with_the_folder_named() {
+        let mut model = BertConfig::preset("tiny").unwrap();
+        model.vocab_size = 100;
+        model.max_position_embeddings = 64;
+        let dir = Path::new("shards/train");
+        assert!(check_data_fits_model(dir, 100, 64, &model).is_ok());
+        let err = check_data_fits_model(dir, 101, 64, &model)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("shards/train") && err.contains("vocab_size"),
+            "{err}"
+        );
+        let err = check_data_fits_model(dir, 100, 65, &model)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("max_position_embeddings") && err.contains("65"),
+            "{err}"
+        );
+    }
 }
