@@ -33,13 +33,19 @@ def main():
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--tf32", action="store_true", help="allow TF32 matmuls on CUDA (PyTorch's default is off)")
     args = ap.parse_args()
+    dev = torch.device(args.device)
+    if dev.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = args.tf32
+        torch.backends.cudnn.allow_tf32 = args.tf32
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     layers, hidden, heads, inter = PRESETS[args.preset]
     config = BertConfig(vocab_size=30522, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
                         intermediate_size=inter, hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1)
-    model = BertForPreTraining(config)
+    model = BertForPreTraining(config).to(dev)
     model.train()
     decay = [p for n, p in model.named_parameters() if not (n.endswith("bias") or "LayerNorm" in n)]
     no_decay = [p for n, p in model.named_parameters() if n.endswith("bias") or "LayerNorm" in n]
@@ -56,6 +62,9 @@ def main():
             labels[r, pos] = torch.randint(5, config.vocab_size, (preds,))
         types = (torch.arange(s) >= s // 2).long().expand(b, s)
         nsp = torch.randint(0, 2, (b,))
+        ids, labels, types, nsp = ids.to(dev), labels.to(dev), types.to(dev), nsp.to(dev)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
         t0 = time.perf_counter()
         out = model(input_ids=ids, token_type_ids=types, attention_mask=torch.ones_like(ids), labels=labels,
                     next_sentence_label=nsp)
@@ -63,12 +72,17 @@ def main():
         out.loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
         dt = time.perf_counter() - t0
         if i >= args.warmup:
             times.append(dt)
     med = statistics.median(times)
     print(json.dumps({"impl": "pytorch", "preset": args.preset, "seq_per_s": b / med, "median_step_s": med,
                       "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      "peak_device_mib": torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda" else None,
+                      "device": torch.cuda.get_device_name() if dev.type == "cuda" else "cpu",
+                      "tf32": args.tf32, "batch": b, "seq": s,
                       "torch": torch.__version__, "threads": args.threads}))
 
 

@@ -105,6 +105,9 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
             report.flops_per_s / 1e12,
             report.flops_per_step / 1e9
         );
+        if let (Some(first), Some(last)) = (report.losses.first(), report.losses.last()) {
+            println!("  loss          {first:.4} (first step) → {last:.4} (last)");
+        }
         match report.peak_rss_mib {
             Some(m) => println!("  peak RSS      {m:.0} MiB"),
             None => println!("  peak RSS      unknown on this OS"),

@@ -37,23 +37,29 @@ impl<B: Backend> BertEmbeddings<B> {
         }
     }
 
-    /// `[batch, seq]` ids and token types to `[batch, seq, hidden]`. Positions are `0..seq`.
+    /// `[batch, seq]` ids and token types to `[batch · seq, hidden]` (the encoder's 2-D layout;
+    /// rows of one sequence are consecutive). Positions are `0..seq`.
     pub fn forward(
         &self,
         input_ids: Tensor<B, 2, Int>,
         token_type_ids: Tensor<B, 2, Int>,
-    ) -> Tensor<B, 3> {
-        let [_, seq] = input_ids.dims();
+    ) -> Tensor<B, 2> {
+        let [batch, seq] = input_ids.dims();
+        let hidden = self.position.weight.dims()[1];
         let words = self.word.forward(input_ids);
         let types = self.token_type.forward(token_type_ids);
-        // Position rows are a prefix of the table: a slice is cheaper than a gather.
+        // Position rows are a prefix of the table: a slice is cheaper than a gather. Added as
+        // one shared `[seq · hidden]` row per sequence, the broadcast CPU backends do fastest.
         let positions = self
             .position
             .weight
             .val()
             .narrow(0, 0, seq)
-            .unsqueeze::<3>();
-        let summed = words + types + positions;
-        self.dropout.forward(self.layer_norm.forward(summed))
+            .reshape([1, seq * hidden]);
+        let summed = (words + types).reshape([batch, seq * hidden]) + positions;
+        self.dropout.forward(
+            self.layer_norm
+                .forward(summed.reshape([batch * seq, hidden])),
+        )
     }
 }

@@ -46,13 +46,25 @@ impl<B: Backend> BertAttention<B> {
         }
     }
 
-    /// `x`: `[batch, seq, hidden]`; `mask_bias`: `[batch, 1, 1, seq]`, 0 for real keys and a large
-    /// negative number for padding.
-    pub fn forward(&self, x: Tensor<B, 3>, mask_bias: Tensor<B, 4>) -> Tensor<B, 3> {
-        let [batch, seq, hidden] = x.dims();
+    /// Number of attention heads.
+    pub fn num_heads(&self) -> usize {
+        self.num_heads
+    }
+
+    /// `x`: `[batch · seq, hidden]` (rows of a sequence are consecutive); `mask_bias`:
+    /// `[batch, heads, seq, seq]`, 0 for real keys and a large negative number for padding.
+    ///
+    /// Hidden states stay 2-D through the encoder: every linear layer is then one matrix
+    /// product, and its weight gradient one product over all tokens (a 3-D input makes Burn
+    /// compute one product per sequence and sum them), and the bias adds are plain row
+    /// broadcasts.
+    pub fn forward(&self, x: Tensor<B, 2>, seq: usize, mask_bias: Tensor<B, 4>) -> Tensor<B, 2> {
+        let [rows, hidden] = x.dims();
+        let batch = rows / seq;
         let heads = self.num_heads;
         let head_dim = hidden / heads;
-        let split = |t: Tensor<B, 3>| t.reshape([batch, seq, heads, head_dim]).swap_dims(1, 2);
+        // Views only: the batched matrix product reads the strided heads in place.
+        let split = |t: Tensor<B, 2>| t.reshape([batch, seq, heads, head_dim]).swap_dims(1, 2);
         let q = split(self.query.forward(x.clone()));
         let k = split(self.key.forward(x.clone()));
         let v = split(self.value.forward(x.clone()));
@@ -61,10 +73,7 @@ impl<B: Backend> BertAttention<B> {
             .div_scalar((head_dim as f64).sqrt())
             + mask_bias;
         let probs = self.probs_dropout.forward(softmax(scores, 3));
-        let context = probs
-            .matmul(v)
-            .swap_dims(1, 2)
-            .reshape([batch, seq, hidden]);
+        let context = probs.matmul(v).swap_dims(1, 2).reshape([rows, hidden]);
         let projected = self.output_dropout.forward(self.output.forward(context));
         self.layer_norm.forward(projected + x)
     }
@@ -99,9 +108,10 @@ impl<B: Backend> BertLayer<B> {
         }
     }
 
-    /// `[batch, seq, hidden]` to `[batch, seq, hidden]`.
-    pub fn forward(&self, x: Tensor<B, 3>, mask_bias: Tensor<B, 4>) -> Tensor<B, 3> {
-        let attended = self.attention.forward(x, mask_bias);
+    /// `[batch · seq, hidden]` to `[batch · seq, hidden]`; `mask_bias` as
+    /// [`BertAttention::forward`] takes it.
+    pub fn forward(&self, x: Tensor<B, 2>, seq: usize, mask_bias: Tensor<B, 4>) -> Tensor<B, 2> {
+        let attended = self.attention.forward(x, seq, mask_bias);
         let inner = apply(self.activation, self.intermediate.forward(attended.clone()));
         let out = self.dropout.forward(self.output.forward(inner));
         self.layer_norm.forward(out + attended)

@@ -54,17 +54,28 @@ impl<B: Backend> BertModel<B> {
         attention_mask: Tensor<B, 2, Int>,
     ) -> EncoderOutput<B> {
         let [batch, seq] = input_ids.dims();
+        let heads = self
+            .layers
+            .first()
+            .map(|layer| layer.attention.num_heads())
+            .unwrap_or(1);
+        // Expanded once to the scores' full shape and shared by every layer: adding a
+        // same-shaped tensor is the CPU backend's fast path, a [batch, 1, 1, seq] broadcast
+        // is not.
         let mask_bias = attention_mask
             .float()
             .neg()
             .add_scalar(1.0)
             .mul_scalar(MASKED_SCORE)
-            .reshape([batch, 1, 1, seq]);
+            .reshape([batch, 1, 1, seq])
+            .repeat_dim(2, seq)
+            .repeat_dim(1, heads);
         let mut hidden = self.embeddings.forward(input_ids, token_type_ids);
         for layer in &self.layers {
-            hidden = layer.forward(hidden, mask_bias.clone());
+            hidden = layer.forward(hidden, seq, mask_bias.clone());
         }
-        let width = hidden.dims()[2];
+        let width = hidden.dims()[1];
+        let hidden = hidden.reshape([batch, seq, width]);
         let first = hidden
             .clone()
             .slice([0..batch, 0..1])

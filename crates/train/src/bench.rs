@@ -51,6 +51,11 @@ pub struct BenchReport {
     pub shape: [usize; 3],
     /// Timed steps.
     pub steps: usize,
+    /// Loss of every step, warm-up included: the same seed gives the same model and batches on
+    /// every backend, so with dropout 0 these compare backends' numerics.
+    pub losses: Vec<f64>,
+    /// Global gradient norm (before clipping) of every step, warm-up included.
+    pub grad_norms: Vec<f64>,
 }
 
 /// Peak resident set size of this process in MiB, from `/proc/self/status` (Linux).
@@ -89,6 +94,8 @@ pub fn run_bench<B: AutodiffBackend>(config: &BenchConfig, device: &B::Device) -
     let parameters = model.to_host_tensors().iter().map(|t| t.values.len()).sum();
     let mut state = TrainState::new(model, Optimizer::new(OptimizerConfig::default()));
     let mut times = Vec::with_capacity(config.steps);
+    let mut losses = Vec::with_capacity(config.warmup + config.steps);
+    let mut grad_norms = Vec::with_capacity(config.warmup + config.steps);
     for i in 0..config.warmup + config.steps {
         let batch = data.batch(i as u64);
         let t0 = Instant::now();
@@ -101,6 +108,8 @@ pub fn run_bench<B: AutodiffBackend>(config: &BenchConfig, device: &B::Device) -
             loss = out.metrics.loss,
             "bench step"
         );
+        losses.push(out.metrics.loss);
+        grad_norms.push(out.grad_norm);
         if i >= config.warmup {
             times.push(dt);
         }
@@ -132,5 +141,7 @@ pub fn run_bench<B: AutodiffBackend>(config: &BenchConfig, device: &B::Device) -
         flops_per_s: flops / median,
         shape: [config.batch_size, config.seq_len, data.max_predictions],
         steps: config.steps,
+        losses,
+        grad_norms,
     }
 }

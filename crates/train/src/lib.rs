@@ -8,6 +8,7 @@ pub mod error;
 pub mod metrics;
 pub mod optim;
 pub mod plot;
+pub mod reduce;
 pub mod run;
 pub mod schedule;
 pub mod shards;

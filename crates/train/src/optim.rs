@@ -152,8 +152,8 @@ impl Optimizer {
         }
         if c.kind == OptimizerKind::Lamb && slot.decay {
             // Trust ratio ‖w‖/‖u‖, 1 when either norm is zero; kept on the device (no sync).
-            let w_norm = w.clone().powi_scalar(2).sum().sqrt();
-            let u_norm = direction.clone().powi_scalar(2).sum().sqrt();
+            let w_norm = crate::reduce::sum_of_squares(w.clone()).sqrt();
+            let u_norm = crate::reduce::sum_of_squares(direction.clone()).sqrt();
             let ok = w_norm
                 .clone()
                 .greater_elem(0.0)

@@ -129,7 +129,7 @@ impl<B: AutodiffBackend> TrainState<B> {
         let sq: Vec<Tensor<B::InnerBackend, 1>> = acc
             .iter()
             .flatten()
-            .map(|g| g.clone().powi_scalar(2).sum())
+            .map(|g| crate::reduce::sum_of_squares(g.clone()))
             .collect();
         let grad_norm = if sq.is_empty() {
             0.0

@@ -1,0 +1,55 @@
+//! Reductions whose result does not depend on thread scheduling.
+//!
+//! Burn's CPU backend sums a large tensor (4M elements or more) in parallel chunks and adds the
+//! partial sums in whatever order the thread pool finishes them, so the last bits of a global
+//! gradient norm could differ between two runs. Exact resume needs the same bits every time:
+//! these helpers reduce rows first (each row summed by one thread, in order), then the short
+//! vector of row sums.
+
+use burn::tensor::{backend::Backend, Tensor};
+
+/// Elements per row when a long vector is folded into a matrix before summing.
+const ROW: usize = 4096;
+
+/// The sum of squares of a 1-D tensor, `[1]`, with the same bits on every run.
+pub fn sum_of_squares<B: Backend>(values: Tensor<B, 1>) -> Tensor<B, 1> {
+    let n = values.dims()[0];
+    let squares = values.powi_scalar(2);
+    let rows = n / ROW;
+    if rows < 2 {
+        return squares.sum();
+    }
+    let body = squares
+        .clone()
+        .narrow(0, 0, rows * ROW)
+        .reshape([rows, ROW])
+        .sum_dim(1)
+        .reshape([rows])
+        .sum();
+    if rows * ROW == n {
+        body
+    } else {
+        body + squares.narrow(0, rows * ROW, n - rows * ROW).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::Flex;
+
+    #[test]
+    fn matches_a_plain_sum_of_squares() {
+        let device = Default::default();
+        for n in [1usize, 7, 4096, 8192, 3 * 4096 + 5, 100_000] {
+            let values: Vec<f32> = (0..n).map(|i| ((i % 97) as f32 - 48.0) / 17.0).collect();
+            let expected: f64 = values.iter().map(|&v| (v as f64) * (v as f64)).sum();
+            let t = Tensor::<Flex, 1>::from_floats(values.as_slice(), &device);
+            let got = sum_of_squares(t).into_scalar() as f64;
+            assert!(
+                (got - expected).abs() <= 1e-5 * expected.max(1.0),
+                "n = {n}: {got} vs {expected}"
+            );
+        }
+    }
+}
