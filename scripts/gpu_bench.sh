@@ -61,12 +61,12 @@ ls /usr/local/cuda/lib64 2>/dev/null | grep -E "nvrtc|cudart" | head -5
 export RUST_LOG=${RUST_LOG:-warn,bert_train::bench=debug}
 run base-cuda 240 "$BIN" bench --preset base --seq 128 --batch "$BATCH" --steps "$STEPS" --warmup 3 --device cuda --json
 run torch-fp32 90 python3 scripts/bench_pytorch.py --preset base --seq 128 --batch "$BATCH" --steps "$STEPS" --warmup 3 --device cuda
-run torch-tf32 60 python3 scripts/bench_pytorch.py --preset base --seq 128 --batch "$BATCH" --steps "$STEPS" --warmup 3 --device cuda --tf32
 for d in cpu cuda; do
     run "tiny-$d" 60 "$BIN" bench --preset tiny --seq 128 --batch 8 --steps 4 --warmup 0 --dropout 0 --device "$d" --json
 done
 run base-wgpu 200 "$BIN" bench --preset base --seq 128 --batch "$BATCH" --steps "$STEPS" --warmup 3 --device wgpu --json
 run tiny-wgpu 60 "$BIN" bench --preset tiny --seq 128 --batch 8 --steps 4 --warmup 0 --dropout 0 --device wgpu --json
+run torch-tf32 60 python3 scripts/bench_pytorch.py --preset base --seq 128 --batch "$BATCH" --steps "$STEPS" --warmup 3 --device cuda --tf32
 kill "$SMI" 2>/dev/null
 
 python3 - "$OUT" <<'EOF'
@@ -104,3 +104,6 @@ for d in ["cuda", "wgpu"]:
         print("tiny %s vs cpu: max rel diff loss %.2e, grad norm %.2e  (cpu losses %s, %s %s)" % (
             d, dl, dg, [round(x, 5) for x in ref["losses"]], d, [round(x, 5) for x in r["losses"]]))
 EOF
+
+# One archive back instead of many small files.
+tar czf /tmp/gpu-bench.tgz -C "$OUT" . && rm -f "$OUT"/*.json "$OUT"/*.err "$OUT"/*.csv "$OUT"/*.txt && mv /tmp/gpu-bench.tgz "$OUT/"
