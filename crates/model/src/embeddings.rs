@@ -57,7 +57,8 @@ impl<B: Backend> BertEmbeddings<B> {
             .narrow(0, 0, seq)
             .reshape([1, seq * hidden]);
         let summed = (words + types).reshape([batch, seq * hidden]) + positions;
-        self.dropout.forward(
+        crate::dropout::apply(
+            &self.dropout,
             self.layer_norm
                 .forward(summed.reshape([batch * seq, hidden])),
         )

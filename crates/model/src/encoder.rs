@@ -72,9 +72,9 @@ impl<B: Backend> BertAttention<B> {
             .matmul(k.swap_dims(2, 3))
             .div_scalar((head_dim as f64).sqrt())
             + mask_bias;
-        let probs = self.probs_dropout.forward(softmax(scores, 3));
+        let probs = crate::dropout::apply(&self.probs_dropout, softmax(scores, 3));
         let context = probs.matmul(v).swap_dims(1, 2).reshape([rows, hidden]);
-        let projected = self.output_dropout.forward(self.output.forward(context));
+        let projected = crate::dropout::apply(&self.output_dropout, self.output.forward(context));
         self.layer_norm.forward(projected + x)
     }
 }
@@ -113,7 +113,7 @@ impl<B: Backend> BertLayer<B> {
     pub fn forward(&self, x: Tensor<B, 2>, seq: usize, mask_bias: Tensor<B, 4>) -> Tensor<B, 2> {
         let attended = self.attention.forward(x, seq, mask_bias);
         let inner = apply(self.activation, self.intermediate.forward(attended.clone()));
-        let out = self.dropout.forward(self.output.forward(inner));
+        let out = crate::dropout::apply(&self.dropout, self.output.forward(inner));
         self.layer_norm.forward(out + attended)
     }
 }

@@ -9,7 +9,9 @@
 //! - [`hf`]: loading and saving HuggingFace folders (also this project's checkpoint format).
 
 pub mod activation;
+pub mod backend;
 pub mod config;
+pub mod dropout;
 pub mod embeddings;
 pub mod encoder;
 pub mod error;

@@ -89,7 +89,9 @@ impl<B: AutodiffBackend> TrainState<B> {
         let mut sums = PretrainingMetrics::default();
         let mut tokens = 0;
         for (i, host) in micro_batches.iter().enumerate() {
-            B::seed(device, bert_rng::mix_seed(&[dropout_seed, i as u64]));
+            let micro_seed = bert_rng::mix_seed(&[dropout_seed, i as u64]);
+            B::seed(device, micro_seed);
+            bert_model::dropout::seed(micro_seed);
             let batch_weight: f64 = host.masked_weights.iter().map(|&w| w as f64).sum();
             let mlm_share = if total_weight > 0.0 {
                 batch_weight / total_weight
