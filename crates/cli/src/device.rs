@@ -15,6 +15,8 @@ pub enum DeviceSpec {
     Wgpu,
     /// CUDA device N.
     Cuda(usize),
+    /// Burn's `ndarray` CPU backend (feature `ndarray`), kept for benchmarks against flex.
+    Ndarray,
 }
 
 impl FromStr for DeviceSpec {
@@ -24,12 +26,13 @@ impl FromStr for DeviceSpec {
             "cpu" => Ok(DeviceSpec::Cpu),
             "wgpu" => Ok(DeviceSpec::Wgpu),
             "cuda" => Ok(DeviceSpec::Cuda(0)),
+            "ndarray" => Ok(DeviceSpec::Ndarray),
             other => other
                 .strip_prefix("cuda:")
                 .and_then(|n| n.parse().ok())
                 .map(DeviceSpec::Cuda)
                 .ok_or_else(|| {
-                    format!("unknown device `{other}`: expected cpu, wgpu, cuda or cuda:N")
+                    format!("unknown device `{other}`: expected cpu, wgpu, cuda, cuda:N or ndarray")
                 }),
         }
     }
@@ -41,6 +44,7 @@ impl fmt::Display for DeviceSpec {
             DeviceSpec::Cpu => write!(f, "cpu"),
             DeviceSpec::Wgpu => write!(f, "wgpu"),
             DeviceSpec::Cuda(n) => write!(f, "cuda:{n}"),
+            DeviceSpec::Ndarray => write!(f, "ndarray"),
         }
     }
 }
@@ -65,12 +69,14 @@ pub fn dispatch<T: BackendTask>(spec: DeviceSpec, task: T) -> Result<T::Output> 
         DeviceSpec::Cuda(index) => {
             task.run::<burn::backend::Cuda>(burn::backend::cuda::CudaDevice { index })
         }
+        #[cfg(feature = "ndarray")]
+        DeviceSpec::Ndarray => task.run::<burn::backend::NdArray>(Default::default()),
         #[allow(unreachable_patterns)]
         other => {
-            let feature = if other == DeviceSpec::Wgpu {
-                "wgpu"
-            } else {
-                "cuda"
+            let feature = match other {
+                DeviceSpec::Wgpu => "wgpu",
+                DeviceSpec::Ndarray => "ndarray",
+                _ => "cuda",
             };
             bail!(
                 "device `{other}` is not built into this binary; rebuild with \

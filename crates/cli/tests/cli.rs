@@ -315,3 +315,26 @@ fn plot_and_eval_errors_are_reported_without_panics() {
     ]);
     assert_user_error(&out, &["tokenizer.json or vocab.txt"]);
 }
+
+/// A device the binary was not built with is named with the feature that adds it; an unknown
+/// device lists the valid ones. (Tests build the default binary: CPU only.)
+#[test]
+fn devices_missing_from_the_build_say_how_to_get_them() {
+    for (device, feature) in [("wgpu", "wgpu"), ("cuda", "cuda"), ("ndarray", "ndarray")] {
+        if cfg!(feature = "wgpu") || cfg!(feature = "cuda") || cfg!(feature = "ndarray") {
+            return;
+        }
+        let out = bert(&[
+            "bench", "--preset", "tiny", "--steps", "1", "--device", device,
+        ]);
+        assert_user_error(
+            &out,
+            &[
+                "not built into this binary",
+                &format!("--features {feature}"),
+            ],
+        );
+    }
+    let out = bert(&["bench", "--device", "tpu"]);
+    assert_user_error(&out, &["unknown device `tpu`", "cpu, wgpu, cuda"]);
+}

@@ -19,7 +19,7 @@ pub struct RunConfig {
     pub seed: u64,
     /// Run directory: checkpoints, `metrics.jsonl`, the resolved config.
     pub out_dir: PathBuf,
-    /// `cpu`, `wgpu`, `cuda` or `cuda:N` (the CLI's `--device` overrides it).
+    /// `cpu`, `wgpu`, `cuda`, `cuda:N` or `ndarray` (the CLI's `--device` overrides it).
     #[serde(default = "default_device")]
     pub device: String,
     /// The model.
