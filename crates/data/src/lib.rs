@@ -26,6 +26,7 @@ pub mod segment;
 pub mod shard;
 pub mod tokenizer;
 pub mod train_vocab;
+pub mod wordpiece_learn;
 
 pub use batch::HostBatch;
 pub use error::{DataError, Result};

@@ -1,23 +1,31 @@
-//! Training a WordPiece vocabulary from a corpus with HuggingFace's trainer, written as
-//! `vocab.txt` and a `tokenizer.json` that both load back to the same ids.
+//! Training a WordPiece vocabulary from a corpus, written as `vocab.txt` and a `tokenizer.json`
+//! that both load back to the same ids. Text is normalised and split into words by
+//! HuggingFace's BERT normaliser and pre-tokeniser; the merges are learnt by
+//! [`crate::wordpiece_learn`], which (unlike HuggingFace's trainer) gives the same vocabulary on
+//! every run.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use tokenizers::decoders::wordpiece::WordPiece as WordPieceDecoder;
-use tokenizers::models::wordpiece::{WordPiece, WordPieceTrainer};
-use tokenizers::models::{ModelWrapper, TrainerWrapper};
+use tokenizers::models::wordpiece::WordPiece;
+use tokenizers::models::ModelWrapper;
 use tokenizers::normalizers::bert::BertNormalizer;
 use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
 use tokenizers::processors::bert::BertProcessing;
-use tokenizers::{AddedToken, Model, Tokenizer};
+use tokenizers::{
+    AddedToken, Normalizer, OffsetReferential, OffsetType, PreTokenizedString, PreTokenizer,
+    Tokenizer,
+};
 
 use crate::corpus::{CorpusOptions, CorpusReader};
 use crate::error::{DataError, Result};
 use crate::fsutil::{create_dir_all, write_atomic};
 use crate::tokenizer::{WordPieceTokenizer, SPECIAL_TOKENS};
+use crate::wordpiece_learn::{learn, LearnOptions, CONTINUATION};
 
 /// What to train.
 #[derive(Clone, Debug)]
@@ -107,28 +115,7 @@ pub fn train_wordpiece(options: &TrainVocabOptions) -> Result<TrainVocabReport> 
         )));
     }
     let reader = CorpusReader::open(options.corpus.clone())?;
-    let specials: Vec<AddedToken> = SPECIAL_TOKENS
-        .iter()
-        .map(|t| AddedToken::from(*t, true))
-        .collect();
-    let mut trainer = TrainerWrapper::WordPieceTrainer(
-        WordPieceTrainer::builder()
-            .vocab_size(options.vocab_size)
-            .min_frequency(options.min_frequency)
-            .limit_alphabet(options.limit_alphabet)
-            .special_tokens(specials)
-            .show_progress(false)
-            .build(),
-    );
-    let mut tokenizer = Tokenizer::new(ModelWrapper::WordPiece(WordPiece::default()));
-    tokenizer
-        .with_normalizer(Some(BertNormalizer::new(
-            true,
-            true,
-            Some(options.lowercase),
-            options.lowercase,
-        )))
-        .with_pre_tokenizer(Some(BertPreTokenizer));
+    let normalizer = BertNormalizer::new(true, true, Some(options.lowercase), options.lowercase);
     let error = Arc::new(Mutex::new(None));
     let documents = Arc::new(AtomicU64::new(0));
     let paragraphs = Paragraphs {
@@ -137,19 +124,54 @@ pub fn train_wordpiece(options: &TrainVocabOptions) -> Result<TrainVocabReport> 
         error: error.clone(),
         documents: documents.clone(),
     };
-    tokenizer
-        .train(&mut trainer, paragraphs)
-        .map_err(|e| DataError::Tokenizer(format!("training WordPiece: {e}")))?;
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    for paragraph in paragraphs {
+        let mut words = PreTokenizedString::from(paragraph.as_str());
+        words
+            .normalize(|n| normalizer.normalize(n))
+            .and_then(|_| BertPreTokenizer.pre_tokenize(&mut words))
+            .map_err(|e| DataError::Tokenizer(format!("splitting text into words: {e}")))?;
+        for (word, _, _) in words.get_splits(OffsetReferential::Normalized, OffsetType::Char) {
+            match counts.get_mut(word) {
+                Some(n) => *n += 1,
+                None => {
+                    counts.insert(word.to_string(), 1);
+                }
+            }
+        }
+    }
     if let Some(e) = error.lock().ok().and_then(|mut slot| slot.take()) {
         return Err(e);
     }
-    let vocab = tokenizer.get_model().get_vocab();
-    let mut tokens = vec![String::new(); vocab.len()];
-    for (token, id) in vocab {
-        if let Some(slot) = tokens.get_mut(id as usize) {
-            *slot = token;
-        }
-    }
+    let tokens = learn(
+        &counts,
+        &SPECIAL_TOKENS,
+        &LearnOptions {
+            vocab_size: options.vocab_size,
+            min_frequency: options.min_frequency,
+            limit_alphabet: options.limit_alphabet,
+        },
+    );
+    let ids: ahash::AHashMap<String, u32> = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.clone(), i as u32))
+        .collect();
+    let model = WordPiece::builder()
+        .vocab(ids)
+        .unk_token("[UNK]".into())
+        .continuing_subword_prefix(CONTINUATION.into())
+        .build()
+        .map_err(|e| DataError::Tokenizer(format!("building the WordPiece model: {e}")))?;
+    let specials: Vec<AddedToken> = SPECIAL_TOKENS
+        .iter()
+        .map(|t| AddedToken::from(*t, true))
+        .collect();
+    let mut tokenizer = Tokenizer::new(ModelWrapper::WordPiece(model));
+    tokenizer
+        .with_normalizer(Some(normalizer))
+        .with_pre_tokenizer(Some(BertPreTokenizer));
+    tokenizer.add_special_tokens(&specials);
     let id = |t: &str| tokenizer.token_to_id(t).unwrap_or(0);
     let (cls, sep) = (id("[CLS]"), id("[SEP]"));
     tokenizer

@@ -59,3 +59,29 @@ fn trained_vocabulary_loads_and_tokenizes_its_corpus() {
     .to_string();
     assert!(err.contains("no room"), "{err}");
 }
+
+/// The same corpus gives the same `vocab.txt`, byte for byte, every time (HuggingFace's trainer
+/// numbered tokens in a randomly seeded hash order: three runs, three files).
+#[test]
+fn training_twice_gives_the_same_vocabulary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let corpus = tmp.path().join("c.jsonl");
+    common::write_jsonl(&corpus, &common::gen_docs(150, 5));
+    let train = |out: &str| {
+        let report = train_wordpiece(&TrainVocabOptions {
+            corpus: CorpusOptions {
+                inputs: vec![corpus.display().to_string()],
+                ..Default::default()
+            },
+            vocab_size: 400,
+            out: tmp.path().join(out),
+            ..Default::default()
+        })
+        .unwrap();
+        std::fs::read(report.vocab_txt).unwrap()
+    };
+    let first = train("a");
+    for out in ["b", "c"] {
+        assert!(train(out) == first, "vocab.txt differs between runs");
+    }
+}
