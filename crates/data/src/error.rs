@@ -90,3 +90,13 @@ pub(crate) fn io_err<P: Into<PathBuf>>(
         source,
     }
 }
+
+impl From<bert_fsutil::FsError> for DataError {
+    fn from(e: bert_fsutil::FsError) -> Self {
+        DataError::Io {
+            action: e.action,
+            path: e.path,
+            source: e.source,
+        }
+    }
+}

@@ -100,3 +100,13 @@ pub enum ModelError {
 
 /// Result alias of the model crate.
 pub type Result<T, E = ModelError> = std::result::Result<T, E>;
+
+impl From<bert_fsutil::FsError> for ModelError {
+    fn from(e: bert_fsutil::FsError) -> Self {
+        ModelError::Io {
+            action: e.action,
+            path: e.path,
+            source: e.source,
+        }
+    }
+}

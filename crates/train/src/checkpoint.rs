@@ -153,12 +153,12 @@ pub fn save<B: AutodiffBackend>(
     write_atomic(&tmp.join(OPTIMIZER_FILE), &moments_to_safetensors(state)?)?;
     let json = serde_json::to_vec_pretty(trainer).expect("trainer state serialises");
     write_atomic(&tmp.join(STATE_FILE), &json)?;
-    sync_dir(&tmp)?;
+    sync_dir(&tmp);
     if final_dir.exists() {
         fs::remove_dir_all(&final_dir).map_err(TrainError::io("replacing", &final_dir))?;
     }
     fs::rename(&tmp, &final_dir).map_err(TrainError::io("renaming into place", &final_dir))?;
-    sync_dir(root)?;
+    sync_dir(root);
     let all = list_checkpoints(root);
     if all.len() > keep {
         for (_, old) in &all[..all.len() - keep] {

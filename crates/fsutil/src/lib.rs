@@ -1,0 +1,108 @@
+//! Crash-safe file writing: nothing half-written is ever left under a final name.
+//!
+//! One copy for the data crate (no Burn) and the model crate (Burn) alike; each converts
+//! [`FsError`] into its own error type.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Component, Path, PathBuf};
+
+/// A file-system operation that failed, with what was being done and to which path.
+#[derive(Debug, thiserror::Error)]
+#[error("{action} {}: {source}", path.display())]
+pub struct FsError {
+    /// What was being done, e.g. "creating".
+    pub action: &'static str,
+    /// The file or folder concerned.
+    pub path: PathBuf,
+    /// The underlying error.
+    #[source]
+    pub source: std::io::Error,
+}
+
+fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> FsError + 'a {
+    move |source| FsError {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// A temporary sibling name for `path`, unique to this process.
+pub fn temp_sibling(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+}
+
+/// Writes `bytes` to `path` atomically: temporary file, fsync, rename, fsync of the folder.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FsError> {
+    write_atomic_parts(path, &[bytes])
+}
+
+/// Like [`write_atomic`], for content that is already split in pieces (header + data), so
+/// that callers need not concatenate large buffers.
+pub fn write_atomic_parts(path: &Path, parts: &[&[u8]]) -> Result<(), FsError> {
+    let tmp = temp_sibling(path);
+    let result = (|| {
+        let mut file = File::create(&tmp).map_err(io("creating", &tmp))?;
+        for part in parts {
+            file.write_all(part).map_err(io("writing", &tmp))?;
+        }
+        file.sync_all().map_err(io("syncing", &tmp))?;
+        fs::rename(&tmp, path).map_err(io("renaming into place", path))?;
+        sync_dir(path.parent().unwrap_or(Path::new(".")));
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Fsyncs a directory so that a rename inside it survives a crash.
+pub fn sync_dir(dir: &Path) {
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    // Directories cannot be opened for syncing on every platform; where they can't, the
+    // rename is still atomic, only its durability is up to the OS.
+    if let Ok(handle) = File::open(dir) {
+        let _ = handle.sync_all();
+    }
+}
+
+/// Creates a directory and its parents, naming it on failure.
+pub fn create_dir_all(dir: &Path) -> Result<(), FsError> {
+    fs::create_dir_all(dir).map_err(io("creating directory", dir))
+}
+
+/// `path` if absolute, else `base/path`, with `.` and `dir/..` pairs removed lexically (so
+/// messages show `runs/x`, not `configs/../runs/x`).
+pub fn resolve_relative(base: &Path, path: &Path) -> PathBuf {
+    let joined = if path.is_relative() {
+        base.join(path)
+    } else {
+        path.to_path_buf()
+    };
+    let mut out: Vec<Component<'_>> = Vec::new();
+    for c in joined.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir if matches!(out.last(), Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    let p: PathBuf = out.iter().collect();
+    if p.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        p
+    }
+}
