@@ -1,4 +1,4 @@
-//! `--device cpu|wgpu|cuda[:N]`: picks the Burn backend at run time.
+//! `--device cpu|wgpu|cuda[:N]|cuda-fusion[:N]`: picks the Burn backend at run time.
 
 use std::fmt;
 use std::str::FromStr;
@@ -13,8 +13,10 @@ pub enum DeviceSpec {
     Cpu,
     /// The wgpu backend (Vulkan, Metal, DX12) on the default adapter.
     Wgpu,
-    /// CUDA device N.
+    /// CUDA device N, one kernel per tensor operation (autotuned when built with `autotune`).
     Cuda(usize),
+    /// CUDA device N under Burn's kernel fusion (feature `cuda-fusion`).
+    CudaFusion(usize),
     /// Burn's `ndarray` CPU backend (feature `ndarray`), kept for benchmarks against flex.
     Ndarray,
 }
@@ -26,14 +28,24 @@ impl FromStr for DeviceSpec {
             "cpu" => Ok(DeviceSpec::Cpu),
             "wgpu" => Ok(DeviceSpec::Wgpu),
             "cuda" => Ok(DeviceSpec::Cuda(0)),
+            "cuda-fusion" => Ok(DeviceSpec::CudaFusion(0)),
             "ndarray" => Ok(DeviceSpec::Ndarray),
-            other => other
-                .strip_prefix("cuda:")
-                .and_then(|n| n.parse().ok())
-                .map(DeviceSpec::Cuda)
-                .ok_or_else(|| {
-                    format!("unknown device `{other}`: expected cpu, wgpu, cuda, cuda:N or ndarray")
-                }),
+            other => {
+                let index = |prefix: &str| {
+                    other
+                        .strip_prefix(prefix)
+                        .and_then(|n| n.parse::<usize>().ok())
+                };
+                index("cuda:")
+                    .map(DeviceSpec::Cuda)
+                    .or_else(|| index("cuda-fusion:").map(DeviceSpec::CudaFusion))
+                    .ok_or_else(|| {
+                        format!(
+                            "unknown device `{other}`: expected cpu, wgpu, cuda, cuda:N, \
+                             cuda-fusion, cuda-fusion:N or ndarray"
+                        )
+                    })
+            }
         }
     }
 }
@@ -44,10 +56,20 @@ impl fmt::Display for DeviceSpec {
             DeviceSpec::Cpu => write!(f, "cpu"),
             DeviceSpec::Wgpu => write!(f, "wgpu"),
             DeviceSpec::Cuda(n) => write!(f, "cuda:{n}"),
+            DeviceSpec::CudaFusion(n) => write!(f, "cuda-fusion:{n}"),
             DeviceSpec::Ndarray => write!(f, "ndarray"),
         }
     }
 }
+
+/// CUDA without the fusion decorator: named explicitly, since Burn's `Cuda` alias turns into
+/// the fused backend whenever any crate in the build enables fusion.
+#[cfg(feature = "cuda")]
+type CudaPlain = burn_cubecl::CubeBackend<cubecl::cuda::CudaRuntime, f32, i32, u8>;
+
+/// CUDA under Burn's kernel fusion.
+#[cfg(feature = "cuda-fusion")]
+type CudaFused = burn_fusion::Fusion<CudaPlain>;
 
 /// Work that runs on whichever backend the user picked.
 pub trait BackendTask {
@@ -66,8 +88,10 @@ pub fn dispatch<T: BackendTask>(spec: DeviceSpec, task: T) -> Result<T::Output> 
             task.run::<burn::backend::Wgpu>(burn::backend::wgpu::WgpuDevice::DefaultDevice)
         }
         #[cfg(feature = "cuda")]
-        DeviceSpec::Cuda(index) => {
-            task.run::<burn::backend::Cuda>(burn::backend::cuda::CudaDevice { index })
+        DeviceSpec::Cuda(index) => task.run::<CudaPlain>(burn::backend::cuda::CudaDevice { index }),
+        #[cfg(feature = "cuda-fusion")]
+        DeviceSpec::CudaFusion(index) => {
+            task.run::<CudaFused>(burn::backend::cuda::CudaDevice { index })
         }
         #[cfg(feature = "ndarray")]
         DeviceSpec::Ndarray => task.run::<burn::backend::NdArray>(Default::default()),
@@ -76,6 +100,7 @@ pub fn dispatch<T: BackendTask>(spec: DeviceSpec, task: T) -> Result<T::Output> 
             let feature = match other {
                 DeviceSpec::Wgpu => "wgpu",
                 DeviceSpec::Ndarray => "ndarray",
+                DeviceSpec::CudaFusion(_) => "cuda-fusion",
                 _ => "cuda",
             };
             bail!(

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use bert_data::loader::{EvalLoader, LoaderConfig, ShardSet};
-use bert_model::{load_model_dir, BertConfig};
+use bert_model::{load_model_dir, BertConfig, Precision};
 use bert_train::bench::{run_bench, BenchConfig, BenchReport};
 use bert_train::metrics::EvalRecord;
 use bert_train::run::{check_data_fits_model, evaluate, train, RunOptions, RunSummary};
@@ -44,9 +44,12 @@ pub struct BenchArgs {
     /// Dropout probability (BERT's 0.1 by default).
     #[arg(long, default_value_t = 0.1)]
     pub dropout: f64,
-    /// cpu, wgpu or cuda[:N].
+    /// cpu, wgpu, cuda[:N] or cuda-fusion[:N].
     #[arg(long, default_value = "cpu")]
     pub device: DeviceSpec,
+    /// Float type of the matrix products: fp32, bf16 or fp16 (weights stay f32).
+    #[arg(long, default_value = "fp32")]
+    pub precision: Precision,
     /// Print one JSON line instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -57,6 +60,17 @@ struct BenchTask(BenchConfig);
 impl BackendTask for BenchTask {
     type Output = BenchReport;
     fn run<B: Backend>(self, device: B::Device) -> Result<BenchReport> {
+        anyhow::ensure!(
+            self.0.precision.supported_by::<B>(&device),
+            "precision {} is not supported by the {} backend; use fp32{}",
+            self.0.precision,
+            B::name(&device),
+            if self.0.precision == Precision::Bf16 {
+                " (or fp16 where the backend has it)"
+            } else {
+                ""
+            }
+        );
         Ok(run_bench::<burn::backend::Autodiff<B>>(&self.0, &device))
     }
 }
@@ -85,14 +99,25 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         seq_len: args.seq,
         steps: args.steps,
         warmup: args.warmup,
+        precision: args.precision,
     };
     let report = dispatch(args.device, BenchTask(config))?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         println!(
-            "preset {} on {}: batch {} × seq {} ({} masked), {} timed steps",
-            args.preset, args.device, args.batch, args.seq, report.shape[2], report.steps
+            "preset {} on {} in {}: batch {} × seq {} ({} masked), {} timed steps",
+            args.preset,
+            args.device,
+            args.precision,
+            args.batch,
+            args.seq,
+            report.shape[2],
+            report.steps
+        );
+        println!(
+            "  first step    {:.2} s (kernel compilation and tuning on GPUs)",
+            report.first_step_s
         );
         println!(
             "  median step   {:.3} s (min {:.3}, max {:.3})",

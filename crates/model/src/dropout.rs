@@ -14,7 +14,7 @@ use std::sync::Mutex;
 
 use bert_rng::Rng;
 use burn::nn::Dropout;
-use burn::tensor::{backend::Backend, Tensor, TensorData};
+use burn::tensor::{backend::Backend, FloatDType, Tensor, TensorData};
 
 use crate::backend::is_flex;
 
@@ -49,6 +49,8 @@ pub fn apply<B: Backend, const D: usize>(dropout: &Dropout, x: Tensor<B, D>) -> 
         )
     };
     let mask = Tensor::<B, D>::from_data(TensorData::new(mask, shape), &x.device());
+    // Under mixed precision `x` may be a half type; a binary op needs both sides in one type.
+    let mask = mask.cast(FloatDType::from(x.dtype()));
     x * mask
 }
 

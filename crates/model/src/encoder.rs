@@ -11,6 +11,7 @@ use burn::tensor::{backend::Backend, Tensor};
 use crate::activation::apply;
 use crate::config::{Activation, BertConfig};
 use crate::init::Initializer;
+use crate::precision::{self, to_compute, to_f32, Precision};
 
 /// Multi-head self-attention with its output projection, residual and LayerNorm.
 #[derive(Module, Debug)]
@@ -28,6 +29,8 @@ pub struct BertAttention<B: Backend> {
     probs_dropout: Dropout,
     output_dropout: Dropout,
     num_heads: usize,
+    #[module(skip)]
+    precision: Precision,
 }
 
 impl<B: Backend> BertAttention<B> {
@@ -43,7 +46,13 @@ impl<B: Backend> BertAttention<B> {
             probs_dropout: DropoutConfig::new(config.attention_probs_dropout_prob).init(),
             output_dropout: DropoutConfig::new(config.hidden_dropout_prob).init(),
             num_heads: config.num_attention_heads,
+            precision: Precision::Fp32,
         }
+    }
+
+    /// Sets the float type of this block's matrix products.
+    pub fn set_precision(&mut self, precision: Precision) {
+        self.precision = precision;
     }
 
     /// Number of attention heads.
@@ -58,24 +67,30 @@ impl<B: Backend> BertAttention<B> {
     /// product, and its weight gradient one product over all tokens (a 3-D input makes Burn
     /// compute one product per sequence and sum them), and the bias adds are plain row
     /// broadcasts.
+    ///
+    /// In mixed precision, queries, keys, values, the scores' product, the context and the
+    /// output projection are in the half type; scores are scaled, masked and soft-maxed in f32,
+    /// and the residual sum and LayerNorm are f32.
     pub fn forward(&self, x: Tensor<B, 2>, seq: usize, mask_bias: Tensor<B, 4>) -> Tensor<B, 2> {
         let [rows, hidden] = x.dims();
         let batch = rows / seq;
         let heads = self.num_heads;
         let head_dim = hidden / heads;
+        let p = self.precision;
         // Views only: the batched matrix product reads the strided heads in place.
         let split = |t: Tensor<B, 2>| t.reshape([batch, seq, heads, head_dim]).swap_dims(1, 2);
-        let q = split(self.query.forward(x.clone()));
-        let k = split(self.key.forward(x.clone()));
-        let v = split(self.value.forward(x.clone()));
-        let scores = q
-            .matmul(k.swap_dims(2, 3))
-            .div_scalar((head_dim as f64).sqrt())
-            + mask_bias;
-        let probs = crate::dropout::apply(&self.probs_dropout, softmax(scores, 3));
+        let q = split(precision::linear(&self.query, x.clone(), p));
+        let k = split(precision::linear(&self.key, x.clone(), p));
+        let v = split(precision::linear(&self.value, x.clone(), p));
+        let scores =
+            to_f32(q.matmul(k.swap_dims(2, 3))).div_scalar((head_dim as f64).sqrt()) + mask_bias;
+        let probs = crate::dropout::apply(&self.probs_dropout, to_compute(softmax(scores, 3), p));
         let context = probs.matmul(v).swap_dims(1, 2).reshape([rows, hidden]);
-        let projected = crate::dropout::apply(&self.output_dropout, self.output.forward(context));
-        self.layer_norm.forward(projected + x)
+        let projected = crate::dropout::apply(
+            &self.output_dropout,
+            precision::linear(&self.output, context, p),
+        );
+        self.layer_norm.forward(to_f32(projected) + x)
     }
 }
 
@@ -93,6 +108,8 @@ pub struct BertLayer<B: Backend> {
     dropout: Dropout,
     #[module(skip)]
     activation: Activation,
+    #[module(skip)]
+    precision: Precision,
 }
 
 impl<B: Backend> BertLayer<B> {
@@ -105,15 +122,27 @@ impl<B: Backend> BertLayer<B> {
             layer_norm: init.layer_norm(config.hidden_size, config.layer_norm_eps),
             dropout: DropoutConfig::new(config.hidden_dropout_prob).init(),
             activation: config.hidden_act,
+            precision: Precision::Fp32,
         }
     }
 
+    /// Sets the float type of this layer's matrix products.
+    pub fn set_precision(&mut self, precision: Precision) {
+        self.precision = precision;
+        self.attention.set_precision(precision);
+    }
+
     /// `[batch · seq, hidden]` to `[batch · seq, hidden]`; `mask_bias` as
-    /// [`BertAttention::forward`] takes it.
+    /// [`BertAttention::forward`] takes it. In mixed precision the feed-forward block's
+    /// activation stays in the half type between its two products.
     pub fn forward(&self, x: Tensor<B, 2>, seq: usize, mask_bias: Tensor<B, 4>) -> Tensor<B, 2> {
+        let p = self.precision;
         let attended = self.attention.forward(x, seq, mask_bias);
-        let inner = apply(self.activation, self.intermediate.forward(attended.clone()));
-        let out = crate::dropout::apply(&self.dropout, self.output.forward(inner));
-        self.layer_norm.forward(out + attended)
+        let inner = apply(
+            self.activation,
+            precision::linear(&self.intermediate, attended.clone(), p),
+        );
+        let out = crate::dropout::apply(&self.dropout, precision::linear(&self.output, inner, p));
+        self.layer_norm.forward(to_f32(out) + attended)
     }
 }

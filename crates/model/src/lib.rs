@@ -21,6 +21,7 @@ pub mod inference;
 pub mod init;
 pub mod model;
 pub mod params;
+pub mod precision;
 pub mod pretraining;
 
 pub use config::{Activation, BertConfig, PRESETS};
@@ -29,4 +30,5 @@ pub use hf::{load_model_dir, save_model_dir, LoadReport, SourceLayout};
 pub use inference::{fill_mask, ForwardInputs, ForwardOutputs, Prediction};
 pub use model::{BertForPreTraining, BertModel, EncoderOutput, FullOutput};
 pub use params::{ParamGroup, ParamKind};
+pub use precision::Precision;
 pub use pretraining::{PretrainingBatch, PretrainingMetrics, PretrainingOutput};

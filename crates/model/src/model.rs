@@ -9,6 +9,7 @@ use crate::config::{Activation, BertConfig};
 use crate::embeddings::BertEmbeddings;
 use crate::encoder::BertLayer;
 use crate::init::Initializer;
+use crate::precision::{self, to_f32, Precision};
 
 /// Added to attention scores at padded keys. Large enough that `exp` underflows to exactly 0 in
 /// f32 (as HuggingFace's `finfo.min` does), small enough to stay finite in f16/bf16.
@@ -23,6 +24,8 @@ pub struct BertModel<B: Backend> {
     pub layers: Vec<BertLayer<B>>,
     /// Pooler: dense + tanh on the first token.
     pub pooler: Linear<B>,
+    #[module(skip)]
+    precision: Precision,
 }
 
 /// Outputs of [`BertModel::forward`].
@@ -43,6 +46,15 @@ impl<B: Backend> BertModel<B> {
                 .map(|_| BertLayer::new(config, init))
                 .collect(),
             pooler: init.linear(config.hidden_size, config.hidden_size),
+            precision: Precision::Fp32,
+        }
+    }
+
+    /// Sets the float type of every matrix product in the encoder and pooler.
+    pub fn set_precision(&mut self, precision: Precision) {
+        self.precision = precision;
+        for layer in &mut self.layers {
+            layer.set_precision(precision);
         }
     }
 
@@ -80,7 +92,7 @@ impl<B: Backend> BertModel<B> {
             .clone()
             .slice([0..batch, 0..1])
             .reshape([batch, width]);
-        let pooled = self.pooler.forward(first).tanh();
+        let pooled = to_f32(precision::linear(&self.pooler, first, self.precision)).tanh();
         EncoderOutput {
             last_hidden_state: hidden,
             pooler_output: pooled,
@@ -100,6 +112,8 @@ pub struct MlmHead<B: Backend> {
     pub bias: Param<Tensor<B, 1>>,
     #[module(skip)]
     activation: Activation,
+    #[module(skip)]
+    precision: Precision,
 }
 
 impl<B: Backend> MlmHead<B> {
@@ -110,17 +124,26 @@ impl<B: Backend> MlmHead<B> {
             layer_norm: init.layer_norm(config.hidden_size, config.layer_norm_eps),
             bias: init.zeros(config.vocab_size),
             activation: config.hidden_act,
+            precision: Precision::Fp32,
         }
     }
 
-    /// `[n, hidden]` hidden states to `[n, vocab]` logits. `word_embeddings` is `[vocab, hidden]`:
+    /// Sets the float type of the transform's and the decoder's products.
+    pub fn set_precision(&mut self, precision: Precision) {
+        self.precision = precision;
+    }
+
+    /// `[n, hidden]` hidden states to `[n, vocab]` f32 logits. `word_embeddings` is `[vocab, hidden]`:
     /// reading it through `val()` (not a cloned `Param`) is what keeps the weights tied, so the
     /// decoder's gradient flows into the one embedding parameter.
     pub fn forward(&self, hidden: Tensor<B, 2>, word_embeddings: Tensor<B, 2>) -> Tensor<B, 2> {
-        let h = self
-            .layer_norm
-            .forward(apply(self.activation, self.transform.forward(hidden)));
-        h.matmul(word_embeddings.transpose()) + self.bias.val().unsqueeze::<2>()
+        let p = self.precision;
+        let h = self.layer_norm.forward(to_f32(apply(
+            self.activation,
+            precision::linear(&self.transform, hidden, p),
+        )));
+        to_f32(precision::matmul(h, word_embeddings.transpose(), p))
+            + self.bias.val().unsqueeze::<2>()
     }
 }
 
@@ -133,6 +156,8 @@ pub struct BertForPreTraining<B: Backend> {
     pub mlm: MlmHead<B>,
     /// NSP head (`cls.seq_relationship`): pooled output → 2 logits (0 = is next, 1 = random).
     pub nsp: Linear<B>,
+    #[module(skip)]
+    precision: Precision,
 }
 
 /// Outputs of [`BertForPreTraining::forward_full`], named as HuggingFace names them.
@@ -161,7 +186,31 @@ impl<B: Backend> BertForPreTraining<B> {
             bert: BertModel::new(config, init),
             mlm: MlmHead::new(config, init),
             nsp: init.linear(config.hidden_size, 2),
+            precision: Precision::Fp32,
         }
+    }
+
+    /// The float type of the matrix products ([`Precision`]); weights stay f32 whatever it is.
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// Sets the float type of every matrix product (mixed precision); f32 is the default.
+    pub fn set_precision(&mut self, precision: Precision) {
+        self.precision = precision;
+        self.bert.set_precision(precision);
+        self.mlm.set_precision(precision);
+    }
+
+    /// `self` with [`set_precision`](Self::set_precision) applied.
+    pub fn with_precision(mut self, precision: Precision) -> Self {
+        self.set_precision(precision);
+        self
+    }
+
+    /// NSP logits `[batch, 2]` (f32) from the pooled output.
+    pub fn nsp_logits(&self, pooled: Tensor<B, 2>) -> Tensor<B, 2> {
+        to_f32(precision::linear(&self.nsp, pooled, self.precision))
     }
 
     /// The word-embedding matrix `[vocab, hidden]` (shared with the MLM decoder).
@@ -186,7 +235,7 @@ impl<B: Backend> BertForPreTraining<B> {
         let vocab = logits.dims()[1];
         FullOutput {
             prediction_logits: logits.reshape([batch, seq, vocab]),
-            seq_relationship_logits: self.nsp.forward(encoded.pooler_output.clone()),
+            seq_relationship_logits: self.nsp_logits(encoded.pooler_output.clone()),
             last_hidden_state: encoded.last_hidden_state,
             pooler_output: encoded.pooler_output,
         }

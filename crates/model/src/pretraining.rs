@@ -167,7 +167,7 @@ impl<B: Backend> BertForPreTraining<B> {
         let mlm_loss = (mlm_nll * weights.clone()).sum() / denominator;
         let mlm_correct = (mlm_hit * weights).sum();
 
-        let nsp_logits = self.nsp.forward(encoded.pooler_output);
+        let nsp_logits = self.nsp_logits(encoded.pooler_output);
         let (nsp_nll, nsp_hit) = cross_entropy_rows(nsp_logits, batch.nsp_labels);
         let nsp_loss = nsp_nll.mean();
         let nsp_correct = nsp_hit.sum();

@@ -198,3 +198,57 @@ fn erf(x: f64) -> f64 {
     };
     r.copysign(x)
 }
+
+#[test]
+fn mixed_precision_forward_and_gradients_stay_close_to_f32() {
+    use bert_model::Precision;
+    use burn::tensor::DType;
+    let device = Default::default();
+    let reference = BertForPreTraining::<CpuAd>::new(&tiny(), 3, &device);
+    let want = reference.forward_pretraining(batch(&device));
+    let want_loss = want.loss.clone().into_scalar() as f64;
+    let want_grads = want.loss.backward();
+    let want_q = host(
+        reference.bert.layers[0]
+            .attention
+            .query
+            .weight
+            .grad(&want_grads)
+            .unwrap(),
+    )
+    .1;
+    for precision in [Precision::Bf16, Precision::Fp16] {
+        let model = BertForPreTraining::<CpuAd>::new(&tiny(), 3, &device).with_precision(precision);
+        assert_eq!(model.precision(), precision);
+        let out = model.forward_pretraining(batch(&device));
+        assert_eq!(out.loss.dtype(), DType::F32, "losses are f32");
+        let loss = out.loss.clone().into_scalar() as f64;
+        assert!(
+            (loss - want_loss).abs() < 0.01 * want_loss,
+            "{precision}: loss {loss} against f32 {want_loss}"
+        );
+        let grads = out.loss.backward();
+        let q = model.bert.layers[0]
+            .attention
+            .query
+            .weight
+            .grad(&grads)
+            .expect("the query weight gets a gradient");
+        assert_eq!(
+            q.dtype(),
+            DType::F32,
+            "{precision}: master weights get f32 gradients"
+        );
+        let q = host(q).1;
+        // Gradients of a half-precision network: the same direction, a few per cent apart.
+        let dot: f64 = q.iter().zip(&want_q).map(|(a, b)| (a * b) as f64).sum();
+        let norm = |v: &[f32]| v.iter().map(|a| (a * a) as f64).sum::<f64>().sqrt();
+        let cosine = dot / (norm(&q) * norm(&want_q));
+        assert!(cosine > 0.99, "{precision}: gradient cosine {cosine}");
+        // Weights themselves are untouched f32.
+        assert_eq!(
+            model.bert.layers[0].attention.query.weight.val().dtype(),
+            DType::F32
+        );
+    }
+}

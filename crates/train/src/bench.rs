@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use bert_model::{BertConfig, BertForPreTraining};
+use bert_model::{BertConfig, BertForPreTraining, Precision};
 use burn::tensor::backend::AutodiffBackend;
 use serde::Serialize;
 
@@ -24,6 +24,8 @@ pub struct BenchConfig {
     pub steps: usize,
     /// Untimed steps first (kernel selection, allocator warm-up).
     pub warmup: usize,
+    /// Float type of the matrix products.
+    pub precision: Precision,
 }
 
 /// The measurements, as `--json` prints them.
@@ -35,6 +37,11 @@ pub struct BenchReport {
     pub median_step_s: f64,
     /// Fastest step.
     pub min_step_s: f64,
+    /// The first step, untimed in the median: on GPU backends mostly kernel compilation and
+    /// autotuning (a second run with the caches kept starts faster).
+    pub first_step_s: f64,
+    /// Float type of the matrix products.
+    pub precision: Precision,
     /// Slowest timed step.
     pub max_step_s: f64,
     /// Tokens per second at the median step time.
@@ -90,18 +97,27 @@ pub fn run_bench<B: AutodiffBackend>(config: &BenchConfig, device: &B::Device) -
         config.seq_len,
         17,
     );
-    let model = BertForPreTraining::<B>::new(&config.model, 17, device);
+    let model =
+        BertForPreTraining::<B>::new(&config.model, 17, device).with_precision(config.precision);
     let parameters = model.to_host_tensors().iter().map(|t| t.values.len()).sum();
     let mut state = TrainState::new(model, Optimizer::new(OptimizerConfig::default()));
     let mut times = Vec::with_capacity(config.steps);
     let mut losses = Vec::with_capacity(config.warmup + config.steps);
     let mut grad_norms = Vec::with_capacity(config.warmup + config.steps);
+    let mut first_step_s = f64::NAN;
     for i in 0..config.warmup + config.steps {
         let batch = data.batch(i as u64);
         let t0 = Instant::now();
         let out = state.step(std::slice::from_ref(&batch), 1e-4, 1.0, i as u64, device);
         // `step` reads the loss and gradient norm back, so the device work is finished here.
         let dt = t0.elapsed().as_secs_f64();
+        if i == 0 {
+            first_step_s = dt;
+            tracing::info!(
+                seconds = format!("{dt:.2}"),
+                "first step done (includes kernel compilation and autotuning on GPU backends)"
+            );
+        }
         tracing::debug!(
             step = i,
             seconds = dt,
@@ -133,6 +149,8 @@ pub fn run_bench<B: AutodiffBackend>(config: &BenchConfig, device: &B::Device) -
         seq_per_s: config.batch_size as f64 / median,
         median_step_s: median,
         min_step_s: times.first().copied().unwrap_or(f64::NAN),
+        first_step_s,
+        precision: config.precision,
         max_step_s: times.last().copied().unwrap_or(f64::NAN),
         tokens_per_s: (config.batch_size * config.seq_len) as f64 / median,
         peak_rss_mib: peak_rss_mib(),

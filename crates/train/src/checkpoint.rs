@@ -58,6 +58,9 @@ pub struct TrainerState {
     pub elapsed_s: f64,
     /// Versions of this crate and of Burn.
     pub versions: HashMap<String, String>,
+    /// fp16 runs: the dynamic loss scaler (scale, good steps, overflows so far).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_scaler: Option<crate::step::LossScaler>,
 }
 
 /// The directory name of step `step`'s checkpoint.

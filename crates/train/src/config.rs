@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use bert_model::{Activation, BertConfig};
+use bert_model::{Activation, BertConfig, Precision};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TrainError};
@@ -217,6 +217,11 @@ pub struct TrainSection {
     /// Log a line every N steps (metrics.jsonl gets every step).
     #[serde(default = "one_u64")]
     pub log_every: u64,
+    /// Float type of the matrix products: `fp32` (default), `bf16` (the GPU choice: bf16
+    /// products with f32 accumulation, f32 weights, optimiser and norms) or `fp16` (adds
+    /// dynamic loss scaling). Checkpoints and exports are f32 whatever it is.
+    #[serde(default)]
+    pub precision: Precision,
 }
 
 fn one() -> usize {
@@ -579,6 +584,24 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("sgd"), "{err}");
+        let err = parse(MINIMAL, &["train.precision=\"bfloat16\""])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("precision") && err.contains("bfloat16") && err.contains("bf16"),
+            "{err}"
+        );
+        assert_eq!(
+            parse(MINIMAL, &["train.precision=\"bf16\""])
+                .unwrap()
+                .train
+                .precision,
+            bert_model::Precision::Bf16
+        );
+        assert_eq!(
+            parse(MINIMAL, &[]).unwrap().train.precision,
+            bert_model::Precision::Fp32
+        );
         let err = parse(MINIMAL, &["model.num_attention_heads=3"])
             .unwrap()
             .model_config(100)

@@ -38,6 +38,13 @@ pub struct StepRecord {
     pub elapsed_s: f64,
     /// True when the update was skipped (non-finite values).
     pub skipped: bool,
+    /// fp16 only: the loss scale this step ran with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_scale: Option<f64>,
+    /// fp16 only: the scaled gradients overflowed, so the update was skipped and the scale
+    /// lowered (expected now and then; not a NaN-policy event).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub overflow: bool,
 }
 
 /// One evaluation.

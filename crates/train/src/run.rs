@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use bert_model::{
-    load_model_dir, save_model_dir, BertConfig, BertForPreTraining, PretrainingMetrics,
+    load_model_dir, save_model_dir, BertConfig, BertForPreTraining, Precision, PretrainingMetrics,
 };
 use burn::tensor::backend::AutodiffBackend;
 
@@ -210,7 +210,19 @@ pub fn train<B: AutodiffBackend>(
             model,
             optimizer: trainer_state.optimizer.clone(),
             moments,
+            loss_scaler: None,
         };
+        if let Ok(old) = serde_json::from_value::<RunConfig>(trainer_state.run_config.clone()) {
+            if old.train.precision != config.train.precision {
+                tracing::warn!(
+                    "`train.precision` was {} and is now {}: the run continues, but not \
+                     bit-for-bit as it would have in {}",
+                    old.train.precision,
+                    config.train.precision,
+                    old.train.precision
+                );
+            }
+        }
         trainer_state.run_config = run_config_json.clone();
         tracing::info!(
             "resuming from {} (step {})",
@@ -271,7 +283,29 @@ pub fn train<B: AutodiffBackend>(
             run_config: run_config_json.clone(),
             elapsed_s: 0.0,
             versions: checkpoint::versions(),
+            loss_scaler: None,
         };
+    }
+    let precision = config.train.precision;
+    if !precision.supported_by::<B>(device) {
+        return Err(TrainError::Config {
+            path: config.out_dir.clone(),
+            message: format!(
+                "`train.precision = \"{precision}\"` is not supported by the {} backend; use \"fp32\"{}",
+                B::name(device),
+                if precision == Precision::Bf16 {
+                    " (wgpu has no bf16; CUDA and the CPU backend have it)"
+                } else {
+                    ""
+                }
+            ),
+        });
+    }
+    state.model.set_precision(precision);
+    state.loss_scaler = (precision == Precision::Fp16)
+        .then(|| trainer_state.loss_scaler.clone().unwrap_or_default());
+    if precision.is_mixed() {
+        tracing::info!("mixed precision: {precision} matrix products, f32 weights and optimiser");
     }
     let write_config = serde_json::to_vec_pretty(&run_config_json).expect("serialises");
     bert_model::fsutil::write_atomic(&config.out_dir.join("run_config.json"), &write_config)?;
@@ -327,9 +361,20 @@ pub fn train<B: AutodiffBackend>(
             tokens_per_s: out.tokens as f64 / dt,
             elapsed_s: trainer_state.elapsed_s,
             skipped: !out.applied,
+            loss_scale: out.loss_scale,
+            overflow: out.overflow,
         };
         log.append(&record)?;
-        if !out.applied {
+        trainer_state.loss_scaler = state.loss_scaler.clone();
+        if out.overflow {
+            trainer_state.skipped_steps += 1;
+            tracing::info!(
+                "step {}: fp16 overflow at loss scale {}; update skipped, scale lowered to {}",
+                trainer_state.step,
+                out.loss_scale.unwrap_or(1.0),
+                state.loss_scaler.as_ref().map_or(1.0, |s| s.scale)
+            );
+        } else if !out.applied {
             trainer_state.skipped_steps += 1;
             trainer_state.consecutive_skips += 1;
             let what = if m.loss.is_finite() {

@@ -7,7 +7,63 @@ use burn::module::Param;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
 
+use serde::{Deserialize, Serialize};
+
 use crate::optim::{Moments, Optimizer, ParamSlot};
+
+/// Dynamic loss scaling for fp16, as `torch.amp.GradScaler` does it: the loss is multiplied by
+/// `scale` before the backward pass so that small gradients survive in fp16; a step whose
+/// gradients overflow is skipped and the scale halved; after `growth_interval` good steps in a
+/// row the scale doubles. Part of the checkpoint, so a resumed run scales exactly as before.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LossScaler {
+    /// Current scale.
+    pub scale: f64,
+    /// Good steps since the last change of scale.
+    pub good_steps: u64,
+    /// Good steps in a row before the scale doubles.
+    pub growth_interval: u64,
+    /// Steps skipped for overflow so far.
+    pub overflows: u64,
+}
+
+impl LossScaler {
+    /// The scale never drops below this; an overflow at it is a real non-finite value.
+    pub const MIN_SCALE: f64 = 1.0;
+    /// Never above this (2^24), where f32 gradients would lose their low bits.
+    pub const MAX_SCALE: f64 = 16_777_216.0;
+
+    /// GradScaler's defaults: scale 2^16, doubling after 2000 good steps.
+    pub fn new() -> Self {
+        Self {
+            scale: 65_536.0,
+            good_steps: 0,
+            growth_interval: 2000,
+            overflows: 0,
+        }
+    }
+
+    /// Records one step's outcome and adjusts the scale.
+    pub fn update(&mut self, finite: bool) {
+        if finite {
+            self.good_steps += 1;
+            if self.good_steps >= self.growth_interval {
+                self.scale = (self.scale * 2.0).min(Self::MAX_SCALE);
+                self.good_steps = 0;
+            }
+        } else {
+            self.overflows += 1;
+            self.scale = (self.scale * 0.5).max(Self::MIN_SCALE);
+            self.good_steps = 0;
+        }
+    }
+}
+
+impl Default for LossScaler {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 /// Moves a host batch to `device` as model inputs.
 pub fn batch_to_device<B: Backend>(b: &HostBatch, device: &B::Device) -> PretrainingBatch<B> {
@@ -40,6 +96,11 @@ pub struct StepOutcome {
     pub grad_norm: f64,
     /// Whether the update was applied (false: non-finite loss or gradient).
     pub applied: bool,
+    /// fp16: the loss scale the step ran with.
+    pub loss_scale: Option<f64>,
+    /// fp16: not applied because the scaled values overflowed at a scale above the minimum
+    /// (the scale has been lowered; not a NaN-policy event).
+    pub overflow: bool,
     /// Sequences in the step.
     pub sequences: usize,
     /// Real tokens in the step.
@@ -54,6 +115,8 @@ pub struct TrainState<B: AutodiffBackend> {
     pub optimizer: Optimizer,
     /// Moments per parameter, in the naming table's order.
     pub moments: Vec<Option<Moments<B::InnerBackend>>>,
+    /// Dynamic loss scaling (fp16 runs only).
+    pub loss_scaler: Option<LossScaler>,
 }
 
 impl<B: AutodiffBackend> TrainState<B> {
@@ -61,10 +124,12 @@ impl<B: AutodiffBackend> TrainState<B> {
     pub fn new(model: BertForPreTraining<B>, optimizer: Optimizer) -> Self {
         let mut model = model;
         let n = model.named_params_mut().len();
+        let loss_scaler = (model.precision() == bert_model::Precision::Fp16).then(LossScaler::new);
         Self {
             model,
             optimizer,
             moments: vec![None; n],
+            loss_scaler,
         }
     }
 
@@ -88,6 +153,8 @@ impl<B: AutodiffBackend> TrainState<B> {
         let mut acc: Vec<Option<Tensor<B::InnerBackend, 1>>> = vec![None; self.moments.len()];
         let mut sums = PretrainingMetrics::default();
         let mut tokens = 0;
+        let loss_scale = self.loss_scaler.as_ref().map(|s| s.scale);
+        let scale_factor = loss_scale.unwrap_or(1.0);
         for (i, host) in micro_batches.iter().enumerate() {
             let micro_seed = bert_rng::mix_seed(&[dropout_seed, i as u64]);
             B::seed(device, micro_seed);
@@ -112,6 +179,11 @@ impl<B: AutodiffBackend> TrainState<B> {
             sums.nsp_correct += m.nsp_correct;
             sums.nsp_total += m.nsp_total;
             tokens += host.real_tokens();
+            let loss = if scale_factor != 1.0 {
+                loss.mul_scalar(scale_factor)
+            } else {
+                loss
+            };
             let grads = loss.backward();
             for (slot, row) in acc.iter_mut().zip(self.model.named_params_mut()) {
                 let g = match row.param {
@@ -133,26 +205,37 @@ impl<B: AutodiffBackend> TrainState<B> {
             .flatten()
             .map(|g| crate::reduce::sum_of_squares(g.clone()))
             .collect();
+        // The gradients are `scale_factor` times the true ones; their norm is unscaled here and
+        // the unscaling folded into the clipping factor below (one multiply per tensor).
         let grad_norm = if sq.is_empty() {
             0.0
         } else {
-            Tensor::cat(sq, 0).sum().into_scalar_f64().sqrt()
+            Tensor::cat(sq, 0).sum().into_scalar_f64().sqrt() / scale_factor
         };
+        let finite = sums.loss.is_finite() && grad_norm.is_finite();
+        let mut overflow = false;
+        if let Some(scaler) = self.loss_scaler.as_mut() {
+            overflow = !finite && scaler.scale > LossScaler::MIN_SCALE;
+            scaler.update(finite);
+        }
         let outcome = |applied| StepOutcome {
             metrics: sums,
             grad_norm,
             applied,
+            loss_scale,
+            overflow,
             sequences: total_rows,
             tokens,
         };
-        if !sums.loss.is_finite() || !grad_norm.is_finite() {
+        if !finite {
             return outcome(false);
         }
-        let scale = if max_grad_norm > 0.0 && grad_norm > max_grad_norm {
+        let clip = if max_grad_norm > 0.0 && grad_norm > max_grad_norm {
             max_grad_norm / (grad_norm + 1e-6)
         } else {
             1.0
         };
+        let scale = clip / scale_factor;
 
         let optimizer = &self.optimizer;
         for ((row, grad), moments) in self

@@ -68,16 +68,17 @@ fn write_corpus(path: &Path) {
     std::fs::write(path, text).unwrap();
 }
 
-fn scratch() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("bert-train-learning-{}", std::process::id()));
+fn scratch(name: &str) -> PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("bert-train-learning-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
 
-#[test]
-fn tiny_preset_learns_mlm_and_nsp() {
-    let dir = scratch();
+/// Writes the corpus, trains a 300-entry vocabulary and prepares dynamic-masking shards in
+/// `dir`; returns the shard folder.
+fn prepare_shards(dir: &Path) -> PathBuf {
     let corpus = dir.join("corpus.txt");
     write_corpus(&corpus);
     let corpus_opts = CorpusOptions {
@@ -106,6 +107,11 @@ fn tiny_preset_learns_mlm_and_nsp() {
         ..Default::default()
     })
     .unwrap();
+    shards
+}
+
+/// The tiny preset's run config on `shards`, writing to `run`.
+fn run_config(run: &Path, shards: &Path, steps: u64, extra: &str) -> RunConfig {
     let text = format!(
         r#"
         seed = 1
@@ -121,16 +127,24 @@ fn tiny_preset_learns_mlm_and_nsp() {
         [schedule]
         warmup_steps = 30
         [train]
-        steps = 600
+        steps = {steps}
+        {extra}
         [eval]
         every = 200
         [checkpoint]
-        every = 600
+        every = {steps}
         "#,
-        run = dir.join("run").display(),
+        run = run.display(),
         shards = shards.display()
     );
-    let config = RunConfig::parse(&text, Path::new("learning.toml"), &[]).unwrap();
+    RunConfig::parse(&text, Path::new("learning.toml"), &[]).unwrap()
+}
+
+#[test]
+fn tiny_preset_learns_mlm_and_nsp() {
+    let dir = scratch("learns");
+    let shards = prepare_shards(&dir);
+    let config = run_config(&dir.join("run"), &shards, 600, "");
     let data = ShardData::open(&config).unwrap();
     let summary = train::<B>(&config, &data, &Default::default(), &RunOptions::default()).unwrap();
     let e = summary.final_eval.expect("validation ran");
@@ -148,4 +162,59 @@ fn tiny_preset_learns_mlm_and_nsp() {
         e.sequences
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Per-step training losses from a run's `metrics.jsonl`.
+fn train_losses(run: &Path) -> Vec<f64> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["kind"] == "train")
+        .map(|v| v["loss"].as_f64().unwrap())
+        .collect()
+}
+
+#[test]
+fn bf16_run_follows_the_fp32_loss_curve() {
+    let dir = scratch("bf16");
+    let shards = prepare_shards(&dir);
+    let steps = 300;
+    let mut curves = Vec::new();
+    for precision in ["fp32", "bf16"] {
+        let run = dir.join(precision);
+        let config = run_config(
+            &run,
+            &shards,
+            steps,
+            &format!("precision = \"{precision}\""),
+        );
+        let data = ShardData::open(&config).unwrap();
+        train::<B>(&config, &data, &Default::default(), &RunOptions::default()).unwrap();
+        curves.push(train_losses(&run));
+    }
+    let (fp32, bf16) = (&curves[0], &curves[1]);
+    assert_eq!(fp32.len(), steps as usize);
+    assert_eq!(bf16.len(), steps as usize);
+    // bf16 products round their inputs to 8 bits of mantissa, so single steps differ a little
+    // and the runs drift apart; averaged over 25 steps (one loss value is noisy, a batch of 16)
+    // the curves must agree within 2% all the way, while the loss itself falls far more.
+    for (w, (a, b)) in fp32.chunks(25).zip(bf16.chunks(25)).enumerate() {
+        let (ma, mb) = (mean(a), mean(b));
+        let rel = (ma - mb).abs() / ma;
+        eprintln!(
+            "steps {}..{}: fp32 {ma:.4} bf16 {mb:.4} ({rel:.2e})",
+            w * 25,
+            w * 25 + 25
+        );
+        assert!(rel < 0.02, "steps {}..: fp32 {ma} bf16 {mb}", w * 25);
+    }
+    let (first, last) = (mean(&fp32[..25]), mean(&fp32[fp32.len() - 25..]));
+    assert!(last < 0.8 * first, "the loss fell from {first} to {last}");
+    assert_ne!(fp32, bf16, "bf16 took effect");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len() as f64
 }

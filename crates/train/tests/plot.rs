@@ -35,6 +35,8 @@ fn step(step: u64, steps: u64) -> StepRecord {
         tokens_per_s: 12_800.0,
         elapsed_s: step as f64,
         skipped: false,
+        loss_scale: None,
+        overflow: false,
     }
 }
 

@@ -172,3 +172,63 @@ fn non_finite_loss_skips_the_update() {
     assert_eq!(params(&s), before, "weights must be untouched");
     assert_eq!(s.optimizer.step, 0);
 }
+
+#[test]
+fn loss_scaler_halves_on_overflow_and_doubles_after_good_steps() {
+    use bert_train::step::LossScaler;
+    let mut s = LossScaler {
+        growth_interval: 3,
+        ..LossScaler::new()
+    };
+    s.update(false);
+    assert_eq!((s.scale, s.overflows, s.good_steps), (32_768.0, 1, 0));
+    s.update(true);
+    s.update(true);
+    assert_eq!(s.scale, 32_768.0);
+    s.update(true);
+    assert_eq!((s.scale, s.good_steps), (65_536.0, 0));
+    for _ in 0..40 {
+        s.update(false);
+    }
+    assert_eq!(s.scale, LossScaler::MIN_SCALE, "never below the floor");
+}
+
+#[test]
+fn fp16_steps_scale_the_loss_and_skip_overflowed_updates() {
+    use bert_model::Precision;
+    let mut rng = Rng::new(14);
+    let rows = rows(&mut rng, 4, 16, 4);
+    let device = Default::default();
+    let model = BertForPreTraining::<B>::new(&config(), 4, &device).with_precision(Precision::Fp16);
+    let mut s = TrainState::new(model, Optimizer::new(OptimizerConfig::default()));
+    let scaler = s.loss_scaler.clone().expect("fp16 gets a loss scaler");
+    assert_eq!(scaler.scale, 65_536.0);
+
+    // A normal step: the reported gradient norm is the unscaled one, close to fp32's.
+    let mut reference = state(4);
+    let want = reference.step(&[batch(&rows, 16, 4)], 1e-3, 1.0, 2, &device);
+    let got = s.step(&[batch(&rows, 16, 4)], 1e-3, 1.0, 2, &device);
+    assert!(got.applied && !got.overflow, "{got:?}");
+    assert_eq!(got.loss_scale, Some(65_536.0));
+    assert!(
+        (got.grad_norm - want.grad_norm).abs() < 0.05 * want.grad_norm,
+        "fp16 norm {} against fp32 {}",
+        got.grad_norm,
+        want.grad_norm
+    );
+    assert_eq!(s.optimizer.step, 1);
+
+    // A scale that overflows fp16 (65504 is its largest value): skipped, counted, halved.
+    s.loss_scaler.as_mut().unwrap().scale = 1e12;
+    let before = params(&s);
+    let out = s.step(&[batch(&rows, 16, 4)], 1e-3, 1.0, 3, &device);
+    assert!(!out.applied && out.overflow, "{out:?}");
+    assert_eq!(
+        params(&s),
+        before,
+        "an overflowed step leaves the weights alone"
+    );
+    assert_eq!(s.optimizer.step, 1);
+    let after = s.loss_scaler.as_ref().unwrap();
+    assert_eq!((after.scale, after.overflows), (5e11, 1));
+}
