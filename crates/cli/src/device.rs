@@ -110,3 +110,28 @@ pub fn dispatch<T: BackendTask>(spec: DeviceSpec, task: T) -> Result<T::Output> 
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_names_parse_and_print_back() {
+        for (text, spec) in [
+            ("cpu", DeviceSpec::Cpu),
+            ("wgpu", DeviceSpec::Wgpu),
+            ("cuda", DeviceSpec::Cuda(0)),
+            ("cuda:3", DeviceSpec::Cuda(3)),
+            ("cuda-fusion", DeviceSpec::CudaFusion(0)),
+            ("cuda-fusion:1", DeviceSpec::CudaFusion(1)),
+            ("ndarray", DeviceSpec::Ndarray),
+        ] {
+            assert_eq!(text.parse::<DeviceSpec>(), Ok(spec), "{text}");
+            assert_eq!(spec.to_string().parse::<DeviceSpec>(), Ok(spec));
+        }
+        for bad in ["gpu", "cuda:", "cuda:x", "cuda-fusion:-1", "cuda-fused"] {
+            let err = bad.parse::<DeviceSpec>().unwrap_err();
+            assert!(err.contains("cuda-fusion"), "{bad}: {err}");
+        }
+    }
+}

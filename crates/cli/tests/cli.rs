@@ -320,7 +320,12 @@ fn plot_and_eval_errors_are_reported_without_panics() {
 /// device lists the valid ones. (Tests build the default binary: CPU only.)
 #[test]
 fn devices_missing_from_the_build_say_how_to_get_them() {
-    for (device, feature) in [("wgpu", "wgpu"), ("cuda", "cuda"), ("ndarray", "ndarray")] {
+    for (device, feature) in [
+        ("wgpu", "wgpu"),
+        ("cuda", "cuda"),
+        ("cuda-fusion", "cuda-fusion"),
+        ("ndarray", "ndarray"),
+    ] {
         if cfg!(feature = "wgpu") || cfg!(feature = "cuda") || cfg!(feature = "ndarray") {
             return;
         }
@@ -337,4 +342,36 @@ fn devices_missing_from_the_build_say_how_to_get_them() {
     }
     let out = bert(&["bench", "--device", "tpu"]);
     assert_user_error(&out, &["unknown device `tpu`", "cpu, wgpu, cuda"]);
+}
+
+/// `--precision` takes fp32, bf16 or fp16; bf16 runs on the CPU backend (f32 accumulation).
+#[test]
+fn bench_precision_is_validated_and_bf16_runs_on_the_cpu() {
+    let out = bert(&["bench", "--preset", "tiny", "--precision", "bfloat16"]);
+    assert_user_error(&out, &["bfloat16", "fp32, bf16 or fp16"]);
+    let out = bert(&[
+        "bench",
+        "--preset",
+        "tiny",
+        "--seq",
+        "16",
+        "--batch",
+        "2",
+        "--steps",
+        "1",
+        "--warmup",
+        "0",
+        "--precision",
+        "bf16",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["precision"], "bf16");
+    assert!(report["losses"][0].as_f64().unwrap().is_finite());
+    assert!(report["first_step_s"].as_f64().unwrap() > 0.0);
 }

@@ -183,6 +183,21 @@ pub fn train<B: AutodiffBackend>(
         facts.max_seq_length,
         &model_config,
     )?;
+    let precision = config.train.precision;
+    if !precision.supported_by::<B>(device) {
+        return Err(TrainError::Config {
+            path: config.out_dir.clone(),
+            message: format!(
+                "`train.precision = \"{precision}\"` is not supported by the {} backend; use \"fp32\"{}",
+                B::name(device),
+                if precision == Precision::Bf16 {
+                    " (wgpu has no bf16; CUDA and the CPU backend have it)"
+                } else {
+                    ""
+                }
+            ),
+        });
+    }
     std::fs::create_dir_all(&config.out_dir)
         .map_err(TrainError::io("creating", &config.out_dir))?;
     let ckpt_root = checkpoints_dir(config);
@@ -285,21 +300,6 @@ pub fn train<B: AutodiffBackend>(
             versions: checkpoint::versions(),
             loss_scaler: None,
         };
-    }
-    let precision = config.train.precision;
-    if !precision.supported_by::<B>(device) {
-        return Err(TrainError::Config {
-            path: config.out_dir.clone(),
-            message: format!(
-                "`train.precision = \"{precision}\"` is not supported by the {} backend; use \"fp32\"{}",
-                B::name(device),
-                if precision == Precision::Bf16 {
-                    " (wgpu has no bf16; CUDA and the CPU backend have it)"
-                } else {
-                    ""
-                }
-            ),
-        });
     }
     state.model.set_precision(precision);
     state.loss_scaler = (precision == Precision::Fp16)

@@ -15,6 +15,10 @@ type B = burn::backend::Autodiff<burn::backend::Flex>;
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn config(out: &std::path::Path, steps: u64) -> RunConfig {
+    config_with(out, steps, &[])
+}
+
+fn config_with(out: &std::path::Path, steps: u64, overrides: &[String]) -> RunConfig {
     let text = format!(
         r#"
         seed = 5
@@ -44,7 +48,7 @@ fn config(out: &std::path::Path, steps: u64) -> RunConfig {
         "#,
         out.display()
     );
-    RunConfig::parse(&text, std::path::Path::new("run.toml"), &[]).unwrap()
+    RunConfig::parse(&text, std::path::Path::new("run.toml"), overrides).unwrap()
 }
 
 fn scratch(name: &str) -> PathBuf {
@@ -227,4 +231,89 @@ fn resume_refuses_a_different_model_and_names_it() {
     .to_string();
     assert!(err.contains("`seed` was 5 and is now 6"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn mixed_precision_runs_resume_exactly_with_their_loss_scale() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let data = SyntheticData::new(50, 4, 16, 3);
+    let device = Default::default();
+    for precision in ["bf16", "fp16"] {
+        let set = vec![format!("train.precision=\"{precision}\"")];
+        let full_dir = scratch(&format!("{precision}-full"));
+        train::<B>(
+            &config_with(&full_dir, 8, &set),
+            &data,
+            &device,
+            &RunOptions::default(),
+        )
+        .unwrap();
+        // Crash while fetching step 7's batches (2 micro-batches a step), newest checkpoint 4.
+        let part_dir = scratch(&format!("{precision}-part"));
+        let crashing = CrashingData {
+            inner: data.clone(),
+            fail_at: 12,
+        };
+        let crashed = train::<B>(
+            &config_with(&part_dir, 8, &set),
+            &crashing,
+            &device,
+            &RunOptions::default(),
+        );
+        assert!(crashed.is_err());
+        let resumed = train::<B>(
+            &config_with(&part_dir, 8, &set),
+            &data,
+            &device,
+            &RunOptions {
+                resume: true,
+                progress: false,
+            },
+        )
+        .unwrap();
+        assert_eq!(resumed.steps_this_run, 4);
+        let (a, _) = read_metrics(&full_dir.join("metrics.jsonl")).unwrap();
+        let (b, _) = read_metrics(&part_dir.join("metrics.jsonl")).unwrap();
+        assert_eq!(a.len(), 8);
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(
+                (
+                    x.step,
+                    x.loss.to_bits(),
+                    x.grad_norm.to_bits(),
+                    x.loss_scale
+                ),
+                (
+                    y.step,
+                    y.loss.to_bits(),
+                    y.grad_norm.to_bits(),
+                    y.loss_scale
+                ),
+                "{precision}, step {}",
+                x.step
+            );
+            assert_eq!(x.loss_scale.is_some(), precision == "fp16");
+        }
+        for file in [
+            "model.safetensors",
+            "optimizer.safetensors",
+            "trainer_state.json",
+        ] {
+            let read = |d: &PathBuf| std::fs::read(d.join("checkpoints/step-00000008").join(file));
+            let (x, y) = (read(&full_dir).unwrap(), read(&part_dir).unwrap());
+            if file == "trainer_state.json" {
+                // Wall time differs; the loss scaler must not.
+                let scaler = |bytes: &[u8]| {
+                    serde_json::from_slice::<serde_json::Value>(bytes).unwrap()["loss_scaler"]
+                        .clone()
+                };
+                assert_eq!(scaler(&x), scaler(&y), "{precision}");
+                assert_eq!(scaler(&x).is_null(), precision != "fp16");
+            } else {
+                assert!(x == y, "{precision}: {file} differs");
+            }
+        }
+        std::fs::remove_dir_all(&full_dir).unwrap();
+        std::fs::remove_dir_all(&part_dir).unwrap();
+    }
 }
