@@ -14,6 +14,9 @@
 #   PLAIN: `bert` built with `--features cuda` (one kernel per op, no autotuning);
 #   FUSED: `bert` built with `--features cuda,cuda-fusion` (autotuning; `--device cuda` and
 #          `--device cuda-fusion`). Either may be an .xz file (unpacked to /tmp).
+# On the workplace's device machines: build both here, `strip` them, `xz -6` them into .gpu/
+# (ignored by git; 6.7 and 8.1 MB), carry `.gpu/bert-plain.xz` and `.gpu/bert-fused.xz`, and run
+# `BUDGET=545 bash scripts/gpu_bench.sh .gpu/bert-plain.xz .gpu/bert-fused.xz` with timeout 600.
 # Environment: OUT (default ./gpu-bench-out), BUDGET seconds (default 540), STEPS (20),
 # PEAK_TFLOPS (dense bf16 peak used for MFU; default 989, the H100/H200 SXM datasheet value).
 set -u
