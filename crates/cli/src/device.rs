@@ -88,9 +88,13 @@ pub fn dispatch<T: BackendTask>(spec: DeviceSpec, task: T) -> Result<T::Output> 
             task.run::<burn::backend::Wgpu>(burn::backend::wgpu::WgpuDevice::DefaultDevice)
         }
         #[cfg(feature = "cuda")]
-        DeviceSpec::Cuda(index) => task.run::<CudaPlain>(burn::backend::cuda::CudaDevice { index }),
+        DeviceSpec::Cuda(index) => {
+            crate::kernel_cache::configure();
+            task.run::<CudaPlain>(burn::backend::cuda::CudaDevice { index })
+        }
         #[cfg(feature = "cuda-fusion")]
         DeviceSpec::CudaFusion(index) => {
+            crate::kernel_cache::configure();
             task.run::<CudaFused>(burn::backend::cuda::CudaDevice { index })
         }
         #[cfg(feature = "ndarray")]

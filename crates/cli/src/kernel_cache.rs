@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 
 /// The kernel cache folder `bert` uses when no CubeCL config file says otherwise.
-pub fn cache_dir() -> Option<PathBuf> {
+fn cache_dir() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("BERT_KERNEL_CACHE").filter(|d| !d.is_empty()) {
         return Some(PathBuf::from(dir));
     }
@@ -41,9 +41,15 @@ fn cubecl_file_applies() -> bool {
     }
 }
 
-/// Sets CubeCL's global config before the first CUDA device is created.
-#[cfg(feature = "cuda")]
+/// Sets CubeCL's global config before the first CUDA device is created; called when a command
+/// dispatches to CUDA, so CPU runs and data commands never create the folder. CubeCL accepts
+/// its config once per process, hence the `Once`.
 pub fn configure() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(set_config);
+}
+
+fn set_config() {
     use cubecl::config::cache::CacheConfig;
     use cubecl::config::{CubeClRuntimeConfig, RuntimeConfig};
 
@@ -63,10 +69,4 @@ pub fn configure() {
     config.compilation.cache = Some(CacheConfig::File(dir.clone()));
     CubeClRuntimeConfig::set(config);
     tracing::debug!("CubeCL kernel and autotune cache: {}", dir.display());
-}
-
-/// Without CUDA there is nothing to configure.
-#[cfg(not(feature = "cuda"))]
-pub fn configure() {
-    let _ = (cache_dir, cubecl_file_applies);
 }

@@ -5,6 +5,7 @@ mod data_cmds;
 mod device;
 #[cfg(feature = "hub")]
 mod download;
+#[cfg(feature = "cuda")]
 mod kernel_cache;
 mod train_cmds;
 
@@ -85,7 +86,6 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     init_logging(&cli.log);
-    kernel_cache::configure();
     let result = match &cli.command {
         Command::Prepare(args) => data_cmds::prepare(args),
         Command::Inspect(args) => data_cmds::inspect(args),

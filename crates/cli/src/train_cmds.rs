@@ -60,17 +60,10 @@ struct BenchTask(BenchConfig);
 impl BackendTask for BenchTask {
     type Output = BenchReport;
     fn run<B: Backend>(self, device: B::Device) -> Result<BenchReport> {
-        anyhow::ensure!(
-            self.0.precision.supported_by::<B>(&device),
-            "precision {} is not supported by the {} backend; use fp32{}",
-            self.0.precision,
-            B::name(&device),
-            if self.0.precision == Precision::Bf16 {
-                " (or fp16 where the backend has it)"
-            } else {
-                ""
-            }
-        );
+        self.0
+            .precision
+            .ensure_supported::<B>(&device)
+            .map_err(|why| anyhow::anyhow!("--precision {why}"))?;
         Ok(run_bench::<burn::backend::Autodiff<B>>(&self.0, &device))
     }
 }

@@ -68,6 +68,23 @@ impl Precision {
         };
         B::supports_dtype(device, dtype)
     }
+
+    /// `Ok` when backend `B` can run this precision on `device`, else what to do instead (the
+    /// trainer and `bert bench` both refuse with it before any work).
+    pub fn ensure_supported<B: Backend>(self, device: &B::Device) -> Result<(), String> {
+        if self.supported_by::<B>(device) {
+            return Ok(());
+        }
+        Err(format!(
+            "{self} is not supported by the {} backend; use fp32{}",
+            B::name(device),
+            if self == Precision::Bf16 {
+                " (wgpu has no bf16; CUDA and the CPU backend have it)"
+            } else {
+                ""
+            }
+        ))
+    }
 }
 
 impl fmt::Display for Precision {

@@ -184,20 +184,12 @@ pub fn train<B: AutodiffBackend>(
         &model_config,
     )?;
     let precision = config.train.precision;
-    if !precision.supported_by::<B>(device) {
-        return Err(TrainError::Config {
+    precision
+        .ensure_supported::<B>(device)
+        .map_err(|why| TrainError::Config {
             path: config.out_dir.clone(),
-            message: format!(
-                "`train.precision = \"{precision}\"` is not supported by the {} backend; use \"fp32\"{}",
-                B::name(device),
-                if precision == Precision::Bf16 {
-                    " (wgpu has no bf16; CUDA and the CPU backend have it)"
-                } else {
-                    ""
-                }
-            ),
-        });
-    }
+            message: format!("`train.precision`: {why}"),
+        })?;
     std::fs::create_dir_all(&config.out_dir)
         .map_err(TrainError::io("creating", &config.out_dir))?;
     let ckpt_root = checkpoints_dir(config);

@@ -51,6 +51,15 @@ fn config_with(out: &std::path::Path, steps: u64, overrides: &[String]) -> RunCo
     RunConfig::parse(&text, std::path::Path::new("run.toml"), overrides).unwrap()
 }
 
+/// `--resume` of `config`'s run on the default CPU device.
+fn resume(config: &RunConfig, data: &dyn DataProvider) -> bert_train::run::RunSummary {
+    let options = RunOptions {
+        resume: true,
+        progress: false,
+    };
+    train::<B>(config, data, &Default::default(), &options).unwrap()
+}
+
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("bert-train-resume-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -143,16 +152,7 @@ fn crashing_and_resuming_gives_identical_losses() {
     )
     .unwrap_err();
     assert!(matches!(err, TrainError::Config { .. }), "{err}");
-    let resumed = train::<B>(
-        &config(&part_dir, 10),
-        &data,
-        &device,
-        &RunOptions {
-            resume: true,
-            progress: false,
-        },
-    )
-    .unwrap();
+    let resumed = resume(&config(&part_dir, 10), &data);
     assert_eq!(resumed.steps_this_run, 6);
 
     let (a, ae) = read_metrics(&full_dir.join("metrics.jsonl")).unwrap();
@@ -261,16 +261,7 @@ fn mixed_precision_runs_resume_exactly_with_their_loss_scale() {
             &RunOptions::default(),
         );
         assert!(crashed.is_err());
-        let resumed = train::<B>(
-            &config_with(&part_dir, 8, &set),
-            &data,
-            &device,
-            &RunOptions {
-                resume: true,
-                progress: false,
-            },
-        )
-        .unwrap();
+        let resumed = resume(&config_with(&part_dir, 8, &set), &data);
         assert_eq!(resumed.steps_this_run, 4);
         let (a, _) = read_metrics(&full_dir.join("metrics.jsonl")).unwrap();
         let (b, _) = read_metrics(&part_dir.join("metrics.jsonl")).unwrap();
