@@ -50,6 +50,49 @@ impl FromStr for DeviceSpec {
     }
 }
 
+impl DeviceSpec {
+    /// The backend family, without the index: devices of one data-parallel group share it.
+    pub fn family(self) -> &'static str {
+        match self {
+            DeviceSpec::Cpu => "cpu",
+            DeviceSpec::Wgpu => "wgpu",
+            DeviceSpec::Cuda(_) => "cuda",
+            DeviceSpec::CudaFusion(_) => "cuda-fusion",
+            DeviceSpec::Ndarray => "ndarray",
+        }
+    }
+
+    /// Whether two replicas may share this device: CPU backends only (each replica then gets a
+    /// share of the cores), which is how data parallelism is tested without GPUs.
+    fn shareable(self) -> bool {
+        matches!(self, DeviceSpec::Cpu | DeviceSpec::Ndarray)
+    }
+}
+
+/// Parses a comma-separated device list (`cuda:0,cuda:1`) and checks it can hold one
+/// data-parallel group: at least one device, one backend family, no GPU named twice.
+pub fn parse_device_list(names: &[String]) -> std::result::Result<Vec<DeviceSpec>, String> {
+    let specs = names
+        .iter()
+        .map(|n| n.trim().parse::<DeviceSpec>())
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let Some(first) = specs.first().copied() else {
+        return Err("the device list is empty".into());
+    };
+    for (i, s) in specs.iter().enumerate() {
+        if s.family() != first.family() {
+            return Err(format!(
+                "`{s}` and `{first}` are different backends; one data-parallel group runs on one \
+                 backend"
+            ));
+        }
+        if !s.shareable() && specs[..i].contains(s) {
+            return Err(format!("`{s}` is named twice; each GPU holds one replica"));
+        }
+    }
+    Ok(specs)
+}
+
 impl fmt::Display for DeviceSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -79,26 +122,70 @@ pub trait BackendTask {
     fn run<B: Backend>(self, device: B::Device) -> Result<Self::Output>;
 }
 
+/// Work that runs on several devices of one backend (data-parallel replicas).
+pub trait DevicesTask {
+    /// What the work returns.
+    type Output;
+    /// Runs the work on backend `B`'s `devices` (at least one).
+    fn run<B: Backend>(self, devices: Vec<B::Device>) -> Result<Self::Output>;
+}
+
+/// A one-device task seen as a several-device one.
+struct OneDevice<T>(T);
+
+impl<T: BackendTask> DevicesTask for OneDevice<T> {
+    type Output = T::Output;
+    fn run<B: Backend>(self, devices: Vec<B::Device>) -> Result<T::Output> {
+        match devices.into_iter().next() {
+            Some(device) => self.0.run::<B>(device),
+            None => bail!("no device to run on"),
+        }
+    }
+}
+
 /// Runs `task` on the backend `spec` names, or explains how to build it in.
 pub fn dispatch<T: BackendTask>(spec: DeviceSpec, task: T) -> Result<T::Output> {
-    match spec {
-        DeviceSpec::Cpu => task.run::<burn::backend::Flex>(Default::default()),
+    dispatch_devices(&[spec], OneDevice(task))
+}
+
+/// Runs `task` on the devices `specs` name (one backend family, checked by
+/// [`parse_device_list`]), or explains how to build the backend in.
+pub fn dispatch_devices<T: DevicesTask>(specs: &[DeviceSpec], task: T) -> Result<T::Output> {
+    let Some(&first) = specs.first() else {
+        bail!("no device named");
+    };
+    #[cfg(feature = "cuda")]
+    let cuda = || -> Vec<burn::backend::cuda::CudaDevice> {
+        specs
+            .iter()
+            .map(|s| match s {
+                DeviceSpec::Cuda(index) | DeviceSpec::CudaFusion(index) => {
+                    burn::backend::cuda::CudaDevice { index: *index }
+                }
+                _ => burn::backend::cuda::CudaDevice { index: 0 },
+            })
+            .collect()
+    };
+    let n = specs.len();
+    match first {
+        DeviceSpec::Cpu => task.run::<burn::backend::Flex>(vec![Default::default(); n]),
         #[cfg(feature = "wgpu")]
-        DeviceSpec::Wgpu => {
-            task.run::<burn::backend::Wgpu>(burn::backend::wgpu::WgpuDevice::DefaultDevice)
-        }
+        DeviceSpec::Wgpu => task.run::<burn::backend::Wgpu>(vec![
+            burn::backend::wgpu::WgpuDevice::DefaultDevice;
+            n
+        ]),
         #[cfg(feature = "cuda")]
-        DeviceSpec::Cuda(index) => {
+        DeviceSpec::Cuda(_) => {
             crate::kernel_cache::configure();
-            task.run::<CudaPlain>(burn::backend::cuda::CudaDevice { index })
+            task.run::<CudaPlain>(cuda())
         }
         #[cfg(feature = "cuda-fusion")]
-        DeviceSpec::CudaFusion(index) => {
+        DeviceSpec::CudaFusion(_) => {
             crate::kernel_cache::configure();
-            task.run::<CudaFused>(burn::backend::cuda::CudaDevice { index })
+            task.run::<CudaFused>(cuda())
         }
         #[cfg(feature = "ndarray")]
-        DeviceSpec::Ndarray => task.run::<burn::backend::NdArray>(Default::default()),
+        DeviceSpec::Ndarray => task.run::<burn::backend::NdArray>(vec![Default::default(); n]),
         #[allow(unreachable_patterns)]
         other => {
             let feature = match other {

@@ -9,13 +9,14 @@ use bert_data::loader::{EvalLoader, LoaderConfig, ShardSet};
 use bert_model::{load_model_dir, BertConfig, Precision};
 use bert_train::bench::{run_bench, BenchConfig, BenchReport};
 use bert_train::metrics::EvalRecord;
+use bert_train::distributed::{train_replicas, ProcessGroup};
 use bert_train::run::{check_data_fits_model, evaluate, train, RunOptions, RunSummary};
 use bert_train::shards::ShardData;
 use bert_train::RunConfig;
 use burn::tensor::backend::Backend;
 use clap::Args;
 
-use crate::device::{dispatch, BackendTask, DeviceSpec};
+use crate::device::{dispatch, dispatch_devices, parse_device_list, BackendTask, DevicesTask, DeviceSpec};
 
 /// `bert bench`: time full training steps on synthetic batches.
 #[derive(Args, Debug)]
@@ -152,6 +153,24 @@ pub struct TrainArgs {
     /// Override `device`: cpu, wgpu, cuda or cuda:N.
     #[arg(long)]
     pub device: Option<DeviceSpec>,
+    /// Data parallelism in this process, one replica per device: `cuda:0,cuda:1`
+    /// (overrides `distributed.devices`; `cpu,cpu` runs two replicas on the CPU).
+    #[arg(long, value_delimiter = ',', value_name = "DEVICE,DEVICE,...")]
+    pub devices: Vec<String>,
+    /// Number of processes of a multi-process run (each runs `bert train` with its own
+    /// `--rank`); default `$WORLD_SIZE`, else 1.
+    #[arg(long, env = "WORLD_SIZE")]
+    pub world_size: Option<usize>,
+    /// This process's rank, `0..world-size`; default `$RANK`.
+    #[arg(long, env = "RANK")]
+    pub rank: Option<usize>,
+    /// `host:port` of the orchestrator, hosted by rank 0; default `$MASTER_ADDR:$MASTER_PORT`.
+    #[arg(long)]
+    pub coordinator: Option<String>,
+    /// `host:port` the other processes reach this one at (default: this machine's address
+    /// towards the coordinator, port = coordinator port + 1 + rank).
+    #[arg(long)]
+    pub node_address: Option<String>,
     /// Override `out_dir`.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -164,16 +183,26 @@ struct TrainTask<'a> {
     config: &'a RunConfig,
     data: &'a ShardData,
     options: RunOptions,
+    group: Option<ProcessGroup>,
 }
 
-impl BackendTask for TrainTask<'_> {
+impl DevicesTask for TrainTask<'_> {
     type Output = RunSummary;
-    fn run<B: Backend>(self, device: B::Device) -> Result<RunSummary> {
-        Ok(train::<burn::backend::Autodiff<B>>(
+    fn run<B: Backend>(self, devices: Vec<B::Device>) -> Result<RunSummary> {
+        if let ([device], None) = (devices.as_slice(), &self.group) {
+            return Ok(train::<burn::backend::Autodiff<B>>(
+                self.config,
+                self.data,
+                device,
+                &self.options,
+            )?);
+        }
+        Ok(train_replicas::<burn::backend::Autodiff<B>, _, _>(
             self.config,
-            self.data,
-            &device,
+            &devices,
             &self.options,
+            self.group.as_ref(),
+            |rank, world| Ok(self.data.for_rank(rank, world)),
         )?)
     }
 }
@@ -187,6 +216,10 @@ pub fn load_run_config(args: &TrainArgs) -> Result<RunConfig> {
     if let Some(device) = args.device {
         overrides.push(format!("device=\"{device}\""));
     }
+    if !args.devices.is_empty() {
+        let quoted: Vec<String> = args.devices.iter().map(|d| format!("{d:?}")).collect();
+        overrides.push(format!("distributed.devices=[{}]", quoted.join(",")));
+    }
     let mut config = RunConfig::load(&args.config, &overrides)?;
     if let Some(out) = &args.out {
         config.out_dir = out.clone();
@@ -194,24 +227,92 @@ pub fn load_run_config(args: &TrainArgs) -> Result<RunConfig> {
     Ok(config)
 }
 
+/// The process group of `--world-size`/`--rank`/`--coordinator` (or `WORLD_SIZE`, `RANK`,
+/// `MASTER_ADDR`, `MASTER_PORT`); `None` for a one-process run.
+fn process_group(args: &TrainArgs) -> Result<Option<ProcessGroup>> {
+    let processes = args.world_size.unwrap_or(1);
+    if processes <= 1 {
+        return Ok(None);
+    }
+    let rank = args.rank.ok_or_else(|| {
+        anyhow::anyhow!("--world-size {processes} needs --rank (or $RANK): which process is this?")
+    })?;
+    anyhow::ensure!(
+        rank < processes,
+        "--rank {rank} must be below --world-size {processes}"
+    );
+    let coordinator = match &args.coordinator {
+        Some(c) => c.clone(),
+        None => match (std::env::var("MASTER_ADDR"), std::env::var("MASTER_PORT")) {
+            (Ok(addr), Ok(port)) => format!("{addr}:{port}"),
+            _ => anyhow::bail!(
+                "--world-size {processes} needs --coordinator host:port (or $MASTER_ADDR and \
+                 $MASTER_PORT): where rank 0 hosts the orchestrator"
+            ),
+        },
+    };
+    Ok(Some(ProcessGroup {
+        processes,
+        process_rank: rank,
+        coordinator,
+        node_address: args.node_address.clone(),
+    }))
+}
+
 /// Runs `bert train`.
 pub fn train_command(args: &TrainArgs) -> Result<()> {
     let config = load_run_config(args)?;
-    let device: DeviceSpec = config.device.parse().map_err(|e: String| {
-        anyhow::anyhow!("config `{}`: `device`: {e}", args.config.display())
-    })?;
-    ensure_prepared(&config, &args.config)?;
+    let devices: Vec<DeviceSpec> = if config.distributed.devices.is_empty() {
+        vec![config.device.parse().map_err(|e: String| {
+            anyhow::anyhow!("config `{}`: `device`: {e}", args.config.display())
+        })?]
+    } else {
+        parse_device_list(&config.distributed.devices).map_err(|e| {
+            anyhow::anyhow!(
+                "config `{}`: `distributed.devices` (or `--devices`): {e}",
+                args.config.display()
+            )
+        })?
+    };
+    let group = process_group(args)?;
+    if group.as_ref().is_some_and(|g| g.process_rank > 0) {
+        // Rank 0 prepares; the others find the shards ready or say where they are missing.
+        anyhow::ensure!(
+            config.data.train.exists(),
+            "`data.train` `{}` does not exist: prepare the data before starting ranks other than 0 \
+             (rank 0 prepares it when the config has a [prepare] table)",
+            config.data.train.display()
+        );
+    } else {
+        ensure_prepared(&config, &args.config)?;
+    }
     let data = ShardData::open(&config)?;
     let options = RunOptions {
         resume: args.resume,
         progress: std::io::stderr().is_terminal(),
     };
-    let summary = dispatch(
-        device,
+    if devices.len() > 1 {
+        tracing::info!(
+            "data parallel: {} replicas in this process ({}), global batch {} = {} x {} x {}",
+            devices.len(),
+            devices
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            config.data.batch_size * devices.len() * config.train.accumulation,
+            config.data.batch_size,
+            devices.len(),
+            config.train.accumulation
+        );
+    }
+    let summary = dispatch_devices(
+        &devices,
         TrainTask {
             config: &config,
             data: &data,
             options,
+            group,
         },
     )?;
     println!(

@@ -356,3 +356,186 @@ fn sigkill_at_any_moment_then_resume_gives_identical_losses() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A port p with p, p+1 and p+2 free on loopback: the orchestrator and two ranks' data services.
+fn free_ports() -> u16 {
+    loop {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let p = probe.local_addr().unwrap().port();
+        drop(probe);
+        if p < 65_000
+            && (1..=2).all(|i| std::net::TcpListener::bind(("127.0.0.1", p + i)).is_ok())
+        {
+            return p;
+        }
+    }
+}
+
+/// Starts rank `rank` of a two-process run of `config` on loopback.
+fn spawn_rank(config: &Path, port: u16, rank: usize, extra: &[&str]) -> std::process::Child {
+    let coordinator = format!("127.0.0.1:{port}");
+    Command::new(env!("CARGO_BIN_EXE_bert"))
+        .args(["train", "--config", config.to_str().unwrap()])
+        .args(["--world-size", "2", "--rank", &rank.to_string()])
+        .args(["--coordinator", &coordinator])
+        .args(["--set", "train.accumulation=1"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn finish(child: std::process::Child) -> (bool, String) {
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// Train losses as numbers, step by step.
+fn loss_values(run: &Path) -> Vec<(u64, f64)> {
+    losses(run)
+        .into_iter()
+        .map(|(s, bits)| (s, f64::from_bits(bits)))
+        .collect()
+}
+
+fn assert_losses_close(a: &[(u64, f64)], b: &[(u64, f64)]) {
+    assert_eq!(a.len(), b.len(), "{a:?}\nvs\n{b:?}");
+    for ((sa, la), (sb, lb)) in a.iter().zip(b) {
+        assert_eq!(sa, sb);
+        assert!(
+            (la - lb).abs() <= 1e-5 * la.abs().max(lb.abs()),
+            "step {sa}: {la} vs {lb}"
+        );
+    }
+}
+
+/// Weights of a HuggingFace export, by name.
+fn export_weights(dir: &Path) -> Vec<(String, Vec<f32>)> {
+    let bytes = std::fs::read(dir.join("model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut names: Vec<String> = st.names().into_iter().cloned().collect();
+    names.sort();
+    names
+        .into_iter()
+        .map(|n| {
+            let data = st.tensor(&n).unwrap().data().to_vec();
+            let v = data
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            (n, v)
+        })
+        .collect()
+}
+
+/// Two `bert train` processes on loopback (global batch 2 ranks × 8 × 1) train exactly like one
+/// process with the same global batch (1 × 8 × 2): losses and final weights to 1e-5; then a
+/// `kill -9` of one rank stops the other with an error within the timeout, and `--resume` on
+/// two processes continues the losses of the uninterrupted run.
+#[test]
+#[cfg(unix)]
+fn two_processes_on_loopback_train_like_one_and_survive_a_killed_rank() {
+    let dir = scratch("two-processes");
+    let corpus = write_corpus(&dir);
+    let shards = prepare(&dir, &corpus, "dynamic");
+    let steps = 8;
+    let single = dir.join("single");
+    let config = write_config(&dir, &shards, &single, steps, 2);
+    ok(bert(&["train", "--config", config.to_str().unwrap()]));
+
+    let double = dir.join("double");
+    let config = write_config(&dir, &shards, &double, steps, 2);
+    let port = free_ports();
+    let r0 = spawn_rank(&config, port, 0, &[]);
+    let r1 = spawn_rank(&config, port, 1, &[]);
+    let (ok1, text1) = finish(r1);
+    let (ok0, text0) = finish(r0);
+    assert!(ok0 && ok1, "rank 0:\n{text0}\nrank 1:\n{text1}");
+    assert_losses_close(&loss_values(&single), &loss_values(&double));
+    let (wa, wb) = (
+        export_weights(&single.join("export")),
+        export_weights(&double.join("export")),
+    );
+    assert_eq!(wa.len(), wb.len());
+    for ((na, va), (_, vb)) in wa.iter().zip(&wb) {
+        for (x, y) in va.iter().zip(vb) {
+            assert!(
+                (x - y).abs() <= 1e-5 * x.abs().max(y.abs()).max(1e-3),
+                "{na}: {x} vs {y}"
+            );
+        }
+    }
+    // Only rank 0 wrote: one record per step.
+    assert_eq!(loss_values(&double).len(), steps as usize);
+
+    // Kill rank 1 after a few steps; rank 0 must stop on its own, with an error, quickly.
+    let killed = dir.join("killed");
+    let config = write_config(&dir, &shards, &killed, steps, 2);
+    let port = free_ports();
+    let timeout = ["--set", "distributed.timeout_s=5"];
+    let r0 = spawn_rank(&config, port, 0, &timeout);
+    let mut r1 = spawn_rank(&config, port, 1, &timeout);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while std::fs::read_to_string(killed.join("metrics.jsonl"))
+        .map(|t| t.lines().count())
+        .unwrap_or(0)
+        < 3
+    {
+        assert!(Instant::now() < deadline, "the two ranks never got going");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    r1.kill().unwrap(); // SIGKILL
+    r1.wait().unwrap();
+    let killed_at = Instant::now();
+    let (ok0, text0) = finish(r0);
+    let stopped_after = killed_at.elapsed();
+    assert!(!ok0, "rank 0 carried on without rank 1:\n{text0}");
+    assert!(text0.contains("rank 0 of 2"), "{text0}");
+    assert!(
+        stopped_after < Duration::from_secs(60),
+        "rank 0 took {stopped_after:?} to stop"
+    );
+    let port = free_ports();
+    let r0 = spawn_rank(&config, port, 0, &["--resume"]);
+    let r1 = spawn_rank(&config, port, 1, &["--resume"]);
+    let (ok1, text1) = finish(r1);
+    let (ok0, text0) = finish(r0);
+    assert!(ok0 && ok1, "resume: rank 0:\n{text0}\nrank 1:\n{text1}");
+    // Steps logged before the kill but after the last checkpoint are logged again by the
+    // resumed run; the metrics log keeps the resumed ones.
+    assert_losses_close(&loss_values(&single), &loss_values(&killed));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A rank that cannot reach its coordinator stops with an error naming itself within the
+/// configured timeout.
+#[test]
+fn an_unreachable_coordinator_is_an_error_within_the_timeout() {
+    let dir = scratch("no-coordinator");
+    let corpus = write_corpus(&dir);
+    let shards = prepare(&dir, &corpus, "dynamic");
+    let run = dir.join("run");
+    let config = write_config(&dir, &shards, &run, 4, 2);
+    let port = free_ports();
+    let started = Instant::now();
+    let (ok1, text) = finish(spawn_rank(
+        &config,
+        port,
+        1,
+        &["--set", "distributed.timeout_s=3"],
+    ));
+    let waited = started.elapsed();
+    assert!(!ok1, "{text}");
+    assert!(
+        text.contains("rank 1 of 2") && text.contains("distributed.timeout_s"),
+        "{text}"
+    );
+    assert!(waited < Duration::from_secs(30), "took {waited:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

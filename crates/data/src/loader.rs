@@ -256,6 +256,10 @@ pub struct LoaderConfig {
     pub rank: usize,
     /// Number of data-parallel ranks.
     pub world_size: usize,
+    /// Micro-batches per optimiser step: an epoch ends only between steps, so the ranks ×
+    /// micro-batches of one step never straddle two epochs, and runs that split the same global
+    /// step differently (2 ranks × 1 micro-batch, 1 rank × 2) read the same data.
+    pub accumulation: usize,
     /// Batches prepared ahead on the background thread.
     pub prefetch: usize,
     /// Pad every batch to `max_seq_length` instead of its longest row.
@@ -271,6 +275,7 @@ impl Default for LoaderConfig {
             seed: 12345,
             rank: 0,
             world_size: 1,
+            accumulation: 1,
             prefetch: 4,
             pad_to_max_seq_length: false,
             eval_seed: 0x5eed_e7a1,
@@ -282,6 +287,9 @@ impl LoaderConfig {
     fn validate(&self) -> Result<()> {
         if self.batch_size == 0 {
             return Err(DataError::Config("batch_size must be at least 1".into()));
+        }
+        if self.accumulation == 0 {
+            return Err(DataError::Config("accumulation must be at least 1".into()));
         }
         if self.world_size == 0 || self.rank >= self.world_size {
             return Err(DataError::Config(format!(
@@ -323,12 +331,15 @@ impl TrainLoader {
         config.validate()?;
         let n = set.len();
         let global = config.batch_size * config.world_size;
-        if n < global {
+        let per_step = global * config.accumulation;
+        if n < per_step {
             return Err(DataError::Config(format!(
-                "{} holds {n} instances, fewer than one global batch ({} per rank x {} ranks)",
+                "{} holds {n} instances, fewer than one optimiser step's global batch ({} per \
+                 rank x {} ranks x {} micro-batches)",
                 set.dir().display(),
                 config.batch_size,
-                config.world_size
+                config.world_size,
+                config.accumulation
             )));
         }
         if cursor.position > n as u64 {
@@ -347,7 +358,9 @@ impl TrainLoader {
                 let mut c = cursor;
                 let mut order: Option<(u64, Vec<u32>)> = None;
                 loop {
-                    if c.position as usize + global > n {
+                    let step_start = c.position as usize % per_step == 0;
+                    let room = if step_start { per_step } else { global };
+                    if c.position as usize + room > n {
                         c = Cursor {
                             epoch: c.epoch + 1,
                             position: 0,

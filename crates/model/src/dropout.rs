@@ -7,10 +7,11 @@
 //! are one multiply each. On GPU backends uploading masks would cost far more than sampling them
 //! on the device, so Burn's dropout stays.
 //!
-//! Like the backend's generator, the host generator is process-wide: [`seed`] it before each
-//! forward pass (the trainer seeds it per step and micro-batch, next to `Backend::seed`).
+//! The host generator belongs to the thread: [`seed`] it before each forward pass on the thread
+//! that runs it (the trainer seeds it per step and micro-batch, next to `Backend::seed`), so
+//! data-parallel replicas on threads of one process draw their own streams.
 
-use std::sync::Mutex;
+use std::cell::RefCell;
 
 use bert_rng::Rng;
 use burn::nn::Dropout;
@@ -18,14 +19,13 @@ use burn::tensor::{backend::Backend, FloatDType, Tensor, TensorData};
 
 use crate::backend::is_flex;
 
-static HOST_RNG: Mutex<Option<Rng>> = Mutex::new(None);
+thread_local! {
+    static HOST_RNG: RefCell<Option<Rng>> = const { RefCell::new(None) };
+}
 
-/// Seeds the host generator that draws dropout masks on the CPU backend.
+/// Seeds this thread's host generator that draws dropout masks on the CPU backend.
 pub fn seed(seed: u64) {
-    let mut rng = HOST_RNG
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    *rng = Some(Rng::new(seed));
+    HOST_RNG.with(|rng| *rng.borrow_mut() = Some(Rng::new(seed)));
 }
 
 /// Applies `dropout` to `x`: identity outside training (no autodiff) or with probability 0.
@@ -38,16 +38,14 @@ pub fn apply<B: Backend, const D: usize>(dropout: &Dropout, x: Tensor<B, D>) -> 
         return dropout.forward(x);
     }
     let shape = x.shape();
-    let mask = {
-        let mut guard = HOST_RNG
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mask = HOST_RNG.with(|rng| {
+        let mut rng = rng.borrow_mut();
         host_mask(
-            guard.get_or_insert_with(|| Rng::new(0)),
+            rng.get_or_insert_with(|| Rng::new(0)),
             shape.num_elements(),
             p,
         )
-    };
+    });
     let mask = Tensor::<B, D>::from_data(TensorData::new(mask, shape), &x.device());
     // Under mixed precision `x` may be a half type; a binary op needs both sides in one type.
     let mask = mask.cast(FloatDType::from(x.dtype()));

@@ -61,6 +61,14 @@ pub struct TrainerState {
     /// fp16 runs: the dynamic loss scaler (scale, good steps, overflows so far).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loss_scaler: Option<crate::step::LossScaler>,
+    /// Data-parallel ranks the run had when this checkpoint was written (its global batch is
+    /// `data.batch_size × world_size × train.accumulation`).
+    #[serde(default = "one_rank")]
+    pub world_size: usize,
+}
+
+fn one_rank() -> usize {
+    1
 }
 
 /// The directory name of step `step`'s checkpoint.

@@ -40,6 +40,9 @@ pub struct RunConfig {
     /// Checkpoints.
     #[serde(default)]
     pub checkpoint: CheckpointSection,
+    /// Data parallelism: devices of this process and the collective's timeout.
+    #[serde(default)]
+    pub distributed: DistributedSection,
     /// The `bert prepare` table, when the same file also prepares the data (`bert train` runs
     /// it first when `data.train` does not exist yet); read by the data crate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -240,6 +243,33 @@ fn default_skips() -> u32 {
     5
 }
 
+/// Data parallelism (see `docs/distributed.md`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DistributedSection {
+    /// Devices of this process, one replica each (`["cuda:0", "cuda:1"]`); empty: the one
+    /// `device`. The CLI's `--devices` overrides it.
+    #[serde(default)]
+    pub devices: Vec<String>,
+    /// Seconds a rank waits for the others at a collective call (join, gradient all-reduce,
+    /// evaluation) before it stops with an error naming itself and the call.
+    #[serde(default = "default_timeout")]
+    pub timeout_s: f64,
+}
+
+fn default_timeout() -> f64 {
+    300.0
+}
+
+impl Default for DistributedSection {
+    fn default() -> Self {
+        Self {
+            devices: Vec::new(),
+            timeout_s: default_timeout(),
+        }
+    }
+}
+
 /// Evaluation on the validation shards.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -434,6 +464,12 @@ impl RunConfig {
         }
         if self.checkpoint.keep == 0 {
             return Err("`checkpoint.keep` must be at least 1".into());
+        }
+        if !(self.distributed.timeout_s.is_finite() && self.distributed.timeout_s > 0.0) {
+            return Err(format!(
+                "`distributed.timeout_s` must be a positive number of seconds, not {}",
+                self.distributed.timeout_s
+            ));
         }
         if self.eval.every == Some(0) {
             return Err("`eval.every` must be at least 1".into());

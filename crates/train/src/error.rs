@@ -46,6 +46,16 @@ pub enum TrainError {
         /// Which keys differ.
         message: String,
     },
+    /// A data-parallel rank failed, or lost its peers.
+    #[error("rank {rank} of {world_size}: {message}")]
+    Distributed {
+        /// The rank reporting it.
+        rank: usize,
+        /// Number of ranks.
+        world_size: usize,
+        /// What happened, naming the collective call.
+        message: String,
+    },
     /// The loss or gradients became NaN/infinite and the policy says stop.
     #[error("step {step}: {what} is not finite ({value}); stopped (policy `{policy}`). The last good checkpoint is kept{hint}")]
     NonFinite {

@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod checkpoint;
 pub mod config;
+pub mod distributed;
 pub mod error;
 pub mod metrics;
 pub mod optim;

@@ -33,6 +33,14 @@ pub fn sum_of_squares<B: Backend>(values: Tensor<B, 1>) -> Tensor<B, 1> {
     }
 }
 
+/// A tensor's values as f64, or why they could not be read back from the device.
+pub fn to_f64_vec<B: Backend, const D: usize>(t: Tensor<B, D>) -> Result<Vec<f64>, String> {
+    t.into_data()
+        .convert::<f64>()
+        .to_vec::<f64>()
+        .map_err(|e| format!("cannot read the tensor's values: {e:?}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,7 @@ use burn::tensor::backend::AutodiffBackend;
 
 use crate::checkpoint::{self, TrainerState};
 use crate::config::{InitOptimizer, NanPolicy, RunConfig};
+use crate::distributed::Replica;
 use crate::error::{Result, TrainError};
 use crate::metrics::{EvalRecord, MetricsLog, StepRecord};
 use crate::optim::Optimizer;
@@ -49,18 +50,23 @@ fn checkpoints_dir(config: &RunConfig) -> PathBuf {
     config.out_dir.join("checkpoints")
 }
 
-/// Keys whose change would make a resumed run a different run.
-fn identity(config: &RunConfig) -> Vec<(&'static str, String)> {
+/// Keys whose change would make a resumed run a different run. The global batch counts, not
+/// how it is split over ranks and micro-batches: a run may resume on another number of ranks.
+fn identity(config: &RunConfig, world_size: usize) -> Vec<(&'static str, String)> {
+    let b = config.data.batch_size;
+    let a = config.train.accumulation;
     vec![
         ("seed", config.seed.to_string()),
         ("model", format!("{:?}", config.model)),
         ("data.train", config.data.train.display().to_string()),
-        ("data.batch_size", config.data.batch_size.to_string()),
+        (
+            "the global batch (data.batch_size × ranks × train.accumulation)",
+            format!("{} ({b} × {world_size} × {a})", b * world_size * a),
+        ),
         (
             "data.pad_to_max_length",
             config.data.pad_to_max_length.to_string(),
         ),
-        ("train.accumulation", config.train.accumulation.to_string()),
         ("optimizer", format!("{:?}", config.optimizer)),
     ]
 }
@@ -69,6 +75,7 @@ fn check_resume(
     dir: &Path,
     state: &TrainerState,
     config: &RunConfig,
+    world_size: usize,
     vocab_hash: &str,
 ) -> Result<()> {
     let old: RunConfig =
@@ -76,10 +83,16 @@ fn check_resume(
             path: dir.to_path_buf(),
             message: format!("unreadable run config: {e}"),
         })?;
-    let mut differ: Vec<String> = identity(&old)
+    let global = |c: &RunConfig, w: usize| c.data.batch_size * w * c.train.accumulation;
+    let mut differ: Vec<String> = identity(&old, state.world_size)
         .into_iter()
-        .zip(identity(config))
-        .filter(|(a, b)| a.1 != b.1)
+        .zip(identity(config, world_size))
+        // The same global batch split another way is the same run (elastic resume).
+        .filter(|(a, b)| {
+            a.1 != b.1
+                && !(a.0.starts_with("the global batch")
+                    && global(&old, state.world_size) == global(config, world_size))
+        })
         .map(|(a, b)| format!("`{}` was {} and is now {}", a.0, a.1, b.1))
         .collect();
     if state.vocab_hash != vocab_hash {
@@ -107,6 +120,21 @@ pub fn evaluate<B: AutodiffBackend>(
     step: u64,
     device: &B::Device,
 ) -> EvalRecord {
+    match evaluate_replicated(model, batches, step, device, None) {
+        Ok(e) => e,
+        Err(e) => unreachable!("an evaluation without a collective cannot fail: {e}"),
+    }
+}
+
+/// [`evaluate`] as one rank of a data-parallel group: each rank evaluates its share of the
+/// batches and the sums are reduced over the ranks, so every rank gets the whole set's figures.
+pub fn evaluate_replicated<B: AutodiffBackend>(
+    model: &BertForPreTraining<B>,
+    batches: &[bert_data::HostBatch],
+    step: u64,
+    device: &B::Device,
+    replica: Option<&Replica<B::InnerBackend>>,
+) -> Result<EvalRecord> {
     let inner = burn::module::AutodiffModule::valid(model);
     let mut acc = PretrainingMetrics::default();
     for b in batches {
@@ -120,7 +148,27 @@ pub fn evaluate<B: AutodiffBackend>(
         acc.nsp_correct += m.nsp_correct;
         acc.nsp_total += m.nsp_total;
     }
-    EvalRecord {
+    if let Some(r) = replica.filter(|r| r.world_size() > 1) {
+        let v = r.all_reduce_values(
+            &[
+                acc.mlm_loss,
+                acc.nsp_loss,
+                acc.mlm_correct,
+                acc.mlm_total,
+                acc.nsp_correct,
+                acc.nsp_total,
+            ],
+            device,
+            "evaluation",
+        )?;
+        acc.mlm_loss = v[0];
+        acc.nsp_loss = v[1];
+        acc.mlm_correct = v[2];
+        acc.mlm_total = v[3];
+        acc.nsp_correct = v[4];
+        acc.nsp_total = v[5];
+    }
+    Ok(EvalRecord {
         kind: "eval".into(),
         step,
         mlm_loss: if acc.mlm_total > 0.0 {
@@ -136,7 +184,7 @@ pub fn evaluate<B: AutodiffBackend>(
         mlm_accuracy: acc.mlm_accuracy(),
         nsp_accuracy: acc.nsp_accuracy(),
         sequences: acc.nsp_total as u64,
-    }
+    })
 }
 
 /// Refuses shards the model cannot read: ids beyond its vocabulary or sequences longer than
@@ -175,6 +223,21 @@ pub fn train<B: AutodiffBackend>(
     device: &B::Device,
     options: &RunOptions,
 ) -> Result<RunSummary> {
+    train_rank::<B>(config, data, device, options, None)
+}
+
+/// [`train`] as one rank of a data-parallel group (`replica`; `None` for a single-device run).
+/// `data` must already be this rank's view. Every rank reads the same checkpoint on resume;
+/// rank 0 alone writes the run directory (metrics, checkpoints, export).
+pub fn train_rank<B: AutodiffBackend>(
+    config: &RunConfig,
+    data: &dyn DataProvider,
+    device: &B::Device,
+    options: &RunOptions,
+    replica: Option<&Replica<B::InnerBackend>>,
+) -> Result<RunSummary> {
+    let writer = replica.is_none_or(|r| r.is_writer());
+    let world_size = replica.map_or(1, |r| r.world_size());
     let facts = data.facts().clone();
     let model_config = config.model_config(facts.vocab_size)?;
     check_data_fits_model(
@@ -193,7 +256,9 @@ pub fn train<B: AutodiffBackend>(
     std::fs::create_dir_all(&config.out_dir)
         .map_err(TrainError::io("creating", &config.out_dir))?;
     let ckpt_root = checkpoints_dir(config);
-    checkpoint::clean_partial(&ckpt_root);
+    if writer {
+        checkpoint::clean_partial(&ckpt_root);
+    }
     let run_config_json = serde_json::to_value(config).expect("run config serialises");
 
     // Set up: resume, init_from, or fresh.
@@ -203,7 +268,14 @@ pub fn train<B: AutodiffBackend>(
     if let (true, Some((_, dir))) = (options.resume, newest.as_ref()) {
         let dir = dir.clone();
         trainer_state = checkpoint::read_state(&dir)?;
-        check_resume(&dir, &trainer_state, config, &facts.vocab_hash)?;
+        check_resume(&dir, &trainer_state, config, world_size, &facts.vocab_hash)?;
+        if trainer_state.world_size != world_size {
+            tracing::info!(
+                "the checkpoint was written by {} rank(s), the run continues on {world_size} \
+                 with the same global batch",
+                trainer_state.world_size
+            );
+        }
         let (loaded_config, model, _) = load_model_dir::<B>(&dir, config.seed, device)?;
         if loaded_config != model_config {
             return Err(TrainError::ResumeMismatch {
@@ -291,16 +363,20 @@ pub fn train<B: AutodiffBackend>(
             elapsed_s: 0.0,
             versions: checkpoint::versions(),
             loss_scaler: None,
+            world_size,
         };
     }
+    trainer_state.world_size = world_size;
     state.model.set_precision(precision);
     state.loss_scaler = (precision == Precision::Fp16)
         .then(|| trainer_state.loss_scaler.clone().unwrap_or_default());
     if precision.is_mixed() {
         tracing::info!("mixed precision: {precision} matrix products, f32 weights and optimiser");
     }
-    let write_config = serde_json::to_vec_pretty(&run_config_json).expect("serialises");
-    bert_model::fsutil::write_atomic(&config.out_dir.join("run_config.json"), &write_config)?;
+    if writer {
+        let write_config = serde_json::to_vec_pretty(&run_config_json).expect("serialises");
+        bert_model::fsutil::write_atomic(&config.out_dir.join("run_config.json"), &write_config)?;
+    }
 
     let schedule = Schedule {
         peak_lr: config.optimizer.learning_rate,
@@ -308,7 +384,11 @@ pub fn train<B: AutodiffBackend>(
         total_steps: config.train.steps,
         power: config.schedule.power,
     };
-    let mut log = MetricsLog::open(&config.out_dir, trainer_state.step)?;
+    let mut log = if writer {
+        Some(MetricsLog::open(&config.out_dir, trainer_state.step)?)
+    } else {
+        None
+    };
     let cursor = (!trainer_state.data_cursor.is_null()).then_some(&trainer_state.data_cursor);
     let mut batches = data.train(cursor)?;
     let eval_batch = config.eval.batch_size.unwrap_or(config.data.batch_size);
@@ -331,7 +411,14 @@ pub fn train<B: AutodiffBackend>(
         let lr = schedule.lr(step);
         let t0 = Instant::now();
         let dropout_seed = bert_rng::mix_seed(&[config.seed, 0xD80F, step]);
-        let out = state.step(&micro, lr, config.train.max_grad_norm, dropout_seed, device);
+        let out = state.step_replicated(
+            &micro,
+            lr,
+            config.train.max_grad_norm,
+            dropout_seed,
+            device,
+            replica,
+        )?;
         let dt = t0.elapsed().as_secs_f64().max(1e-9);
         trainer_state.step += 1;
         trainer_state.sequences_seen += out.sequences as u64;
@@ -356,7 +443,9 @@ pub fn train<B: AutodiffBackend>(
             loss_scale: out.loss_scale,
             overflow: out.overflow,
         };
-        log.append(&record)?;
+        if let Some(log) = log.as_mut() {
+            log.append(&record)?;
+        }
         trainer_state.loss_scaler = state.loss_scaler.clone();
         if out.overflow {
             trainer_state.skipped_steps += 1;
@@ -416,7 +505,7 @@ pub fn train<B: AutodiffBackend>(
                 lr
             ));
         }
-        if trainer_state.step % config.train.log_every == 0 {
+        if writer && trainer_state.step % config.train.log_every == 0 {
             tracing::info!(
                 step = trainer_state.step,
                 loss = format!("{:.4}", m.loss),
@@ -436,20 +525,25 @@ pub fn train<B: AutodiffBackend>(
                 .is_some_and(|e| trainer_state.step % e == 0);
         if eval_due {
             if let Some(v) = &validation {
-                let e = evaluate(&state.model, v, trainer_state.step, device);
-                tracing::info!(
+                let e =
+                    evaluate_replicated(&state.model, v, trainer_state.step, device, replica)?;
+                if writer {
+                    tracing::info!(
                     step = e.step,
                     mlm_loss = format!("{:.4}", e.mlm_loss),
                     mlm_acc = format!("{:.4}", e.mlm_accuracy),
                     nsp_loss = format!("{:.4}", e.nsp_loss),
                     nsp_acc = format!("{:.4}", e.nsp_accuracy),
                     "validation"
-                );
-                log.append(&e)?;
+                    );
+                }
+                if let Some(log) = log.as_mut() {
+                    log.append(&e)?;
+                }
                 final_eval = Some(e);
             }
         }
-        if last || trainer_state.step % config.checkpoint.every == 0 {
+        if writer && (last || trainer_state.step % config.checkpoint.every == 0) {
             let dir = checkpoint::save(
                 &ckpt_root,
                 &mut state,
@@ -465,7 +559,7 @@ pub fn train<B: AutodiffBackend>(
     if let Some(bar) = bar {
         bar.finish();
     }
-    let export = match &config.export_dir {
+    let export = match config.export_dir.as_ref().filter(|_| writer) {
         Some(dir) => {
             save_model_dir(
                 &state.model,
@@ -480,7 +574,8 @@ pub fn train<B: AutodiffBackend>(
     };
     let wall_s = started.elapsed().as_secs_f64();
     let steps_this_run = trainer_state.step - start_step;
-    let seqs = steps_this_run as f64 * (config.data.batch_size * config.train.accumulation) as f64;
+    let seqs = steps_this_run as f64
+        * (config.data.batch_size * world_size * config.train.accumulation) as f64;
     Ok(RunSummary {
         steps: trainer_state.step,
         steps_this_run,

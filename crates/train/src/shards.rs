@@ -11,6 +11,7 @@ use crate::error::{Result, TrainError};
 use crate::source::{DataFacts, DataProvider, TrainBatches};
 
 /// Train (and validation) shard sets opened and checked against each other.
+#[derive(Clone)]
 pub struct ShardData {
     train: Arc<ShardSet>,
     validation: Option<Arc<ShardSet>>,
@@ -47,6 +48,7 @@ impl ShardData {
             seed: config.seed,
             rank: 0,
             world_size: 1,
+            accumulation: config.train.accumulation,
             prefetch: config.data.prefetch,
             pad_to_max_seq_length: config.data.pad_to_max_length,
             ..LoaderConfig::default()
@@ -70,6 +72,17 @@ impl ShardData {
             loader,
             facts,
         })
+    }
+}
+
+impl ShardData {
+    /// The same data as seen by `rank` of `world_size` data-parallel ranks: its part of every
+    /// global batch, and its share of the evaluation batches.
+    pub fn for_rank(&self, rank: usize, world_size: usize) -> Self {
+        let mut view = self.clone();
+        view.loader.rank = rank;
+        view.loader.world_size = world_size;
+        view
     }
 }
 
@@ -115,7 +128,11 @@ impl DataProvider for ShardData {
             batch_size,
             ..self.loader.clone()
         };
+        // Rank r reads evaluation batches r, r + N, …: of the first `max_batches` batches of the
+        // pass, those are the ones below the limit.
+        let (rank, world) = (config.rank, config.world_size);
+        let mine = max_batches.map_or(usize::MAX, |m| m.saturating_sub(rank).div_ceil(world));
         let pass = EvalLoader::new(set.clone(), config).map_err(data_err)?;
-        Ok(Some(pass.take(max_batches.unwrap_or(usize::MAX)).collect()))
+        Ok(Some(pass.take(mine).collect()))
     }
 }

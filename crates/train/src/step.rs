@@ -9,6 +9,8 @@ use burn::tensor::{Int, Tensor, TensorData};
 
 use serde::{Deserialize, Serialize};
 
+use crate::distributed::Replica;
+use crate::error::{Result, TrainError};
 use crate::optim::{Moments, Optimizer, ParamSlot};
 
 /// Dynamic loss scaling for fp16, as `torch.amp.GradScaler` does it: the loss is multiplied by
@@ -144,19 +146,48 @@ impl<B: AutodiffBackend> TrainState<B> {
         dropout_seed: u64,
         device: &B::Device,
     ) -> StepOutcome {
+        match self.step_replicated(micro_batches, lr, max_grad_norm, dropout_seed, device, None) {
+            Ok(out) => out,
+            Err(e) => unreachable!("a step without a collective cannot fail: {e}"),
+        }
+    }
+
+    /// [`step`](Self::step) as one rank of a data-parallel group: the counts that normalise the
+    /// losses, the gradients and the metrics are summed over all ranks before the update, so
+    /// N ranks with micro-batches of b rows step exactly like one rank with N·b. Micro-batch `i`
+    /// of rank `r` is micro-batch `i·N + r` of the global step (its dropout stream and its data
+    /// position), which makes a run resumed with another number of ranks and the same global
+    /// batch continue the same way.
+    pub fn step_replicated(
+        &mut self,
+        micro_batches: &[HostBatch],
+        lr: f64,
+        max_grad_norm: f64,
+        dropout_seed: u64,
+        device: &B::Device,
+        replica: Option<&Replica<B::InnerBackend>>,
+    ) -> Result<StepOutcome> {
+        let replica = replica.filter(|r| r.world_size() > 1);
+        let (rank, world) = replica.map_or((0, 1), |r| (r.rank(), r.world_size()));
         // Normalise by the whole step's counts, so N micro-batches equal one big batch exactly.
-        let total_weight: f64 = micro_batches
+        let mut total_weight: f64 = micro_batches
             .iter()
             .map(|b| b.masked_weights.iter().map(|&w| w as f64).sum::<f64>())
             .sum();
-        let total_rows: usize = micro_batches.iter().map(|b| b.batch_size).sum();
+        let mut total_rows: usize = micro_batches.iter().map(|b| b.batch_size).sum();
+        if let Some(r) = replica {
+            let summed =
+                r.all_reduce_values(&[total_weight, total_rows as f64], device, "step counts")?;
+            total_weight = summed[0];
+            total_rows = summed[1].round() as usize;
+        }
         let mut acc: Vec<Option<Tensor<B::InnerBackend, 1>>> = vec![None; self.moments.len()];
         let mut sums = PretrainingMetrics::default();
         let mut tokens = 0;
         let loss_scale = self.loss_scaler.as_ref().map(|s| s.scale);
         let scale_factor = loss_scale.unwrap_or(1.0);
         for (i, host) in micro_batches.iter().enumerate() {
-            let micro_seed = bert_rng::mix_seed(&[dropout_seed, i as u64]);
+            let micro_seed = bert_rng::mix_seed(&[dropout_seed, (i * world + rank) as u64]);
             B::seed(device, micro_seed);
             bert_model::dropout::seed(micro_seed);
             let batch_weight: f64 = host.masked_weights.iter().map(|&w| w as f64).sum();
@@ -198,6 +229,9 @@ impl<B: AutodiffBackend> TrainState<B> {
                 }
             }
         }
+        if let Some(r) = replica {
+            self.all_reduce_gradients(r, &mut acc, &mut sums, &mut tokens, device)?;
+        }
         sums.loss = sums.mlm_loss + sums.nsp_loss;
 
         let sq: Vec<Tensor<B::InnerBackend, 1>> = acc
@@ -228,7 +262,7 @@ impl<B: AutodiffBackend> TrainState<B> {
             tokens,
         };
         if !finite {
-            return outcome(false);
+            return Ok(outcome(false));
         }
         let clip = if max_grad_norm > 0.0 && grad_norm > max_grad_norm {
             max_grad_norm / (grad_norm + 1e-6)
@@ -286,7 +320,74 @@ impl<B: AutodiffBackend> TrainState<B> {
             }
         }
         self.optimizer.finish_step();
-        outcome(true)
+        Ok(outcome(true))
+    }
+
+    /// Sums the accumulated gradients, metric sums and token count over the ranks with one
+    /// all-reduce: everything is laid end to end in one flat tensor, because each collective
+    /// call costs a round trip between the ranks.
+    fn all_reduce_gradients(
+        &mut self,
+        replica: &Replica<B::InnerBackend>,
+        acc: &mut [Option<Tensor<B::InnerBackend, 1>>],
+        sums: &mut PretrainingMetrics,
+        tokens: &mut usize,
+        device: &B::Device,
+    ) -> Result<()> {
+        let sizes: Vec<usize> = self
+            .model
+            .named_params_mut()
+            .into_iter()
+            .map(|row| match row.param {
+                ParamMut::D1(p) => p.shape().num_elements(),
+                ParamMut::D2(p) => p.shape().num_elements(),
+            })
+            .collect();
+        let metrics = [
+            sums.mlm_loss,
+            sums.nsp_loss,
+            sums.mlm_correct,
+            sums.mlm_total,
+            sums.nsp_correct,
+            sums.nsp_total,
+            *tokens as f64,
+        ];
+        let mut parts: Vec<Tensor<B::InnerBackend, 1>> = acc
+            .iter_mut()
+            .zip(&sizes)
+            // A parameter without a gradient on this rank still takes part, as zeros, so that
+            // every rank sends the same layout.
+            .map(|(g, &n)| g.take().unwrap_or_else(|| Tensor::zeros([n], device)))
+            .collect();
+        parts.push(Tensor::from_data(
+            TensorData::new(
+                metrics.iter().map(|&v| v as f32).collect::<Vec<f32>>(),
+                [metrics.len()],
+            ),
+            device,
+        ));
+        let flat = replica.all_reduce_sum(Tensor::cat(parts, 0), "gradient all-reduce")?;
+        let total: usize = sizes.iter().sum();
+        let mut offset = 0;
+        for (slot, &n) in acc.iter_mut().zip(&sizes) {
+            *slot = Some(flat.clone().narrow(0, offset, n));
+            offset += n;
+        }
+        let m = crate::reduce::to_f64_vec(flat.narrow(0, total, metrics.len())).map_err(|e| {
+            TrainError::Distributed {
+                rank: replica.rank(),
+                world_size: replica.world_size(),
+                message: format!("gradient all-reduce: {e}"),
+            }
+        })?;
+        sums.mlm_loss = m[0];
+        sums.nsp_loss = m[1];
+        sums.mlm_correct = m[2];
+        sums.mlm_total = m[3];
+        sums.nsp_correct = m[4];
+        sums.nsp_total = m[5];
+        *tokens = m[6].round() as usize;
+        Ok(())
     }
 }
 

@@ -1,0 +1,528 @@
+//! Data parallelism over Burn's collective (`burn-collective`): every rank holds a replica of
+//! the model, reads its own part of each global batch, and the ranks sum their gradients (and
+//! the step's counts and metrics) with one all-reduce per optimiser step.
+//!
+//! The collective's calls block until every peer has joined them and have no timeout of their
+//! own, so each call here runs on a helper thread that the rank waits for with a deadline: a
+//! rank that died, hangs or never joined stops every other rank within
+//! `distributed.timeout_s`, with an error naming the rank and the call, instead of a silent hang.
+//! Ranks in one process also share an abort flag, so the first failure stops its siblings at once.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{sync_channel, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{Tensor, TensorData, TensorPrimitive};
+use burn_collective::{CollectiveConfig, CollectiveError, PeerId, ReduceOperation};
+
+use crate::config::RunConfig;
+use crate::error::{Result, TrainError};
+use crate::run::{train_rank, RunOptions, RunSummary};
+use crate::source::DataProvider;
+
+/// Records the first rank of a process that failed, so its siblings stop waiting for it.
+#[derive(Debug, Default)]
+pub struct AbortFlag {
+    /// `rank + 1` of the first failed rank; 0 while none has failed.
+    failed: AtomicUsize,
+}
+
+impl AbortFlag {
+    /// Marks `rank` as failed (the first one wins).
+    pub fn fail(&self, rank: usize) {
+        let _ = self
+            .failed
+            .compare_exchange(0, rank + 1, Ordering::SeqCst, Ordering::SeqCst);
+    }
+
+    /// The first rank that failed, if any.
+    pub fn failed_rank(&self) -> Option<usize> {
+        self.failed.load(Ordering::SeqCst).checked_sub(1)
+    }
+}
+
+/// This process's place among several processes (nodes) of one run, torchrun-style: every
+/// process runs `bert train` with the same config, its own `rank` and the same coordinator
+/// (`host:port`). The process of rank 0 hosts the collective's orchestrator on that port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcessGroup {
+    /// Number of processes.
+    pub processes: usize,
+    /// This process, `0..processes`.
+    pub process_rank: usize,
+    /// `host:port` of the orchestrator (rank 0 binds the port on all interfaces).
+    pub coordinator: String,
+    /// `host:port` where this process serves its gradients to the others; default: the address
+    /// this machine uses to reach the coordinator, port = coordinator port + 1 + rank.
+    pub node_address: Option<String>,
+}
+
+impl ProcessGroup {
+    /// Checks the numbers and the coordinator's form; returns the coordinator's port.
+    fn validate(&self) -> std::result::Result<u16, String> {
+        if self.processes == 0 || self.process_rank >= self.processes {
+            return Err(format!(
+                "rank {} must be below the world size {}",
+                self.process_rank, self.processes
+            ));
+        }
+        let (_, port) = split_host_port(&self.coordinator)?;
+        Ok(port)
+    }
+
+    /// The websocket address the other processes reach this one at.
+    fn node_address(&self, coordinator_port: u16) -> std::result::Result<(String, u16), String> {
+        if let Some(addr) = &self.node_address {
+            let (host, port) = split_host_port(addr)?;
+            return Ok((host.to_string(), port));
+        }
+        let (host, _) = split_host_port(&self.coordinator)?;
+        let port = coordinator_port
+            .checked_add(1 + self.process_rank as u16)
+            .ok_or_else(|| format!("coordinator port {coordinator_port} leaves no port for rank {}", self.process_rank))?;
+        let local = if ["127.0.0.1", "localhost", "::1"].contains(&host) {
+            "127.0.0.1".to_string()
+        } else {
+            // The interface the OS would route to the coordinator through (no packet is sent).
+            let socket = std::net::UdpSocket::bind("0.0.0.0:0")
+                .and_then(|s| s.connect((host, coordinator_port)).map(|_| s))
+                .and_then(|s| s.local_addr())
+                .map_err(|e| {
+                    format!(
+                        "cannot find this machine's address towards the coordinator `{}`: {e}; \
+                         pass `--node-address host:port`",
+                        self.coordinator
+                    )
+                })?;
+            socket.ip().to_string()
+        };
+        Ok((local, port))
+    }
+}
+
+fn split_host_port(addr: &str) -> std::result::Result<(&str, u16), String> {
+    let (host, port) = addr
+        .rsplit_once(':')
+        .ok_or_else(|| format!("`{addr}` is not host:port"))?;
+    let port = port
+        .parse::<u16>()
+        .map_err(|_| format!("`{addr}`: `{port}` is not a port number"))?;
+    if host.is_empty() {
+        return Err(format!("`{addr}` has no host"));
+    }
+    Ok((host.trim_start_matches('[').trim_end_matches(']'), port))
+}
+
+fn ws_address(host: &str, port: u16) -> std::result::Result<burn_communication::Address, String> {
+    let text = if host.contains(':') {
+        format!("ws://[{host}]:{port}")
+    } else {
+        format!("ws://{host}:{port}")
+    };
+    text.parse()
+        .map_err(|e| format!("`{text}` is not a usable address: {e:?}"))
+}
+
+/// One rank's membership of the collective. `B` is the backend the gradients live on (the
+/// inner backend under autodiff, as the collective requires).
+pub struct Replica<B: Backend> {
+    rank: usize,
+    world_size: usize,
+    timeout: Duration,
+    abort: Arc<AbortFlag>,
+    _backend: std::marker::PhantomData<B>,
+}
+
+impl<B: Backend> Replica<B> {
+    /// Joins the collective as `rank` of `world_size` ranks that all live in this process,
+    /// waiting (at most `timeout`) until every rank has joined.
+    pub fn join_local(
+        rank: usize,
+        world_size: usize,
+        device: B::Device,
+        timeout: Duration,
+        abort: Arc<AbortFlag>,
+    ) -> Result<Self> {
+        Self::join(rank, world_size, world_size, device, None, timeout, abort)
+    }
+
+    /// Joins the collective as global `rank` of `world_size`, one of `local_devices` ranks of
+    /// this process; `group` links the processes (`None`: this process is the whole group).
+    /// Waits (at most `timeout`) until every rank of the group has joined.
+    pub fn join(
+        rank: usize,
+        world_size: usize,
+        local_devices: usize,
+        device: B::Device,
+        group: Option<&ProcessGroup>,
+        timeout: Duration,
+        abort: Arc<AbortFlag>,
+    ) -> Result<Self> {
+        let replica = Self {
+            rank,
+            world_size,
+            timeout,
+            abort,
+            _backend: std::marker::PhantomData,
+        };
+        let mut config = CollectiveConfig::default()
+            .with_num_devices(local_devices)
+            .with_local_all_reduce_strategy(burn_collective::AllReduceStrategy::Centralized);
+        if let Some(group) = group.filter(|g| g.processes > 1) {
+            let link = || -> std::result::Result<CollectiveConfig, String> {
+                let port = group.validate()?;
+                let (coordinator_host, _) = split_host_port(&group.coordinator)?;
+                let (host, node_port) = group.node_address(port)?;
+                Ok(config
+                    .clone()
+                    .with_num_nodes(group.processes as u32)
+                    .with_global_address(ws_address(coordinator_host, port)?)
+                    .with_node_address(ws_address(&host, node_port)?)
+                    .with_data_service_port(node_port)
+                    .with_global_all_reduce_strategy(burn_collective::AllReduceStrategy::Ring))
+            };
+            config = link().map_err(|e| replica.error(format!("process group: {e}")))?;
+        }
+        let peer = PeerId(rank as u32);
+        replica.bounded("joining the collective", move || {
+            burn_collective::register::<B>(peer, device, config)
+        })?;
+        Ok(replica)
+    }
+
+    /// This rank.
+    pub fn rank(&self) -> usize {
+        self.rank
+    }
+
+    /// Number of ranks.
+    pub fn world_size(&self) -> usize {
+        self.world_size
+    }
+
+    /// Whether this rank writes metrics, checkpoints and exports (rank 0 alone does).
+    pub fn is_writer(&self) -> bool {
+        self.rank == 0
+    }
+
+    /// Element-wise sum of `tensor` over all ranks; every rank gets the same result.
+    pub fn all_reduce_sum(&self, tensor: Tensor<B, 1>, what: &str) -> Result<Tensor<B, 1>> {
+        let peer = PeerId(self.rank as u32);
+        let primitive = tensor.into_primitive().tensor();
+        let out = self.bounded(what, move || {
+            burn_collective::all_reduce::<B>(peer, primitive, ReduceOperation::Sum)
+        })?;
+        Ok(Tensor::from_primitive(TensorPrimitive::Float(out)))
+    }
+
+    /// Sums a few host values over all ranks (counts, metric sums), in f32 like the gradients.
+    pub fn all_reduce_values(
+        &self,
+        values: &[f64],
+        device: &B::Device,
+        what: &str,
+    ) -> Result<Vec<f64>> {
+        let data = TensorData::new(
+            values.iter().map(|&v| v as f32).collect::<Vec<f32>>(),
+            [values.len()],
+        );
+        let summed = self.all_reduce_sum(Tensor::from_data(data, device), what)?;
+        crate::reduce::to_f64_vec(summed).map_err(|e| self.error(format!("{what}: {e}")))
+    }
+
+    /// Waits until every rank has reached this point.
+    pub fn barrier(&self, device: &B::Device, what: &str) -> Result<()> {
+        self.all_reduce_values(&[1.0], device, what).map(|_| ())
+    }
+
+    /// Leaves the collective (every rank calls it once at the end of the run).
+    pub fn leave(mut self) -> Result<()> {
+        let peer = PeerId(self.rank as u32);
+        // Signing off follows a barrier every rank passed; a peer that is gone by now costs
+        // nothing, so do not wait the full timeout for it.
+        self.timeout = self.timeout.min(Duration::from_secs(10));
+        self.bounded("leaving the collective", move || {
+            burn_collective::finish_collective::<B>(peer)
+        })
+    }
+
+    fn error(&self, message: String) -> TrainError {
+        TrainError::Distributed {
+            rank: self.rank,
+            world_size: self.world_size,
+            message,
+        }
+    }
+
+    /// Runs a blocking collective call on a helper thread and waits for it with the deadline,
+    /// watching the abort flag. A call that never returns leaves its helper thread blocked; the
+    /// rank returns the error and the process is expected to end.
+    fn bounded<T: Send + 'static>(
+        &self,
+        what: &str,
+        call: impl FnOnce() -> std::result::Result<T, CollectiveError> + Send + 'static,
+    ) -> Result<T> {
+        let (tx, rx) = sync_channel(1);
+        std::thread::Builder::new()
+            .name(format!("bert-collective-{}", self.rank))
+            .spawn(move || {
+                let _ = tx.send(call());
+            })
+            .map_err(|e| self.error(format!("{what}: cannot start a thread: {e}")))?;
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            match rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(Ok(value)) => return Ok(value),
+                Ok(Err(e)) => return Err(self.error(format!("{what}: {e:?}"))),
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(self.error(format!("{what}: the collective call panicked")))
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    if let Some(failed) = self.abort.failed_rank().filter(|&r| r != self.rank) {
+                        return Err(self.error(format!(
+                            "{what}: stopped because rank {failed} failed (its error is reported \
+                             above)"
+                        )));
+                    }
+                    if Instant::now() >= deadline {
+                        return Err(self.error(format!(
+                            "{what}: no answer from the other ranks within {} s \
+                             (`distributed.timeout_s`): a rank died, hangs or cannot be reached",
+                            self.timeout.as_secs_f64()
+                        )));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One data-parallel group per process at a time: the collective is process-wide per backend.
+static GROUP: Mutex<()> = Mutex::new(());
+
+/// Marks its rank as failed when dropped without [`disarm`](Self::disarm) (error or panic).
+struct FailGuard<'a> {
+    flag: &'a AbortFlag,
+    rank: usize,
+    armed: bool,
+}
+
+impl FailGuard<'_> {
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for FailGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.flag.fail(self.rank);
+        }
+    }
+}
+
+/// Serves the collective's orchestrator on a thread of its own until dropped. The thread is
+/// told to stop but not joined: a graceful shutdown waits for connections of processes that may
+/// have died, and the process is about to end anyway.
+struct Orchestrator {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Orchestrator {
+    fn start(port: u16) -> std::io::Result<Self> {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("bert-orchestrator".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        tracing::error!("cannot start the orchestrator's runtime: {e}");
+                        return;
+                    }
+                };
+                runtime.block_on(burn_collective::start_global_orchestrator_until(
+                    port,
+                    async move {
+                        let _ = stopped.await;
+                    },
+                ));
+            })?;
+        Ok(Self { stop: Some(stop) })
+    }
+}
+
+impl Drop for Orchestrator {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// How long the orchestrator's host waits at the end for the other processes to sign off.
+const SIGN_OFF_GRACE: Duration = Duration::from_secs(3);
+
+/// Trains one replica per device in this process (`distributed.devices`, `--devices`), each on
+/// its own thread, gradients summed over the collective at every step; with `group`, this
+/// process is one of several (torchrun-style), and global rank = process rank × devices +
+/// device index. `data_for(rank, world_size)` opens each rank's view of the data. Returns
+/// rank 0's summary (or this process's first rank's); when a rank fails, its error (the cause,
+/// not its siblings' "stopped because…").
+pub fn train_replicas<B, D, F>(
+    config: &RunConfig,
+    devices: &[B::Device],
+    options: &RunOptions,
+    group: Option<&ProcessGroup>,
+    data_for: F,
+) -> Result<RunSummary>
+where
+    B: AutodiffBackend,
+    D: DataProvider,
+    F: Fn(usize, usize) -> Result<D> + Sync,
+{
+    let local = devices.len();
+    let (processes, process_rank) = group.map_or((1, 0), |g| (g.processes, g.process_rank));
+    let world_size = local * processes;
+    if let Some(g) = group {
+        let port = g.validate().map_err(|message| TrainError::Distributed {
+            rank: process_rank * local,
+            world_size,
+            message: format!("process group: {message}"),
+        })?;
+        if processes > 1 && process_rank == 0 {
+            // Kept until every local rank is done (dropped at the end of this function).
+            let orchestrator = Orchestrator::start(port).map_err(|e| TrainError::Distributed {
+                rank: 0,
+                world_size,
+                message: format!("cannot start the orchestrator on port {port}: {e}"),
+            })?;
+            let out = train_replicas_inner::<B, D, F>(config, devices, options, group, data_for);
+            // The others sign off right after the final barrier; give their requests time to
+            // arrive before the orchestrator goes away.
+            std::thread::sleep(SIGN_OFF_GRACE);
+            drop(orchestrator);
+            return out;
+        }
+    }
+    train_replicas_inner::<B, D, F>(config, devices, options, group, data_for)
+}
+
+fn train_replicas_inner<B, D, F>(
+    config: &RunConfig,
+    devices: &[B::Device],
+    options: &RunOptions,
+    group: Option<&ProcessGroup>,
+    data_for: F,
+) -> Result<RunSummary>
+where
+    B: AutodiffBackend,
+    D: DataProvider,
+    F: Fn(usize, usize) -> Result<D> + Sync,
+{
+    let local = devices.len();
+    let (processes, process_rank) = group.map_or((1, 0), |g| (g.processes, g.process_rank));
+    let world_size = local * processes;
+    if local == 0 {
+        return Err(TrainError::Config {
+            path: config.out_dir.clone(),
+            message: "`distributed.devices` is empty: name at least one device".into(),
+        });
+    }
+    let _one_group = GROUP.lock().unwrap_or_else(|p| p.into_inner());
+    burn_collective::reset_collective::<B::InnerBackend>();
+    let abort = Arc::new(AbortFlag::default());
+    let timeout = Duration::from_secs_f64(config.distributed.timeout_s);
+    let results: Vec<Result<RunSummary>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = devices
+            .iter()
+            .enumerate()
+            .map(|(index, device)| {
+                let rank = process_rank * local + index;
+                let abort = abort.clone();
+                let data_for = &data_for;
+                std::thread::Builder::new()
+                    .name(format!("bert-rank-{rank}"))
+                    .spawn_scoped(scope, move || {
+                        let guard = FailGuard {
+                            flag: &abort,
+                            rank,
+                            armed: true,
+                        };
+                        let result = (|| {
+                            let data = data_for(rank, world_size)?;
+                            let replica = Replica::<B::InnerBackend>::join(
+                                rank,
+                                world_size,
+                                local,
+                                device.clone(),
+                                group,
+                                timeout,
+                                abort.clone(),
+                            )?;
+                            let options = RunOptions {
+                                progress: options.progress && rank == 0,
+                                ..options.clone()
+                            };
+                            let summary =
+                                train_rank::<B>(config, &data, device, &options, Some(&replica))?;
+                            // Nobody leaves while another rank may still need the collective
+                            // (rank 0 writes the last checkpoint and the export first).
+                            replica.barrier(device, "final barrier")?;
+                            if let Err(e) = replica.leave() {
+                                tracing::warn!("{e} (the run itself is complete)");
+                            }
+                            Ok(summary)
+                        })();
+                        if result.is_ok() {
+                            guard.disarm();
+                        }
+                        result
+                    })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .enumerate()
+            .map(|(index, h)| (process_rank * local + index, h))
+            .map(|(rank, h)| match h {
+                Ok(h) => h.join().unwrap_or_else(|_| {
+                    Err(TrainError::Distributed {
+                        rank,
+                        world_size,
+                        message: "the rank's thread panicked".into(),
+                    })
+                }),
+                Err(e) => Err(TrainError::Distributed {
+                    rank,
+                    world_size,
+                    message: format!("cannot start the rank's thread: {e}"),
+                }),
+            })
+            .collect()
+    });
+    burn_collective::reset_collective::<B::InnerBackend>();
+    let mut results = results;
+    // The failed rank's own error is the cause; its siblings only say they stopped for it.
+    let first_err = abort
+        .failed_rank()
+        .map(|r| r - process_rank * local)
+        .filter(|&i| results.get(i).is_some_and(|x| x.is_err()))
+        .or_else(|| results.iter().position(|r| r.is_err()));
+    let pick = first_err.unwrap_or(0);
+    if pick < results.len() {
+        results.swap_remove(pick)
+    } else {
+        Err(TrainError::Distributed {
+            rank: 0,
+            world_size,
+            message: "no rank returned a result".into(),
+        })
+    }
+}
