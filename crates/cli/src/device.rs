@@ -170,10 +170,9 @@ pub fn dispatch_devices<T: DevicesTask>(specs: &[DeviceSpec], task: T) -> Result
     match first {
         DeviceSpec::Cpu => task.run::<burn::backend::Flex>(vec![Default::default(); n]),
         #[cfg(feature = "wgpu")]
-        DeviceSpec::Wgpu => task.run::<burn::backend::Wgpu>(vec![
-            burn::backend::wgpu::WgpuDevice::DefaultDevice;
-            n
-        ]),
+        DeviceSpec::Wgpu => {
+            task.run::<burn::backend::Wgpu>(vec![burn::backend::wgpu::WgpuDevice::DefaultDevice; n])
+        }
         #[cfg(feature = "cuda")]
         DeviceSpec::Cuda(_) => {
             crate::kernel_cache::configure();

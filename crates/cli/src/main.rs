@@ -58,7 +58,12 @@ enum Command {
 }
 
 fn init_logging(level: &str) {
-    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| level.to_string());
+    let mut filter = std::env::var("RUST_LOG").unwrap_or_else(|_| level.to_string());
+    if !filter.contains('=') {
+        // Burn's collective logs every tensor transfer at info; keep its warnings only unless
+        // the user names it in a directive.
+        filter.push_str(",burn_communication=warn,burn_collective=warn");
+    }
     let filter = tracing_subscriber::EnvFilter::try_new(&filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()

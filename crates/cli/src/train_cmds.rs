@@ -8,15 +8,17 @@ use anyhow::Result;
 use bert_data::loader::{EvalLoader, LoaderConfig, ShardSet};
 use bert_model::{load_model_dir, BertConfig, Precision};
 use bert_train::bench::{run_bench, BenchConfig, BenchReport};
-use bert_train::metrics::EvalRecord;
 use bert_train::distributed::{train_replicas, ProcessGroup};
+use bert_train::metrics::EvalRecord;
 use bert_train::run::{check_data_fits_model, evaluate, train, RunOptions, RunSummary};
 use bert_train::shards::ShardData;
 use bert_train::RunConfig;
 use burn::tensor::backend::Backend;
 use clap::Args;
 
-use crate::device::{dispatch, dispatch_devices, parse_device_list, BackendTask, DevicesTask, DeviceSpec};
+use crate::device::{
+    dispatch, dispatch_devices, parse_device_list, BackendTask, DeviceSpec, DevicesTask,
+};
 
 /// `bert bench`: time full training steps on synthetic batches.
 #[derive(Args, Debug)]

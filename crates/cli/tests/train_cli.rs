@@ -363,8 +363,7 @@ fn free_ports() -> u16 {
         let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let p = probe.local_addr().unwrap().port();
         drop(probe);
-        if p < 65_000
-            && (1..=2).all(|i| std::net::TcpListener::bind(("127.0.0.1", p + i)).is_ok())
+        if p < 65_000 && (1..=2).all(|i| std::net::TcpListener::bind(("127.0.0.1", p + i)).is_ok())
         {
             return p;
         }

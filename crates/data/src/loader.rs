@@ -358,7 +358,7 @@ impl TrainLoader {
                 let mut c = cursor;
                 let mut order: Option<(u64, Vec<u32>)> = None;
                 loop {
-                    let step_start = c.position as usize % per_step == 0;
+                    let step_start = (c.position as usize).is_multiple_of(per_step);
                     let room = if step_start { per_step } else { global };
                     if c.position as usize + room > n {
                         c = Cursor {

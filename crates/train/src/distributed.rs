@@ -73,7 +73,7 @@ impl ProcessGroup {
     }
 
     /// The websocket address the other processes reach this one at.
-    fn node_address(&self, coordinator_port: u16) -> std::result::Result<(String, u16), String> {
+    fn own_address(&self, coordinator_port: u16) -> std::result::Result<(String, u16), String> {
         if let Some(addr) = &self.node_address {
             let (host, port) = split_host_port(addr)?;
             return Ok((host.to_string(), port));
@@ -81,7 +81,12 @@ impl ProcessGroup {
         let (host, _) = split_host_port(&self.coordinator)?;
         let port = coordinator_port
             .checked_add(1 + self.process_rank as u16)
-            .ok_or_else(|| format!("coordinator port {coordinator_port} leaves no port for rank {}", self.process_rank))?;
+            .ok_or_else(|| {
+                format!(
+                    "coordinator port {coordinator_port} leaves no port for rank {}",
+                    self.process_rank
+                )
+            })?;
         let local = if ["127.0.0.1", "localhost", "::1"].contains(&host) {
             "127.0.0.1".to_string()
         } else {
@@ -174,7 +179,7 @@ impl<B: Backend> Replica<B> {
             let link = || -> std::result::Result<CollectiveConfig, String> {
                 let port = group.validate()?;
                 let (coordinator_host, _) = split_host_port(&group.coordinator)?;
-                let (host, node_port) = group.node_address(port)?;
+                let (host, node_port) = group.own_address(port)?;
                 Ok(config
                     .clone()
                     .with_num_nodes(group.processes as u32)
@@ -224,12 +229,19 @@ impl<B: Backend> Replica<B> {
         device: &B::Device,
         what: &str,
     ) -> Result<Vec<f64>> {
-        let data = TensorData::new(
-            values.iter().map(|&v| v as f32).collect::<Vec<f32>>(),
-            [values.len()],
-        );
-        let summed = self.all_reduce_sum(Tensor::from_data(data, device), what)?;
-        crate::reduce::to_f64_vec(summed).map_err(|e| self.error(format!("{what}: {e}")))
+        // The ring all-reduce between processes splits the tensor into one slice per process,
+        // so it needs at least that many elements: pad with zeros.
+        let mut padded: Vec<f32> = values.iter().map(|&v| v as f32).collect();
+        padded.resize(values.len().max(self.world_size), 0.0);
+        let n = padded.len();
+        let summed = self.all_reduce_sum(
+            Tensor::from_data(TensorData::new(padded, [n]), device),
+            what,
+        )?;
+        let mut out =
+            crate::reduce::to_f64_vec(summed).map_err(|e| self.error(format!("{what}: {e}")))?;
+        out.truncate(values.len());
+        Ok(out)
     }
 
     /// Waits until every rank has reached this point.
@@ -436,6 +448,9 @@ where
         });
     }
     let _one_group = GROUP.lock().unwrap_or_else(|p| p.into_inner());
+    // Forget peers and operations a previous group of this process left behind (a failed one
+    // leaves its survivors' calls pending). Not done at the end: after a lost peer the
+    // collective's server may be gone, and resetting it would panic instead of reporting.
     burn_collective::reset_collective::<B::InnerBackend>();
     let abort = Arc::new(AbortFlag::default());
     let timeout = Duration::from_secs_f64(config.distributed.timeout_s);
@@ -507,7 +522,6 @@ where
             })
             .collect()
     });
-    burn_collective::reset_collective::<B::InnerBackend>();
     let mut results = results;
     // The failed rank's own error is the cause; its siblings only say they stopped for it.
     let first_err = abort

@@ -45,6 +45,10 @@ pub struct StepRecord {
     /// lowered (expected now and then; not a NaN-policy event).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub overflow: bool,
+    /// Data-parallel runs: seconds of the step spent in collective calls (the count and the
+    /// gradient all-reduce, waiting for the slowest rank included).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comm_s: Option<f64>,
 }
 
 /// One evaluation.

@@ -442,6 +442,7 @@ pub fn train_rank<B: AutodiffBackend>(
             skipped: !out.applied,
             loss_scale: out.loss_scale,
             overflow: out.overflow,
+            comm_s: out.comm_s,
         };
         if let Some(log) = log.as_mut() {
             log.append(&record)?;
@@ -525,16 +526,15 @@ pub fn train_rank<B: AutodiffBackend>(
                 .is_some_and(|e| trainer_state.step % e == 0);
         if eval_due {
             if let Some(v) = &validation {
-                let e =
-                    evaluate_replicated(&state.model, v, trainer_state.step, device, replica)?;
+                let e = evaluate_replicated(&state.model, v, trainer_state.step, device, replica)?;
                 if writer {
                     tracing::info!(
-                    step = e.step,
-                    mlm_loss = format!("{:.4}", e.mlm_loss),
-                    mlm_acc = format!("{:.4}", e.mlm_accuracy),
-                    nsp_loss = format!("{:.4}", e.nsp_loss),
-                    nsp_acc = format!("{:.4}", e.nsp_accuracy),
-                    "validation"
+                        step = e.step,
+                        mlm_loss = format!("{:.4}", e.mlm_loss),
+                        mlm_acc = format!("{:.4}", e.mlm_accuracy),
+                        nsp_loss = format!("{:.4}", e.nsp_loss),
+                        nsp_acc = format!("{:.4}", e.nsp_accuracy),
+                        "validation"
                     );
                 }
                 if let Some(log) = log.as_mut() {

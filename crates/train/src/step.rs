@@ -103,7 +103,9 @@ pub struct StepOutcome {
     /// fp16: not applied because the scaled values overflowed at a scale above the minimum
     /// (the scale has been lowered; not a NaN-policy event).
     pub overflow: bool,
-    /// Sequences in the step.
+    /// Data-parallel steps: seconds spent in collective calls.
+    pub comm_s: Option<f64>,
+    /// Sequences in the step (over all ranks).
     pub sequences: usize,
     /// Real tokens in the step.
     pub tokens: usize,
@@ -175,11 +177,14 @@ impl<B: AutodiffBackend> TrainState<B> {
             .map(|b| b.masked_weights.iter().map(|&w| w as f64).sum::<f64>())
             .sum();
         let mut total_rows: usize = micro_batches.iter().map(|b| b.batch_size).sum();
+        let mut comm_s = replica.map(|_| 0.0);
         if let Some(r) = replica {
+            let t0 = std::time::Instant::now();
             let summed =
                 r.all_reduce_values(&[total_weight, total_rows as f64], device, "step counts")?;
             total_weight = summed[0];
             total_rows = summed[1].round() as usize;
+            comm_s = Some(t0.elapsed().as_secs_f64());
         }
         let mut acc: Vec<Option<Tensor<B::InnerBackend, 1>>> = vec![None; self.moments.len()];
         let mut sums = PretrainingMetrics::default();
@@ -230,7 +235,9 @@ impl<B: AutodiffBackend> TrainState<B> {
             }
         }
         if let Some(r) = replica {
+            let t0 = std::time::Instant::now();
             self.all_reduce_gradients(r, &mut acc, &mut sums, &mut tokens, device)?;
+            comm_s = comm_s.map(|c| c + t0.elapsed().as_secs_f64());
         }
         sums.loss = sums.mlm_loss + sums.nsp_loss;
 
@@ -258,6 +265,7 @@ impl<B: AutodiffBackend> TrainState<B> {
             applied,
             loss_scale,
             overflow,
+            comm_s,
             sequences: total_rows,
             tokens,
         };

@@ -25,8 +25,7 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Shards shared by the tests of this file (prepared once).
 fn shards() -> &'static (tempfile::TempDir, PathBuf) {
-    static SHARDS: std::sync::OnceLock<(tempfile::TempDir, PathBuf)> =
-        std::sync::OnceLock::new();
+    static SHARDS: std::sync::OnceLock<(tempfile::TempDir, PathBuf)> = std::sync::OnceLock::new();
     SHARDS.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
         let shards = support::prepare_shards(dir.path());
@@ -217,7 +216,9 @@ fn a_changed_global_batch_is_refused_on_resume_with_the_reason() {
     assert!(matches!(err, TrainError::ResumeMismatch { .. }), "{err}");
     let text = err.to_string();
     assert!(
-        text.contains("global batch") && text.contains("8 (4 × 2 × 1)") && text.contains("4 (4 × 1 × 1)"),
+        text.contains("global batch")
+            && text.contains("8 (4 × 2 × 1)")
+            && text.contains("4 (4 × 1 × 1)"),
         "{text}"
     );
 }

@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 
 mod support;
 
-use support::prepare_shards;
 use bert_train::run::{train, RunOptions};
 use bert_train::shards::ShardData;
 use bert_train::RunConfig;
+use support::prepare_shards;
 
 type B = burn::backend::Autodiff<burn::backend::Flex>;
 

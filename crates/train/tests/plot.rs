@@ -37,6 +37,7 @@ fn step(step: u64, steps: u64) -> StepRecord {
         skipped: false,
         loss_scale: None,
         overflow: false,
+        comm_s: None,
     }
 }
 
