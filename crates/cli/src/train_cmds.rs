@@ -308,6 +308,7 @@ pub fn train_command(args: &TrainArgs) -> Result<()> {
             config.train.accumulation
         );
     }
+    let process_rank = group.as_ref().map_or(0, |g| g.process_rank);
     let summary = dispatch_devices(
         &devices,
         TrainTask {
@@ -317,6 +318,17 @@ pub fn train_command(args: &TrainArgs) -> Result<()> {
             group,
         },
     )?;
+    if process_rank > 0 {
+        println!(
+            "rank {process_rank}: trained {} steps ({} in this run) in {:.1} s; rank 0 wrote \
+             the checkpoints and metrics to {}",
+            summary.steps,
+            summary.steps_this_run,
+            summary.wall_s,
+            config.out_dir.display()
+        );
+        return Ok(());
+    }
     println!(
         "trained {} steps ({} in this run) in {:.1} s: {:.2} sequences/s",
         summary.steps, summary.steps_this_run, summary.wall_s, summary.seq_per_s
