@@ -323,6 +323,69 @@ mod tests {
     }
 
     #[test]
+    fn is_next_pairs_are_contiguous_sentences_of_one_document() {
+        let params = InstanceParams {
+            max_seq_length: 24,
+            short_seq_prob: 0.1,
+        };
+        let max_num_tokens = params.max_seq_length - 3;
+        let lengths = [5, 7, 3, 9, 4, 6, 8, 2, 5, 7, 6, 3, 4];
+        let docs: Vec<Arc<TokenizedDoc>> = (0..4).map(|i| Arc::new(doc(i, &lengths))).collect();
+        let mut pool = DocPool::new(8);
+        for d in &docs {
+            pool.push(d.clone());
+        }
+        let (mut exact, mut truncated) = (0, 0);
+        for seed in 0..200 {
+            let d = &docs[(seed % 4) as usize];
+            let flat: Vec<u32> = d.sentences.concat();
+            let mut starts = vec![0usize];
+            for s in &d.sentences {
+                starts.push(starts.last().unwrap() + s.len());
+            }
+            let at = |t: u32| flat.iter().position(|&x| x == t).unwrap();
+            let out =
+                create_instances_from_document(d, &pool, &params, &SPECIAL, &mut Rng::new(seed));
+            for inst in out.instances.iter().filter(|i| i.nsp_label == 0) {
+                let sep = inst
+                    .input_ids
+                    .iter()
+                    .position(|&t| t == SPECIAL.sep)
+                    .unwrap();
+                let a = &inst.input_ids[1..sep];
+                let b = &inst.input_ids[sep + 1..inst.input_ids.len() - 1];
+                let (a0, b0) = (at(a[0]), at(b[0]));
+                // Each side is one stretch of the document, and B follows A.
+                assert_eq!(
+                    &flat[a0..a0 + a.len()],
+                    a,
+                    "seed {seed}: A is not contiguous"
+                );
+                assert_eq!(
+                    &flat[b0..b0 + b.len()],
+                    b,
+                    "seed {seed}: B is not contiguous"
+                );
+                assert!(b0 >= a0 + a.len(), "seed {seed}: B starts inside A");
+                if a.len() + b.len() < max_num_tokens {
+                    // Nothing was truncated: A is whole sentences, B starts right after A at
+                    // a sentence boundary.
+                    exact += 1;
+                    assert!(starts.contains(&a0), "seed {seed}: A starts mid-sentence");
+                    assert_eq!(b0, a0 + a.len(), "seed {seed}: a gap between A and B");
+                    assert!(starts.contains(&b0), "seed {seed}: B starts mid-sentence");
+                } else {
+                    truncated += 1;
+                }
+            }
+        }
+        assert!(
+            exact > 20 && truncated > 20,
+            "{exact} exact, {truncated} truncated"
+        );
+    }
+
+    #[test]
     fn put_back_covers_the_document_exactly_once() {
         // With no short sequences and no truncation needed, the A-sides (plus B for positives)
         // of consecutive instances tile the document: a negative pair's unused sentences are

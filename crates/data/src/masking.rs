@@ -198,6 +198,7 @@ mod tests {
         };
         // Words: 10 ##60 ##61 | 11 | 12 ##62 | ... ; [SEP] then a ## piece starting B.
         let orig: Vec<u32> = vec![2, 10, 60, 61, 11, 12, 62, 13, 14, 63, 3, 64, 15, 16, 3];
+        let (mut alone, mut with_a_word) = (0, 0);
         for seed in 0..300 {
             let mut ids = orig.clone();
             let (pos, _) = mask_sequence(&mut ids, &p, &t, &mut Rng::new(seed));
@@ -206,8 +207,16 @@ mod tests {
             assert_eq!(has(2), has(3));
             assert_eq!(has(5), has(6));
             assert_eq!(has(8), has(9));
-            // The ## piece right after [SEP] is its own group, not glued to segment A.
             assert!(pos.len() <= num_to_predict(orig.len(), &p));
+            // The ## piece right after [SEP] (position 11) is its own group: it is masked
+            // without segment A's last word (positions 8–9), and that word without it.
+            if has(11) && !has(9) {
+                alone += 1;
+            }
+            if has(9) && !has(11) {
+                with_a_word += 1;
+            }
         }
+        assert!(alone > 0 && with_a_word > 0, "{alone} / {with_a_word}");
     }
 }

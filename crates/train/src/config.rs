@@ -183,6 +183,11 @@ pub struct ScheduleSection {
     /// Decay exponent (1 = linear).
     #[serde(default = "default_power")]
     pub power: f64,
+    /// `after_warmup` (HuggingFace: the decay runs from the peak over the steps after
+    /// warm-up) or `run` (Google's `polynomial_decay`, NVIDIA's `PolyWarmUpScheduler`: the
+    /// decay's progress counts from step 0, so warm-up ends below the peak).
+    #[serde(default)]
+    pub decay_over: crate::schedule::DecayOver,
 }
 
 fn default_power() -> f64 {
@@ -195,6 +200,7 @@ impl Default for ScheduleSection {
             warmup_steps: None,
             warmup_proportion: None,
             power: 1.0,
+            decay_over: Default::default(),
         }
     }
 }

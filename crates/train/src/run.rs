@@ -383,6 +383,7 @@ pub fn train_rank<B: AutodiffBackend>(
         warmup_steps: config.warmup_steps(),
         total_steps: config.train.steps,
         power: config.schedule.power,
+        decay_over: config.schedule.decay_over,
     };
     let mut log = if writer {
         Some(MetricsLog::open(&config.out_dir, trainer_state.step)?)

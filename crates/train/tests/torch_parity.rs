@@ -7,7 +7,7 @@ use std::path::Path;
 use bert_data::HostBatch;
 use bert_model::load_model_dir;
 use bert_train::optim::{Optimizer, OptimizerConfig, OptimizerKind};
-use bert_train::schedule::Schedule;
+use bert_train::schedule::{DecayOver, Schedule};
 use bert_train::step::TrainState;
 
 type B = burn::backend::Autodiff<burn::backend::Flex>;
@@ -51,6 +51,7 @@ fn twelve_adamw_steps_match_pytorch() {
         warmup_steps: expected["warmup_steps"].as_u64().unwrap(),
         total_steps: expected["total_steps"].as_u64().unwrap(),
         power: 1.0,
+        decay_over: DecayOver::AfterWarmup,
     };
     let config = OptimizerConfig {
         kind: OptimizerKind::Adamw,
