@@ -206,6 +206,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn device_lists_hold_one_backend_and_each_gpu_once() {
+        let list = |names: &[&str]| {
+            parse_device_list(&names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        };
+        assert_eq!(
+            list(&["cuda:0", " cuda:1"]).unwrap(),
+            [DeviceSpec::Cuda(0), DeviceSpec::Cuda(1)]
+        );
+        // Two replicas may share the CPU (how the tests run data parallelism).
+        assert_eq!(
+            list(&["cpu", "cpu"]).unwrap(),
+            [DeviceSpec::Cpu, DeviceSpec::Cpu]
+        );
+        let err = list(&["cuda:0", "cuda:0"]).unwrap_err();
+        assert!(err.contains("named twice"), "{err}");
+        let err = list(&["cpu", "cuda:1"]).unwrap_err();
+        assert!(err.contains("different backends"), "{err}");
+        assert!(list(&[]).unwrap_err().contains("empty"));
+        assert!(list(&["tpu"]).unwrap_err().contains("unknown device"));
+    }
+
+    #[test]
     fn device_names_parse_and_print_back() {
         for (text, spec) in [
             ("cpu", DeviceSpec::Cpu),

@@ -344,6 +344,44 @@ fn devices_missing_from_the_build_say_how_to_get_them() {
     assert_user_error(&out, &["unknown device `tpu`", "cpu, wgpu, cuda"]);
 }
 
+/// Data-parallel arguments are checked before any work, each error saying what is missing.
+#[test]
+fn data_parallel_arguments_are_checked_before_any_work() {
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/quickstart.toml");
+    let config = config.to_str().unwrap();
+    let train = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_bert"))
+            .args(["train", "--config", config])
+            .args(extra)
+            .env_remove("WORLD_SIZE")
+            .env_remove("RANK")
+            .env_remove("MASTER_ADDR")
+            .env_remove("MASTER_PORT")
+            .output()
+            .expect("runs the bert binary")
+    };
+    assert_user_error(
+        &train(&["--devices", "cpu,cuda:0"]),
+        &["distributed.devices", "different backends"],
+    );
+    assert_user_error(&train(&["--world-size", "2"]), &["needs --rank"]);
+    assert_user_error(
+        &train(&["--world-size", "2", "--rank", "0"]),
+        &["needs --coordinator", "MASTER_ADDR"],
+    );
+    assert_user_error(
+        &train(&[
+            "--world-size",
+            "2",
+            "--rank",
+            "2",
+            "--coordinator",
+            "127.0.0.1:1",
+        ]),
+        &["--rank 2 must be below --world-size 2"],
+    );
+}
+
 /// `--precision` takes fp32, bf16 or fp16; bf16 runs on the CPU backend (f32 accumulation).
 #[test]
 fn bench_precision_is_validated_and_bf16_runs_on_the_cpu() {

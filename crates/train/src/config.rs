@@ -579,6 +579,33 @@ mod tests {
     }
 
     #[test]
+    fn distributed_table_is_read_and_checked() {
+        let c = parse(MINIMAL, &[]).unwrap();
+        assert!(c.distributed.devices.is_empty());
+        assert_eq!(c.distributed.timeout_s, 300.0);
+        let c = parse(
+            MINIMAL,
+            &[
+                "distributed.devices=[\"cuda:0\",\"cuda:1\"]",
+                "distributed.timeout_s=30",
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.distributed.devices, ["cuda:0", "cuda:1"]);
+        assert_eq!(c.distributed.timeout_s, 30.0);
+        for bad in ["0", "-5"] {
+            let err = parse(MINIMAL, &[&format!("distributed.timeout_s={bad}")])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("distributed.timeout_s"), "{err}");
+        }
+        let err = parse(MINIMAL, &["distributed.nodes=2"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("nodes"), "{err}");
+    }
+
+    #[test]
     fn defaults_are_berts() {
         let c = parse(MINIMAL, &[]).unwrap();
         assert_eq!(c.optimizer.epsilon, 1e-6);
