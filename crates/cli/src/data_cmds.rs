@@ -34,6 +34,13 @@ pub struct PrepareArgs {
     /// Plain text: one document per file instead of one per blank-line-separated block.
     #[arg(long)]
     pub doc_per_file: bool,
+    /// JSONL/Parquet field naming each record's document (a book id): consecutive records
+    /// with one value form a document.
+    #[arg(long)]
+    pub document_id_field: Option<String>,
+    /// Consecutive records per document, for one-sentence-per-record corpora (0: no limit).
+    #[arg(long)]
+    pub records_per_document: Option<usize>,
     /// WordPiece vocab.txt or HuggingFace tokenizer.json.
     #[arg(long)]
     pub vocab: Option<PathBuf>,
@@ -96,7 +103,7 @@ impl PrepareArgs {
             None => PrepareConfig::default(),
         };
         if !self.input.is_empty() {
-            c.inputs = self.input.clone();
+            c.inputs = self.input.iter().map(|i| i.as_str().into()).collect();
         }
         if let Some(v) = self.format {
             c.format = v;
@@ -106,6 +113,12 @@ impl PrepareArgs {
         }
         if self.doc_per_file {
             c.doc_per_file = true;
+        }
+        if let Some(v) = &self.document_id_field {
+            c.document_id_field = Some(v.clone());
+        }
+        if let Some(v) = self.records_per_document {
+            c.records_per_document = v;
         }
         if let Some(v) = &self.vocab {
             c.vocab = v.clone();
@@ -246,8 +259,8 @@ pub fn tokenizer(command: &TokenizerCommand) -> Result<()> {
                     inputs: args.input.clone(),
                     format: args.format,
                     text_field: args.text_field.clone(),
-                    doc_per_file: false,
                     skip_bad_records: args.skip_bad_records,
+                    ..CorpusOptions::default()
                 },
                 vocab_size: args.vocab_size,
                 lowercase: args.lowercase,

@@ -567,7 +567,11 @@ fn ensure_prepared(config: &RunConfig, config_path: &std::path::Path) -> Result<
         .with_context(|| bad("prepare"))?;
     p.resolve_relative_to(&base);
     p.progress = std::io::stderr().is_terminal();
-    tracing::info!("preparing {} into {}", p.inputs.join(", "), p.out.display());
+    tracing::info!(
+        "preparing {} into {}",
+        p.input_paths().join(", "),
+        p.out.display()
+    );
     let report = bert_data::prepare(&p)?;
     println!(
         "prepared: {} train + {} validation instances from {} documents ({} tokens) in {:.1} s",

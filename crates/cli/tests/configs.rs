@@ -33,6 +33,17 @@ fn shipped_configs_are_valid() {
                 .unwrap_or_else(|e| panic!("{}: [prepare]: {e}", path.display()));
             p.validate()
                 .unwrap_or_else(|e| panic!("{}: [prepare]: {e}", path.display()));
+            // The Hub's BookCorpus is one sentence per record: read ungrouped, its
+            // next-sentence pairs would nearly all be random (issue 12).
+            let wide = p.grouping();
+            for input in p.inputs.iter().filter(|i| i.path().contains("bookcorpus")) {
+                assert!(
+                    !input.grouping(&wide).is_none(),
+                    "{}: {} is read one sentence per document",
+                    path.display(),
+                    input.path()
+                );
+            }
             prepares += 1;
         }
     }

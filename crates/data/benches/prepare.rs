@@ -56,7 +56,10 @@ fn inputs(shared: &Path, scratch: &Path, repeat: usize) -> Vec<String> {
 
 fn config(shared: &Path, scratch: &Path, repeat: usize, masking: MaskingMode) -> PrepareConfig {
     PrepareConfig {
-        inputs: inputs(shared, scratch, repeat),
+        inputs: inputs(shared, scratch, repeat)
+            .into_iter()
+            .map(Into::into)
+            .collect(),
         doc_per_file: true,
         vocab: shared.join("models/bert-uncased-wordpiece/vocab.txt"),
         out: scratch.join(format!("out-{}-{repeat}", masking.as_str())),
@@ -83,7 +86,7 @@ fn child(mode: &str, repeat: usize, shared: &Path, scratch: &Path) {
             let tok =
                 WordPieceTokenizer::from_vocab_txt(&cfg.vocab, VocabTxtOptions::default()).unwrap();
             let docs: Vec<Vec<String>> = CorpusReader::open(CorpusOptions {
-                inputs: cfg.inputs.clone(),
+                inputs: cfg.input_paths().iter().map(|p| p.to_string()).collect(),
                 doc_per_file: true,
                 ..Default::default()
             })

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{io_err, DataError, Result};
+use crate::grouping::{Grouper, Grouping, Record};
 
 /// How records are laid out in an input file.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,6 +62,9 @@ pub struct CorpusOptions {
     pub doc_per_file: bool,
     /// Skip (and count) malformed records instead of failing.
     pub skip_bad_records: bool,
+    /// How each input's records are gathered into documents, by position in `inputs`; an
+    /// input without an entry keeps one document per record.
+    pub groupings: Vec<Grouping>,
 }
 
 impl Default for CorpusOptions {
@@ -71,7 +75,15 @@ impl Default for CorpusOptions {
             text_field: "text".into(),
             doc_per_file: false,
             skip_bad_records: false,
+            groupings: Vec::new(),
         }
+    }
+}
+
+impl CorpusOptions {
+    /// The grouping of input number `input`.
+    fn grouping(&self, input: usize) -> Grouping {
+        self.groupings.get(input).cloned().unwrap_or_default()
     }
 }
 
@@ -89,6 +101,9 @@ pub struct CorpusStats {
     pub files: u64,
     /// Documents returned.
     pub documents: u64,
+    /// Records read (equal to `documents` unless records are grouped; empty ones count too).
+    #[serde(default)]
+    pub records: u64,
     /// Records skipped because they were malformed (only with `skip_bad_records`).
     pub bad_records: u64,
     /// Lines or records in which invalid UTF-8 was replaced by U+FFFD.
@@ -141,11 +156,21 @@ pub fn detect_format(path: &Path, format: InputFormat) -> InputFormat {
 /// in the order the inputs were given. Hidden files (starting with `.`) inside directories are
 /// ignored. An input that matches nothing is an error.
 pub fn expand_inputs(inputs: &[String]) -> Result<Vec<PathBuf>> {
+    Ok(expand_inputs_indexed(inputs)?
+        .into_iter()
+        .map(|(path, _)| path)
+        .collect())
+}
+
+/// As [`expand_inputs`], each file with the position of the input it came from (the first
+/// one, when inputs overlap).
+pub fn expand_inputs_indexed(inputs: &[String]) -> Result<Vec<(PathBuf, usize)>> {
     if inputs.is_empty() {
         return Err(DataError::Config("no inputs given".into()));
     }
-    let mut out: Vec<PathBuf> = Vec::new();
-    for input in inputs {
+    let mut out: Vec<(PathBuf, usize)> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (index, input) in inputs.iter().enumerate() {
         let path = Path::new(input);
         let mut found = Vec::new();
         if path.is_file() {
@@ -188,8 +213,8 @@ pub fn expand_inputs(inputs: &[String]) -> Result<Vec<PathBuf>> {
         }
         found.sort();
         for p in found {
-            if !out.contains(&p) {
-                out.push(p);
+            if seen.insert(p.clone()) {
+                out.push((p, index));
             }
         }
     }
@@ -296,6 +321,8 @@ struct LineFile {
     path: PathBuf,
     reader: Box<dyn BufRead + Send>,
     format: InputFormat,
+    /// JSONL field naming each record's document, when grouped by one.
+    id_field: Option<String>,
     /// Lines read so far (so the next line is `line + 1`).
     line: u64,
     buf: Vec<u8>,
@@ -341,8 +368,11 @@ impl LineFile {
 
 /// Streams raw documents from all inputs, in input order.
 pub struct CorpusReader {
-    files: std::vec::IntoIter<PathBuf>,
+    files: std::vec::IntoIter<(PathBuf, usize)>,
     current: Option<FileReader>,
+    /// Grouping of the open file's input.
+    grouping: Grouping,
+    grouper: Grouper,
     options: CorpusOptions,
     stats: CorpusStats,
     bytes_read: Arc<AtomicU64>,
@@ -350,24 +380,39 @@ pub struct CorpusReader {
 }
 
 impl CorpusReader {
-    /// Expands the inputs and prepares to read them; fails if an input matches nothing.
+    /// Expands the inputs and prepares to read them; fails if an input matches nothing, or
+    /// if a file cannot be read as its input's settings ask.
     pub fn open(options: CorpusOptions) -> Result<Self> {
-        let files = expand_inputs(&options.inputs)?;
+        let files = expand_inputs_indexed(&options.inputs)?;
         let mut total_bytes = 0;
-        for f in &files {
+        for (f, input) in &files {
             total_bytes += std::fs::metadata(f).map_err(io_err("reading", f))?.len();
+            let format = detect_format(f, options.format);
             #[cfg(not(feature = "parquet"))]
-            if detect_format(f, options.format) == InputFormat::Parquet {
+            if format == InputFormat::Parquet {
                 return Err(DataError::Input {
                     input: f.display().to_string(),
                     message: "Parquet input needs bert-data built with the `parquet` feature"
                         .into(),
                 });
             }
+            let grouping = options.grouping(*input);
+            if let (Some(field), InputFormat::Text) = (&grouping.document_id_field, format) {
+                return Err(DataError::Input {
+                    input: f.display().to_string(),
+                    message: format!(
+                        "document_id_field {field:?} needs JSONL or Parquet records, and this \
+                         file is read as plain text (use records_per_document, or doc_per_file \
+                         for one document per file)"
+                    ),
+                });
+            }
         }
         Ok(Self {
             files: files.into_iter(),
             current: None,
+            grouping: Grouping::default(),
+            grouper: Grouper::default(),
             options,
             stats: CorpusStats::default(),
             bytes_read: Arc::new(AtomicU64::new(0)),
@@ -398,72 +443,84 @@ impl CorpusReader {
     /// The next document, or `None` at the end of the last file.
     pub fn next_document(&mut self) -> Result<Option<RawDocument>> {
         loop {
+            if let Some(doc) = self.grouper.pop() {
+                self.stats.documents += 1;
+                return Ok(Some(doc));
+            }
             if self.current.is_none() {
-                let Some(path) = self.files.next() else {
+                let Some((path, input)) = self.files.next() else {
                     return Ok(None);
                 };
-                self.stats.files += 1;
-                let format = detect_format(&path, self.options.format);
-                self.current = Some(match format {
-                    #[cfg(feature = "parquet")]
-                    InputFormat::Parquet => {
-                        FileReader::Parquet(crate::parquet_input::ParquetFile::open(
-                            &path,
-                            &self.options.text_field,
-                            self.bytes_read.clone(),
-                        )?)
-                    }
-                    _ => FileReader::Lines(LineFile {
-                        reader: open_lines(&path, self.bytes_read.clone())?,
-                        path,
-                        format,
-                        line: 0,
-                        buf: Vec::new(),
-                        done: false,
-                    }),
-                });
+                self.open_file(path, input)?;
             }
-            let doc = match self.current.as_mut() {
+            match self.next_record()? {
+                Some(record) => {
+                    self.stats.records += 1;
+                    self.grouper.push(record, &self.grouping);
+                }
+                None => {
+                    self.current = None;
+                    self.grouper.close();
+                }
+            }
+        }
+    }
+
+    /// Makes `path` (from input number `input`) the file being read.
+    fn open_file(&mut self, path: PathBuf, input: usize) -> Result<()> {
+        self.stats.files += 1;
+        self.grouping = self.options.grouping(input);
+        let id_field = self.grouping.document_id_field.clone();
+        let format = detect_format(&path, self.options.format);
+        self.current = Some(match format {
+            #[cfg(feature = "parquet")]
+            InputFormat::Parquet => FileReader::Parquet(crate::parquet_input::ParquetFile::open(
+                &path,
+                &self.options.text_field,
+                id_field.as_deref(),
+                self.bytes_read.clone(),
+            )?),
+            _ => FileReader::Lines(LineFile {
+                reader: open_lines(&path, self.bytes_read.clone())?,
+                path,
+                format,
+                id_field,
+                line: 0,
+                buf: Vec::new(),
+                done: false,
+            }),
+        });
+        Ok(())
+    }
+
+    /// The next record of the open file, `None` at its end; malformed records are skipped
+    /// (and counted) when `skip_bad_records` allows it.
+    fn next_record(&mut self) -> Result<Option<Record>> {
+        loop {
+            let (result, file_done) = match self.current.as_mut() {
                 Some(FileReader::Lines(file)) => {
                     let r = if file.format == InputFormat::Jsonl {
                         next_jsonl(file, &self.options, &mut self.stats)
                     } else {
                         next_text(file, &self.options, &mut self.stats)
                     };
-                    match r {
-                        Ok(d) => d,
-                        Err(e @ DataError::BadRecord { .. }) if self.options.skip_bad_records => {
-                            tracing::warn!("skipping bad record: {e}");
-                            self.stats.bad_records += 1;
-                            if file.done {
-                                None
-                            } else {
-                                continue;
-                            }
-                        }
-                        Err(e) => return Err(e),
-                    }
+                    (r, file.done)
                 }
                 #[cfg(feature = "parquet")]
                 Some(FileReader::Parquet(file)) => {
-                    match file.next_document(&self.options, &mut self.stats) {
-                        Ok(d) => d,
-                        Err(e @ DataError::BadRecord { .. }) if self.options.skip_bad_records => {
-                            tracing::warn!("skipping bad record: {e}");
-                            self.stats.bad_records += 1;
-                            continue;
-                        }
-                        Err(e) => return Err(e),
+                    (file.next_record(&self.options, &mut self.stats), false)
+                }
+                None => return Ok(None),
+            };
+            match result {
+                Err(e @ DataError::BadRecord { .. }) if self.options.skip_bad_records => {
+                    tracing::warn!("skipping bad record: {e}");
+                    self.stats.bad_records += 1;
+                    if file_done {
+                        return Ok(None);
                     }
                 }
-                None => None,
-            };
-            match doc {
-                Some(d) => {
-                    self.stats.documents += 1;
-                    return Ok(Some(d));
-                }
-                None => self.current = None,
+                other => return other,
             }
         }
     }
@@ -476,12 +533,13 @@ impl Iterator for CorpusReader {
     }
 }
 
-/// Next non-empty plain-text document from `file`, `None` at its end.
+/// Next non-empty plain-text record (a paragraph block, or the whole file with
+/// `doc_per_file`) from `file`, `None` at its end.
 fn next_text(
     file: &mut LineFile,
     options: &CorpusOptions,
     stats: &mut CorpusStats,
-) -> Result<Option<RawDocument>> {
+) -> Result<Option<Record>> {
     if file.done {
         return Ok(None);
     }
@@ -518,16 +576,19 @@ fn next_text(
     if !para.is_empty() {
         doc.paragraphs.push(para);
     }
-    Ok((!doc.paragraphs.is_empty()).then_some(doc))
+    Ok((!doc.paragraphs.is_empty()).then_some(Record {
+        paragraphs: doc.paragraphs,
+        key: None,
+    }))
 }
 
-/// Next document from a JSONL file; blank lines are skipped, a record whose text is empty
-/// yields no document.
+/// Next record from a JSONL file; blank lines are skipped. A record whose text is empty is
+/// returned with no paragraphs (it joins no document).
 fn next_jsonl(
     file: &mut LineFile,
     options: &CorpusOptions,
     stats: &mut CorpusStats,
-) -> Result<Option<RawDocument>> {
+) -> Result<Option<Record>> {
     loop {
         if file.done {
             return Ok(None);
@@ -546,21 +607,32 @@ fn next_jsonl(
         if line.trim().is_empty() {
             continue;
         }
-        let text =
-            jsonl_text(&line, &options.text_field).map_err(|message| DataError::BadRecord {
+        let (text, key) = jsonl_record(&line, &options.text_field, file.id_field.as_deref())
+            .map_err(|message| DataError::BadRecord {
                 path: file.path.clone(),
                 line: file.line,
                 message,
             })?;
-        let paragraphs = paragraphs_of(&text);
-        if !paragraphs.is_empty() {
-            return Ok(Some(RawDocument { paragraphs }));
-        }
+        return Ok(Some(Record {
+            paragraphs: paragraphs_of(&text),
+            key,
+        }));
     }
 }
 
 /// Extracts the text field of one JSONL record, or says what is wrong with it.
+#[cfg(test)]
 fn jsonl_text(line: &str, field: &str) -> std::result::Result<String, String> {
+    jsonl_record(line, field, None).map(|(text, _)| text)
+}
+
+/// Extracts the text field of one JSONL record and, when `id_field` is given, the value
+/// naming its document; or says what is wrong with the record.
+fn jsonl_record(
+    line: &str,
+    field: &str,
+    id_field: Option<&str>,
+) -> std::result::Result<(String, Option<String>), String> {
     let value: serde_json::Value =
         serde_json::from_str(line).map_err(|e| format!("malformed JSON: {e}"))?;
     let serde_json::Value::Object(mut map) = value else {
@@ -569,17 +641,41 @@ fn jsonl_text(line: &str, field: &str) -> std::result::Result<String, String> {
             json_kind(&value)
         ));
     };
-    match map.remove(field) {
-        Some(serde_json::Value::String(s)) => Ok(s),
-        Some(other) => Err(format!(
-            "field {field:?} must be a string, found {}",
-            json_kind(&other)
-        )),
-        None => Err(format!(
-            "record has no field {field:?} (expected a string with the document text; \
-             set text_field to use another field)"
-        )),
-    }
+    let text = match map.remove(field) {
+        Some(serde_json::Value::String(s)) => s,
+        Some(other) => {
+            return Err(format!(
+                "field {field:?} must be a string, found {}",
+                json_kind(&other)
+            ))
+        }
+        None => {
+            return Err(format!(
+                "record has no field {field:?} (expected a string with the document text; \
+                 set text_field to use another field)"
+            ))
+        }
+    };
+    let key = match id_field {
+        None => None,
+        Some(id) => Some(match map.remove(id) {
+            Some(serde_json::Value::String(s)) => s,
+            Some(v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_))) => v.to_string(),
+            Some(other) => {
+                return Err(format!(
+                    "document id field {id:?} must be a string or a number, found {}",
+                    json_kind(&other)
+                ))
+            }
+            None => {
+                return Err(format!(
+                    "record has no field {id:?} (document_id_field: consecutive records with \
+                     one value of it form a document)"
+                ))
+            }
+        }),
+    };
+    Ok((text, key))
 }
 
 fn json_kind(v: &serde_json::Value) -> &'static str {
@@ -631,5 +727,16 @@ mod tests {
             .unwrap_err()
             .contains("malformed JSON"));
         assert_eq!(jsonl_text("{\"t\": \"a\"}", "t").unwrap(), "a");
+        let rec = |line: &str| jsonl_record(line, "t", Some("book"));
+        assert_eq!(
+            rec("{\"t\": \"a\", \"book\": 7}").unwrap(),
+            ("a".into(), Some("7".into()))
+        );
+        assert!(rec("{\"t\": \"a\"}")
+            .unwrap_err()
+            .contains("no field \"book\""));
+        assert!(rec("{\"t\": \"a\", \"book\": null}")
+            .unwrap_err()
+            .contains("must be a string or a number"));
     }
 }

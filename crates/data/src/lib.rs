@@ -1,6 +1,7 @@
 //! Raw corpora to BERT pre-training shards, and the loader that streams them to the trainer.
 //!
-//! The pipeline: [`corpus`] reads documents, [`segment`] splits sentences, [`tokenizer`]
+//! The pipeline: [`corpus`] reads documents ([`grouping`] gathers one-sentence records into
+//! documents), [`segment`] splits sentences, [`tokenizer`]
 //! turns them into WordPiece ids, [`instances`] builds NSP pairs as Google's original
 //! `create_pretraining_data.py`, [`masking`] draws masked-LM predictions, [`shard`] stores them
 //! (safetensors), [`prepare`](mod@prepare) runs all of it with bounded memory, [`loader`] streams batches
@@ -15,6 +16,7 @@ pub mod batch;
 pub mod corpus;
 pub mod error;
 pub mod fsutil;
+pub mod grouping;
 pub mod inspect;
 pub mod instances;
 pub mod loader;
@@ -32,6 +34,7 @@ pub use batch::HostBatch;
 pub use error::{DataError, Result};
 
 pub use corpus::InputFormat;
+pub use grouping::{Grouping, InputSpec};
 pub use inspect::{inspect, InspectReport, SplitReport};
 pub use loader::{Cursor, EvalLoader, LoaderConfig, ShardSet, TrainLoader};
 pub use masking::MaskingParams;

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::corpus::{CorpusOptions, CorpusReader, CorpusStats, InputFormat, RawDocument};
 use crate::error::{DataError, Result};
 use crate::fsutil::{create_dir_all, write_atomic};
+use crate::grouping::{Grouping, InputSpec};
 use crate::instances::{
     create_instances_from_document, DocInstances, DocPool, InstanceParams, TokenizedDoc,
 };
@@ -44,8 +45,9 @@ const CHUNK_BYTES: usize = 16 << 20;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PrepareConfig {
-    /// Corpus files, folders (read recursively in sorted order) or glob patterns.
-    pub inputs: Vec<String>,
+    /// Corpus files, folders (read recursively in sorted order) or glob patterns; an entry may
+    /// be a table `{ path, document_id_field, records_per_document }` with its own grouping.
+    pub inputs: Vec<InputSpec>,
     /// `auto` (by extension), `text`, `jsonl` or `parquet`.
     pub format: InputFormat,
     /// JSONL/Parquet field with the document text.
@@ -53,6 +55,13 @@ pub struct PrepareConfig {
     /// Plain text: one document per file (blank lines separate paragraphs) instead of one
     /// document per blank-line-separated block.
     pub doc_per_file: bool,
+    /// Records grouped into documents by this JSONL/Parquet field (a book id): consecutive
+    /// records with equal values form one document. For inputs given as plain paths.
+    pub document_id_field: Option<String>,
+    /// Consecutive records per document (0: no count limit; alone, every N records of a file
+    /// form a document: for one-sentence-per-record corpora without an id). For inputs given
+    /// as plain paths.
+    pub records_per_document: usize,
     /// WordPiece `vocab.txt`, or a HuggingFace `tokenizer.json`.
     pub vocab: PathBuf,
     /// Lowercase (and strip accents) before WordPiece; `vocab.txt` only (a `tokenizer.json`
@@ -100,6 +109,8 @@ impl Default for PrepareConfig {
             format: InputFormat::Auto,
             text_field: "text".into(),
             doc_per_file: false,
+            document_id_field: None,
+            records_per_document: 0,
             vocab: PathBuf::new(),
             lowercase: true,
             model_vocab_size: 0,
@@ -130,7 +141,13 @@ impl PrepareConfig {
         self.inputs = self
             .inputs
             .iter()
-            .map(|i| resolve_relative(base, Path::new(i)).display().to_string())
+            .map(|i| {
+                i.with_path(
+                    resolve_relative(base, Path::new(i.path()))
+                        .display()
+                        .to_string(),
+                )
+            })
             .collect();
         if !self.vocab.as_os_str().is_empty() {
             self.vocab = resolve_relative(base, &self.vocab);
@@ -143,6 +160,15 @@ impl PrepareConfig {
         let err = |m: String| Err(DataError::Config(m));
         if self.inputs.is_empty() {
             return err("inputs: give at least one corpus file, folder or glob".into());
+        }
+        self.grouping()
+            .validate("[prepare]")
+            .map_err(DataError::Config)?;
+        for input in &self.inputs {
+            input
+                .grouping(&self.grouping())
+                .validate(&format!("input {:?}", input.path()))
+                .map_err(DataError::Config)?;
         }
         if self.vocab.as_os_str().is_empty() {
             return err("vocab: give a vocab.txt or tokenizer.json".into());
@@ -177,14 +203,29 @@ impl PrepareConfig {
         Ok(())
     }
 
+    /// The config-wide grouping, for inputs given as plain paths.
+    pub fn grouping(&self) -> Grouping {
+        Grouping {
+            document_id_field: self.document_id_field.clone(),
+            records_per_document: self.records_per_document,
+        }
+    }
+
+    /// The input paths, for messages.
+    pub fn input_paths(&self) -> Vec<&str> {
+        self.inputs.iter().map(InputSpec::path).collect()
+    }
+
     /// Corpus-reading options derived from this config.
     pub fn corpus_options(&self) -> CorpusOptions {
+        let wide = self.grouping();
         CorpusOptions {
-            inputs: self.inputs.clone(),
+            inputs: self.inputs.iter().map(|i| i.path().to_owned()).collect(),
             format: self.format,
             text_field: self.text_field.clone(),
             doc_per_file: self.doc_per_file,
             skip_bad_records: self.skip_bad_records,
+            groupings: self.inputs.iter().map(|i| i.grouping(&wide)).collect(),
         }
     }
 
@@ -248,6 +289,8 @@ pub struct PrepareReport {
     /// Negative NSP pairs forced because a chunk held one sentence (no coin was flipped for
     /// them; every other instance's label is a fair coin).
     pub forced_random_next: u64,
+    /// Corpus records read (more than `documents` when records are grouped).
+    pub records: u64,
     /// Malformed records skipped.
     pub bad_records: u64,
     /// Lines/records with invalid UTF-8 replaced.
@@ -439,6 +482,7 @@ pub fn prepare(config: &PrepareConfig) -> Result<PrepareReport> {
         .join()
         .map_err(|_| DataError::Config("the reader thread panicked".into()))?;
     report.files = stats.files;
+    report.records = stats.records;
     report.bad_records = stats.bad_records;
     report.invalid_utf8 = stats.invalid_utf8;
     report.validation_documents = splits[1].documents;

@@ -13,8 +13,19 @@ use parquet::file::properties::WriterProperties;
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::parser::parse_message_type;
 
-/// Writes `(id, text)` rows (text `None` = null) in row groups of `group` rows, snappy.
+/// Writes `(id, text)` rows (text `None` = null) in row groups of `group` rows, snappy; the
+/// id is the row number.
 fn write_parquet(path: &Path, texts: &[Option<String>], group: usize) {
+    write_parquet_with_ids(path, texts, group, |row| row as i64);
+}
+
+/// As [`write_parquet`], with the id of row `r` given by `id(r)`.
+fn write_parquet_with_ids(
+    path: &Path,
+    texts: &[Option<String>],
+    group: usize,
+    id: impl Fn(usize) -> i64,
+) {
     let schema = Arc::new(
         parse_message_type(
             "message schema { REQUIRED INT64 id; OPTIONAL BYTE_ARRAY text (UTF8); }",
@@ -31,7 +42,7 @@ fn write_parquet(path: &Path, texts: &[Option<String>], group: usize) {
     for (g, chunk) in texts.chunks(group).enumerate() {
         let mut rg = writer.next_row_group().unwrap();
         let mut col = rg.next_column().unwrap().unwrap();
-        let ids: Vec<i64> = (0..chunk.len()).map(|i| (g * group + i) as i64).collect();
+        let ids: Vec<i64> = (0..chunk.len()).map(|i| id(g * group + i)).collect();
         col.typed::<Int64Type>()
             .write_batch(&ids, None, None)
             .unwrap();
@@ -100,6 +111,47 @@ fn parquet_errors_name_file_row_and_columns() {
     let err = read(&pq, "body", false).unwrap_err().to_string();
     assert!(
         err.contains("no column \"body\"") && err.contains("id, text"),
+        "{err}"
+    );
+}
+
+#[test]
+fn parquet_rows_group_into_documents_by_an_id_column() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pq = tmp.path().join("books.parquet");
+    // Seven one-sentence rows of books 0, 0, 0, 1, 1, 2, 2; row groups of 2 rows, so a book
+    // crosses a row-group boundary.
+    let rows: Vec<Option<String>> = (0..7).map(|i| Some(format!("W{i} w1."))).collect();
+    let book = [0i64, 0, 0, 1, 1, 2, 2];
+    write_parquet_with_ids(&pq, &rows, 2, |r| book[r]);
+    let read_grouped = |field: &str| {
+        let mut r = CorpusReader::open(CorpusOptions {
+            inputs: vec![pq.display().to_string()],
+            groupings: vec![bert_data::Grouping {
+                document_id_field: Some(field.into()),
+                records_per_document: 0,
+            }],
+            ..Default::default()
+        })?;
+        let mut docs = Vec::new();
+        while let Some(d) = r.next_document()? {
+            docs.push(d.paragraphs);
+        }
+        Ok::<_, bert_data::DataError>((docs, r.stats().records))
+    };
+    let (docs, records) = read_grouped("id").unwrap();
+    assert_eq!(records, 7);
+    assert_eq!(
+        docs,
+        vec![
+            vec!["W0 w1.", "W1 w1.", "W2 w1."],
+            vec!["W3 w1.", "W4 w1."],
+            vec!["W5 w1.", "W6 w1."],
+        ]
+    );
+    let err = read_grouped("book").unwrap_err().to_string();
+    assert!(
+        err.contains("no column \"book\"") && err.contains("document_id_field"),
         "{err}"
     );
 }

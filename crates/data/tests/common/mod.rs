@@ -81,7 +81,7 @@ pub fn write_jsonl(path: &Path, docs: &[String]) {
 /// A prepare config over `inputs` with the test vocabulary, writing to `dir/out`.
 pub fn config(dir: &Path, inputs: Vec<String>) -> PrepareConfig {
     PrepareConfig {
-        inputs,
+        inputs: inputs.into_iter().map(Into::into).collect(),
         vocab: make_vocab(dir),
         out: dir.join("out"),
         max_seq_length: 64,

@@ -84,7 +84,7 @@ pub fn prepare_shards(dir: &Path) -> PathBuf {
     .unwrap();
     let shards = dir.join("shards");
     prepare(&PrepareConfig {
-        inputs: vec![corpus.display().to_string()],
+        inputs: vec![corpus.display().to_string().into()],
         vocab: dir.join("vocab/vocab.txt"),
         out: shards.clone(),
         masking: MaskingMode::Dynamic,
