@@ -53,6 +53,13 @@ pub struct PrepareArgs {
     /// Longest instance, [CLS] and [SEP]s included (default 128).
     #[arg(long)]
     pub max_seq_length: Option<usize>,
+    /// Fraction of tokens to predict (default 0.15; MosaicBERT 0.3).
+    #[arg(long)]
+    pub masked_lm_prob: Option<f64>,
+    /// fixed (Google: round(len × rate) per sequence, capped) or bernoulli (each token with
+    /// probability rate, as HuggingFace/RoBERTa).
+    #[arg(long)]
+    pub mask_count: Option<bert_data::masking::MaskCount>,
     /// Differently-masked copies per document (static masking; default 5).
     #[arg(long)]
     pub dupe_factor: Option<usize>,
@@ -131,6 +138,12 @@ impl PrepareArgs {
         }
         if let Some(v) = self.max_seq_length {
             c.max_seq_length = v;
+        }
+        if let Some(v) = self.masked_lm_prob {
+            c.masked_lm_prob = v;
+        }
+        if let Some(v) = self.mask_count {
+            c.mask_count = v;
         }
         if let Some(v) = self.dupe_factor {
             c.dupe_factor = v;

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::batch::HostBatch;
 use crate::error::{DataError, Result};
 use crate::instances::Instance;
-use crate::masking::{mask_sequence, MaskTable};
+use crate::masking::{mask_sequence, MaskTable, MaskingParams};
 use crate::shard::{DatasetHeader, DatasetIndex, MaskingMode, ShardReader, INDEX_FILE};
 use crate::tokenizer::Vocab;
 
@@ -36,6 +36,8 @@ pub struct ShardSet {
     starts: Vec<usize>,
     vocab: Vocab,
     table: MaskTable,
+    /// The masking the loader applies: the header's, or a dynamic set's override.
+    masking: MaskingParams,
 }
 
 impl ShardSet {
@@ -119,6 +121,7 @@ impl ShardSet {
             });
         }
         let table = MaskTable::from_vocab(&vocab);
+        let masking = index.header.masking_params;
         Ok(Self {
             dir: dir.to_path_buf(),
             index,
@@ -126,7 +129,36 @@ impl ShardSet {
             starts,
             vocab,
             table,
+            masking,
         })
+    }
+
+    /// The masking batches are made with: the header's unless [`with_masking`] replaced it.
+    ///
+    /// [`with_masking`]: Self::with_masking
+    pub fn masking(&self) -> &MaskingParams {
+        &self.masking
+    }
+
+    /// Draws a dynamic set's masks with `params` instead of the parameters given at prepare
+    /// time (another masking rate or rule without preparing again). Refused for a static set,
+    /// whose masks are stored in its shards.
+    pub fn with_masking(mut self, params: MaskingParams) -> Result<Self> {
+        params
+            .validate()
+            .map_err(|m| DataError::Config(format!("masking: {m}")))?;
+        if params != self.masking && self.header().masking == MaskingMode::Static {
+            return Err(DataError::Config(format!(
+                "{}: the masks of static shards were drawn by `bert prepare` \
+                 (masked_lm_prob {}, mask_count {}); set masking in [prepare] and prepare \
+                 again, or prepare with masking = \"dynamic\"",
+                self.dir.display(),
+                self.masking.masked_lm_prob,
+                self.masking.count.as_str()
+            )));
+        }
+        self.masking = params;
+        Ok(self)
     }
 
     /// What the set is (vocabulary hash and size, sequence length, masking, counts).
@@ -172,12 +204,7 @@ impl ShardSet {
         let mut inst = self.instance(i);
         if self.header().masking == MaskingMode::Dynamic {
             let mut rng = Rng::keyed(&[seed, epoch, i as u64]);
-            let (p, l) = mask_sequence(
-                &mut inst.input_ids,
-                &self.header().masking_params,
-                &self.table,
-                &mut rng,
-            );
+            let (p, l) = mask_sequence(&mut inst.input_ids, &self.masking, &self.table, &mut rng);
             inst.masked_positions = p;
             inst.masked_labels = l;
         }
@@ -196,7 +223,9 @@ impl ShardSet {
                 .max()
                 .unwrap_or(0)
         };
-        let max_predictions = h.masking_params.max_predictions_per_seq;
+        let max_predictions = self
+            .masking
+            .batch_slots(instances.iter().map(|i| i.masked_positions.len()));
         let b = instances.len();
         let mut batch = HostBatch {
             batch_size: b,

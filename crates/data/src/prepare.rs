@@ -27,7 +27,7 @@ use crate::grouping::{Grouping, InputSpec};
 use crate::instances::{
     create_instances_from_document, DocInstances, DocPool, InstanceParams, TokenizedDoc,
 };
-use crate::masking::{mask_sequence, MaskTable, MaskingParams};
+use crate::masking::{mask_sequence, MaskCount, MaskTable, MaskingParams};
 use crate::segment::split_sentences;
 use crate::shard::{DatasetHeader, MaskingMode, ShardWriter, FORMAT_NAME, FORMAT_VERSION};
 use crate::tokenizer::{TokenizerSource, VocabTxtOptions, WordPieceTokenizer};
@@ -83,6 +83,9 @@ pub struct PrepareConfig {
     pub max_predictions_per_seq: usize,
     /// Mask all pieces of a word together.
     pub whole_word_masking: bool,
+    /// `fixed` (Google: round(len × masked_lm_prob) per sequence, capped) or `bernoulli`
+    /// (HuggingFace/RoBERTa: each token with probability masked_lm_prob, no cap).
+    pub mask_count: MaskCount,
     /// Passes over each document, each with its own segmentation and masks (static only;
     /// dynamic masking always makes one pass).
     pub dupe_factor: usize,
@@ -121,6 +124,7 @@ impl Default for PrepareConfig {
             masked_lm_prob: 0.15,
             max_predictions_per_seq: 20,
             whole_word_masking: false,
+            mask_count: MaskCount::Fixed,
             dupe_factor: 5,
             validation_fraction: 0.01,
             seed: 12345,
@@ -188,6 +192,9 @@ impl PrepareConfig {
                 return err(format!("{name} {p} must be between 0 and 1"));
             }
         }
+        if self.mask_count == MaskCount::Bernoulli && self.masked_lm_prob == 0.0 {
+            return err("masked_lm_prob 0 with mask_count = \"bernoulli\" masks nothing".into());
+        }
         if self.max_predictions_per_seq == 0 {
             return err("max_predictions_per_seq must be at least 1".into());
         }
@@ -235,6 +242,7 @@ impl PrepareConfig {
             masked_lm_prob: self.masked_lm_prob,
             max_predictions_per_seq: self.max_predictions_per_seq,
             whole_word: self.whole_word_masking,
+            count: self.mask_count,
         }
     }
 

@@ -376,6 +376,11 @@ fn base_metadata(h: &DatasetHeader, shard_index: usize) -> BTreeMap<String, Stri
         "whole_word_masking".into(),
         h.masking_params.whole_word.to_string(),
     );
+    // Only when it differs from the original rule, so shards made before it existed keep
+    // their metadata (and checksums) byte for byte.
+    if h.masking_params.count != crate::masking::MaskCount::Fixed {
+        m.insert("mask_count".into(), h.masking_params.count.as_str().into());
+    }
     m.insert("dupe_factor".into(), h.dupe_factor.to_string());
     m
 }

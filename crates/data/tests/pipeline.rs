@@ -281,3 +281,95 @@ fn whole_word_masking_masks_every_piece_of_a_word() {
     }
     assert!(checked > 100, "the corpus has word pieces ({checked})");
 }
+
+/// Masked share of candidate tokens (all but `[CLS]`/`[SEP]`) over instances, the largest
+/// count in one instance, and the number of candidates.
+fn masked_share(instances: &[bert_data::instances::Instance]) -> (f64, usize, usize) {
+    let (mut masked, mut candidates, mut most) = (0usize, 0usize, 0usize);
+    for inst in instances {
+        masked += inst.masked_positions.len();
+        candidates += inst.input_ids.len() - 3;
+        most = most.max(inst.masked_positions.len());
+    }
+    (masked as f64 / candidates as f64, most, candidates)
+}
+
+#[test]
+fn bernoulli_masking_at_a_configured_rate_static_and_dynamic() {
+    use bert_data::masking::{MaskCount, MaskingParams};
+    let tmp = tempfile::tempdir().unwrap();
+    let corpus = tmp.path().join("c.jsonl");
+    write_jsonl(&corpus, &gen_docs(150, 12));
+
+    // Static: prepared with MosaicBERT's rate and per-token draws; the 10-prediction cap of
+    // the fixed rule does not apply.
+    let mut cfg = common::config(tmp.path(), vec![corpus.display().to_string()]);
+    cfg.masked_lm_prob = 0.3;
+    cfg.mask_count = MaskCount::Bernoulli;
+    cfg.dupe_factor = 2;
+    prepare(&cfg).unwrap();
+    let set = ShardSet::open(&cfg.out.join("train"), None).unwrap();
+    assert_eq!(set.header().masking_params.count, MaskCount::Bernoulli);
+    let instances: Vec<_> = (0..set.len()).map(|i| set.instance(i)).collect();
+    let (share, most, n) = masked_share(&instances);
+    let tol = 5.0 * (0.3 * 0.7 / n as f64).sqrt();
+    assert!((share - 0.3).abs() < tol, "static share {share} ± {tol}");
+    assert!(most > 10, "largest count {most}: no cap");
+    // Static masks cannot be redrawn by the loader.
+    let err = ShardSet::open(&cfg.out.join("train"), None)
+        .unwrap()
+        .with_masking(MaskingParams::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("static shards") && err.contains("bert prepare"),
+        "{err}"
+    );
+
+    // Dynamic: prepared with Google's rule, redrawn by the loader with Bernoulli at 0.3.
+    let mut cfg = common::config(tmp.path(), vec![corpus.display().to_string()]);
+    cfg.out = tmp.path().join("dynamic");
+    cfg.masking = MaskingMode::Dynamic;
+    prepare(&cfg).unwrap();
+    let params = MaskingParams {
+        masked_lm_prob: 0.3,
+        count: MaskCount::Bernoulli,
+        ..MaskingParams::default()
+    };
+    let set = ShardSet::open(&cfg.out.join("train"), None)
+        .unwrap()
+        .with_masking(params)
+        .unwrap();
+    assert_eq!(*set.masking(), params);
+    let instances: Vec<_> = (0..set.len())
+        .map(|i| set.masked_instance(i, 5, 0))
+        .collect();
+    let (share, most, n) = masked_share(&instances);
+    let tol = 5.0 * (0.3 * 0.7 / n as f64).sqrt();
+    assert!((share - 0.3).abs() < tol, "dynamic share {share} ± {tol}");
+    // Batches are as wide as their largest count, rounded up to a multiple of 8, and carry
+    // every prediction.
+    for chunk in instances.chunks(16) {
+        let batch = set.make_batch(chunk, false);
+        let largest = chunk
+            .iter()
+            .map(|i| i.masked_positions.len())
+            .max()
+            .unwrap();
+        assert_eq!(batch.max_predictions, largest.max(1).next_multiple_of(8));
+        let weights: f32 = batch.masked_weights.iter().sum();
+        let count: usize = chunk.iter().map(|i| i.masked_positions.len()).sum();
+        assert_eq!(weights as usize, count);
+    }
+    assert!(most > 10);
+    // An out-of-range rate is refused.
+    let err = ShardSet::open(&cfg.out.join("train"), None)
+        .unwrap()
+        .with_masking(MaskingParams {
+            masked_lm_prob: 0.0,
+            ..params
+        })
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("masked_lm_prob"), "{err}");
+}

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TrainError};
 use crate::optim::OptimizerConfig;
+use bert_data::MaskingParams;
 
 /// A whole run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -164,10 +165,48 @@ pub struct DataSection {
     /// Batches prepared ahead on background threads.
     #[serde(default = "default_prefetch")]
     pub prefetch: usize,
+    /// Masks the loader draws for dynamic shards, replacing the prepared settings key by key
+    /// (another rate or rule without preparing again). Refused for static shards.
+    #[serde(default)]
+    pub masking: MaskingOverride,
 }
 
 fn default_prefetch() -> usize {
     4
+}
+
+/// `[data.masking]`: dynamic-masking settings that replace the ones the shards were prepared
+/// with; a key left out keeps the prepared value.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaskingOverride {
+    /// Fraction of tokens to predict (MosaicBERT: 0.3).
+    pub masked_lm_prob: Option<f64>,
+    /// Cap on predictions per sequence (`fixed` only).
+    pub max_predictions_per_seq: Option<usize>,
+    /// Mask all pieces of a word together.
+    pub whole_word_masking: Option<bool>,
+    /// `fixed` (Google's count) or `bernoulli` (each token with probability masked_lm_prob).
+    pub mask_count: Option<bert_data::masking::MaskCount>,
+}
+
+impl MaskingOverride {
+    /// True when no key is set (the prepared masking applies).
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// `prepared` with the keys given here replaced.
+    pub fn apply(&self, prepared: MaskingParams) -> MaskingParams {
+        MaskingParams {
+            masked_lm_prob: self.masked_lm_prob.unwrap_or(prepared.masked_lm_prob),
+            max_predictions_per_seq: self
+                .max_predictions_per_seq
+                .unwrap_or(prepared.max_predictions_per_seq),
+            whole_word: self.whole_word_masking.unwrap_or(prepared.whole_word),
+            count: self.mask_count.unwrap_or(prepared.count),
+        }
+    }
 }
 
 /// Learning-rate schedule.
@@ -416,6 +455,16 @@ impl RunConfig {
         if self.train.accumulation == 0 {
             return Err("`train.accumulation` must be at least 1".into());
         }
+        if let Some(p) = self.data.masking.masked_lm_prob {
+            if !(p > 0.0 && p <= 1.0) {
+                return Err(format!(
+                    "`data.masking.masked_lm_prob` {p} must be in (0, 1]"
+                ));
+            }
+        }
+        if self.data.masking.max_predictions_per_seq == Some(0) {
+            return Err("`data.masking.max_predictions_per_seq` must be at least 1".into());
+        }
         if self.data.prefetch == 0 {
             return Err("`data.prefetch` must be at least 1".into());
         }
@@ -603,6 +652,42 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("nodes"), "{err}");
+    }
+
+    #[test]
+    fn data_masking_table_replaces_prepared_keys_and_is_checked() {
+        use bert_data::masking::MaskCount;
+        let c = parse(MINIMAL, &[]).unwrap();
+        assert!(c.data.masking.is_empty());
+        let c = parse(
+            MINIMAL,
+            &[
+                "data.masking.masked_lm_prob=0.3",
+                "data.masking.mask_count=\"bernoulli\"",
+            ],
+        )
+        .unwrap();
+        let prepared = MaskingParams::default();
+        assert_eq!(
+            c.data.masking.apply(prepared),
+            MaskingParams {
+                masked_lm_prob: 0.3,
+                count: MaskCount::Bernoulli,
+                ..prepared
+            }
+        );
+        for (bad, key) in [
+            ("data.masking.masked_lm_prob=1.5", "masked_lm_prob"),
+            (
+                "data.masking.max_predictions_per_seq=0",
+                "max_predictions_per_seq",
+            ),
+            ("data.masking.mask_count=\"poisson\"", "poisson"),
+            ("data.masking.rate=0.3", "rate"),
+        ] {
+            let err = parse(MINIMAL, &[bad]).unwrap_err().to_string();
+            assert!(err.contains(key), "{bad}: {err}");
+        }
     }
 
     #[test]

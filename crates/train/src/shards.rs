@@ -35,12 +35,21 @@ fn tokenizer_dir(split: &Path) -> Option<PathBuf> {
 impl ShardData {
     /// Opens `data.train` and `data.validation` of a run config.
     pub fn open(config: &RunConfig) -> Result<Self> {
-        let train = Arc::new(ShardSet::open(&config.data.train, None).map_err(data_err)?);
+        let masking = |set: ShardSet| -> Result<ShardSet> {
+            if config.data.masking.is_empty() {
+                return Ok(set);
+            }
+            let params = config.data.masking.apply(*set.masking());
+            set.with_masking(params).map_err(data_err)
+        };
+        let train = Arc::new(masking(
+            ShardSet::open(&config.data.train, None).map_err(data_err)?,
+        )?);
         let header = train.header().clone();
         let validation = match &config.data.validation {
-            Some(dir) => Some(Arc::new(
+            Some(dir) => Some(Arc::new(masking(
                 ShardSet::open(dir, Some(&header.vocab_hash)).map_err(data_err)?,
-            )),
+            )?)),
             None => None,
         };
         let loader = LoaderConfig {
