@@ -475,22 +475,46 @@ pub struct EvalLoader {
     set: Arc<ShardSet>,
     config: LoaderConfig,
     next_batch: usize,
+    /// The instances evaluated, in set order, when only a sample is.
+    sample: Option<Vec<u32>>,
 }
 
+/// Key word of the evaluation sample's random stream.
+const KEY_EVAL_SAMPLE: u64 = 0x4556_414c_5341_4d50;
+
 impl EvalLoader {
-    /// Starts a pass.
+    /// Starts a pass over the whole set.
     pub fn new(set: Arc<ShardSet>, config: LoaderConfig) -> Result<Self> {
         config.validate()?;
         Ok(Self {
             next_batch: config.rank,
             set,
             config,
+            sample: None,
         })
+    }
+
+    /// Starts a pass over a sample of `instances` instances drawn uniformly from the whole set
+    /// (the whole set when it holds no more). The sample comes from `eval_seed` alone, so
+    /// every evaluation, every rank and every run over the same set sees the same instances;
+    /// they are visited in set order.
+    pub fn sampled(set: Arc<ShardSet>, config: LoaderConfig, instances: usize) -> Result<Self> {
+        let mut pass = Self::new(set, config)?;
+        let n = pass.set.len();
+        if instances < n {
+            pass.sample = Some(sample_indices(n, instances, pass.config.eval_seed));
+        }
+        Ok(pass)
+    }
+
+    /// Instances in the pass (all ranks together).
+    fn instances(&self) -> usize {
+        self.sample.as_ref().map_or(self.set.len(), Vec::len)
     }
 
     /// Batches this rank will yield in a full pass.
     pub fn num_batches(&self) -> usize {
-        let total = self.set.len().div_ceil(self.config.batch_size);
+        let total = self.instances().div_ceil(self.config.batch_size);
         total
             .saturating_sub(self.config.rank)
             .div_ceil(self.config.world_size)
@@ -500,14 +524,15 @@ impl EvalLoader {
 impl Iterator for EvalLoader {
     type Item = HostBatch;
     fn next(&mut self) -> Option<HostBatch> {
-        let n = self.set.len();
+        let n = self.instances();
         let start = self.next_batch * self.config.batch_size;
         if start >= n {
             return None;
         }
         let end = (start + self.config.batch_size).min(n);
         let instances: Vec<Instance> = (start..end)
-            .map(|i| {
+            .map(|k| {
+                let i = self.sample.as_ref().map_or(k, |s| s[k] as usize);
                 self.set
                     .masked_instance(i, self.config.eval_seed, EVAL_EPOCH)
             })
@@ -518,4 +543,20 @@ impl Iterator for EvalLoader {
                 .make_batch(&instances, self.config.pad_to_max_seq_length),
         )
     }
+}
+
+/// `k` distinct indices below `n`, uniformly drawn (Floyd's algorithm: k draws, memory for k
+/// only, whatever n), sorted.
+fn sample_indices(n: usize, k: usize, seed: u64) -> Vec<u32> {
+    let mut rng = Rng::keyed(&[seed, KEY_EVAL_SAMPLE, n as u64]);
+    let mut chosen = std::collections::HashSet::with_capacity(k);
+    for j in (n - k)..n {
+        let t = rng.below(j as u64 + 1) as usize;
+        if !chosen.insert(t) {
+            chosen.insert(j);
+        }
+    }
+    let mut out: Vec<u32> = chosen.into_iter().map(|i| i as u32).collect();
+    out.sort_unstable();
+    out
 }

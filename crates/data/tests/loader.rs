@@ -264,3 +264,82 @@ fn loader_refuses_bad_configs() {
         .to_string();
     assert!(err.contains("past the"), "{err}");
 }
+
+#[test]
+fn a_limited_evaluation_is_a_fixed_sample_of_the_whole_set() {
+    let tmp = tempfile::tempdir().unwrap();
+    let set = dynamic_set(tmp.path());
+    let n = set.len();
+    assert!(n > 400, "{n} instances");
+    let cfg = LoaderConfig {
+        batch_size: 10,
+        ..LoaderConfig::default()
+    };
+    // The instance index of every row, found by its unmasked ids.
+    let by_ids: std::collections::HashMap<Vec<i64>, usize> = (0..n)
+        .map(|i| {
+            let ids = set
+                .instance(i)
+                .input_ids
+                .iter()
+                .map(|&t| t as i64)
+                .collect();
+            (ids, i)
+        })
+        .collect();
+    let indices = |batches: &[HostBatch]| -> Vec<usize> {
+        batches.iter().flat_map(rows).map(|r| by_ids[&r]).collect()
+    };
+    let take = 10;
+    let sample: Vec<HostBatch> = EvalLoader::sampled(set.clone(), cfg.clone(), take * 10)
+        .unwrap()
+        .collect();
+    assert_eq!(sample.len(), take);
+    let picked = indices(&sample);
+    assert_eq!(picked.len(), take * 10);
+    assert!(
+        picked.windows(2).all(|w| w[0] < w[1]),
+        "distinct, in set order"
+    );
+    // Drawn from the whole set, not its first batches: every tenth of the set is visited
+    // (a uniform sample of 100 misses a given tenth with probability 0.9^100 ≈ 3e-5).
+    for tenth in 0..10 {
+        let (lo, hi) = (tenth * n / 10, (tenth + 1) * n / 10);
+        assert!(
+            picked.iter().any(|&i| (lo..hi).contains(&i)),
+            "no instance in {lo}..{hi}: {picked:?}"
+        );
+    }
+    // The same sample and masks at every evaluation; another eval seed draws another.
+    let again: Vec<HostBatch> = EvalLoader::sampled(set.clone(), cfg.clone(), take * 10)
+        .unwrap()
+        .collect();
+    assert_eq!(sample, again);
+    let other = LoaderConfig {
+        eval_seed: 99,
+        ..cfg.clone()
+    };
+    let other: Vec<HostBatch> = EvalLoader::sampled(set.clone(), other, take * 10)
+        .unwrap()
+        .collect();
+    assert_ne!(indices(&other), picked);
+    // Two ranks split the sample's batches between them.
+    let mut split = Vec::new();
+    for rank in 0..2 {
+        let rank_cfg = LoaderConfig {
+            rank,
+            world_size: 2,
+            ..cfg.clone()
+        };
+        let pass = EvalLoader::sampled(set.clone(), rank_cfg, take * 10).unwrap();
+        assert_eq!(pass.num_batches(), take / 2);
+        split.extend(indices(&pass.collect::<Vec<_>>()));
+    }
+    split.sort_unstable();
+    assert_eq!(split, picked);
+    // A sample as large as the set is the set.
+    let all: Vec<HostBatch> = EvalLoader::sampled(set.clone(), cfg.clone(), n + 5)
+        .unwrap()
+        .collect();
+    assert_eq!(indices(&all), (0..n).collect::<Vec<_>>());
+}

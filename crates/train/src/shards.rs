@@ -141,7 +141,13 @@ impl DataProvider for ShardData {
         // pass, those are the ones below the limit.
         let (rank, world) = (config.rank, config.world_size);
         let mine = max_batches.map_or(usize::MAX, |m| m.saturating_sub(rank).div_ceil(world));
-        let pass = EvalLoader::new(set.clone(), config).map_err(data_err)?;
+        // A fixed sample from the whole validation set rather than its first batches: the
+        // first batches are the first documents, each repeated dupe_factor times.
+        let pass = match max_batches {
+            Some(m) => EvalLoader::sampled(set.clone(), config, m.saturating_mul(batch_size)),
+            None => EvalLoader::new(set.clone(), config),
+        }
+        .map_err(data_err)?;
         Ok(Some(pass.take(mine).collect()))
     }
 }
