@@ -95,3 +95,72 @@ fn vocab_txt_and_tokenizer_json_agree_with_known_ids() {
     }
     assert!(pieces > 0, "the sample exercises ## continuations");
 }
+
+/// `crates/data/tests/fixtures/bert_tokenizer_sample.json`, from
+/// `scripts/make_tokenizer_fixture.py` (Python `BertTokenizer`).
+#[derive(serde::Deserialize)]
+struct PythonFixture {
+    texts: Vec<String>,
+    vocabularies: Vec<PythonIds>,
+}
+
+#[derive(serde::Deserialize)]
+struct PythonIds {
+    /// A file next to the fixture, or `shared:` + a path under `../shared`.
+    vocab: String,
+    lowercase: bool,
+    ids: Vec<Vec<u32>>,
+}
+
+#[test]
+fn ids_match_python_bert_tokenizer_on_the_bundled_sample() {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let text = std::fs::read_to_string(fixtures.join("bert_tokenizer_sample.json")).unwrap();
+    let fixture: PythonFixture = serde_json::from_str(&text).unwrap();
+    assert!(fixture.texts.len() > 200, "{} texts", fixture.texts.len());
+    let mut checked = 0;
+    for expected in &fixture.vocabularies {
+        let vocab = match expected.vocab.strip_prefix("shared:") {
+            None => fixtures.join(&expected.vocab),
+            Some(rel) => match common::shared_dir() {
+                Some(shared) if shared.join(rel).is_file() => shared.join(rel),
+                _ => {
+                    eprintln!("note: {rel} not in ../shared; skipping its parity check");
+                    continue;
+                }
+            },
+        };
+        let tok = WordPieceTokenizer::from_vocab_txt(
+            &vocab,
+            VocabTxtOptions {
+                lowercase: expected.lowercase,
+                strip_accents: None,
+            },
+        )
+        .unwrap();
+        let special = tok.vocab().special();
+        let structural = [special.pad, special.cls, special.sep, special.mask];
+        let mut unk = 0;
+        for (text, want) in fixture.texts.iter().zip(&expected.ids) {
+            let what = format!(
+                "{} (lowercase {}): {text:?}",
+                expected.vocab, expected.lowercase
+            );
+            assert_eq!(&tok.encode_raw(text).unwrap(), want, "{what}");
+            // What prepare stores: the same, less structural tokens written in the text.
+            let kept: Vec<u32> = want
+                .iter()
+                .copied()
+                .filter(|id| !structural.contains(id))
+                .collect();
+            assert_eq!(tok.encode(text).unwrap(), kept, "{what}");
+            unk += want.iter().filter(|&&id| id == special.unk).count();
+        }
+        assert!(unk > 0, "the edge cases exercise [UNK]");
+        checked += 1;
+    }
+    assert!(
+        checked >= 2,
+        "the sample vocabulary is checked uncased and cased"
+    );
+}
