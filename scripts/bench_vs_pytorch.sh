@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Training throughput of `bert bench` against PyTorch + transformers on the same machine, same
-# shapes (seq 128, batch 32, fp32, AdamW, dropout 0.1), run alternately (the two interleave
-# round by round, so background noise hits both), and the ratio of the medians.
+# shapes (seq 128, batch 32, fp32, AdamW, dropout 0.1), run alternately (the three interleave
+# round by round, so background noise hits all), and the ratios of the medians against two
+# PyTorch peers:
+#   - "full": `BertForPreTraining` as transformers runs it, the MLM decoder over all positions;
+#   - "masked": the same work as ours, the MLM head on the gathered masked positions only (as
+#     NVIDIA's BERT does): the peer to beat.
 #
 #   scripts/bench_vs_pytorch.sh                 # tiny mini small, 3 rounds, 10 steps each
 #   PRESETS="mini" ROUNDS=5 STEPS=20 scripts/bench_vs_pytorch.sh
@@ -28,6 +32,8 @@ for preset in $PRESETS; do
     for round in $(seq "$ROUNDS"); do
         "$VENV/bin/python" scripts/bench_pytorch.py --preset "$preset" --steps "$STEPS" --threads "$THREADS" \
             | sed "s/^{/{\"round\": $round, /" >> "$out"
+        "$VENV/bin/python" scripts/bench_pytorch.py --preset "$preset" --steps "$STEPS" --threads "$THREADS" \
+            --masked-only | sed "s/^{/{\"round\": $round, /" >> "$out"
         "$BERT" bench --preset "$preset" --steps "$STEPS" --json --log warn \
             | sed "s/^{/{\"impl\": \"burn\", \"preset\": \"$preset\", \"round\": $round, /" >> "$out"
     done
@@ -35,14 +41,17 @@ done
 python3 - "$out" <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-print(f"{'preset':8} {'pytorch seq/s':>14} {'burn seq/s':>11} {'ratio':>6} {'pytorch MiB':>12} {'burn MiB':>9}")
+print(f"{'preset':8} {'burn seq/s':>11} {'pt full':>8} {'ratio':>6} {'pt masked':>10} {'ratio':>6}"
+      f" {'burn MiB':>9} {'pt full MiB':>12} {'pt masked MiB':>14}")
 for preset in dict.fromkeys(r["preset"] for r in rows):
-    pt = [r for r in rows if r["preset"] == preset and r["impl"] == "pytorch"]
-    bu = [r for r in rows if r["preset"] == preset and r["impl"] == "burn"]
-    p = statistics.median(r["seq_per_s"] for r in pt)
-    b = statistics.median(r["seq_per_s"] for r in bu)
-    pm = max(r["peak_rss_mib"] for r in pt)
-    bm = max(r["peak_rss_mib"] for r in bu)
-    print(f"{preset:8} {p:14.2f} {b:11.2f} {b / p:6.2f} {pm:12.0f} {bm:9.0f}")
+    def pick(impl, masked=None):
+        return [r for r in rows if r["preset"] == preset and r["impl"] == impl
+                and (masked is None or r.get("masked_only") == masked)]
+    full, masked, burn = pick("pytorch", False), pick("pytorch", True), pick("burn")
+    med = lambda rs: statistics.median(r["seq_per_s"] for r in rs)
+    mem = lambda rs: max(r["peak_rss_mib"] for r in rs)
+    b, f, m = med(burn), med(full), med(masked)
+    print(f"{preset:8} {b:11.2f} {f:8.2f} {b / f:6.2f} {m:10.2f} {b / m:6.2f}"
+          f" {mem(burn):9.0f} {mem(full):12.0f} {mem(masked):14.0f}")
 PY
 rm -f "$out"
