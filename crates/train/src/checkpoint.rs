@@ -7,14 +7,22 @@
 //! - `trainer_state.json`: step, counters, data cursor, optimiser config and step, the resolved
 //!   run config, versions;
 //! - tokenizer files (`vocab.txt`, `tokenizer.json`, …) when the data knows them.
+//!
+//! `trainer_state.json` is written last and records the size and CRC32 of `model.safetensors`
+//! and `optimizer.safetensors` ([`TrainerState::files`]); loading checks them first
+//! ([`verify_files`]), so a damaged weight file is an error naming it, never silently used.
+//! Checkpoints written before checksums existed load with a warning.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
 use std::fs;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use bert_model::fsutil::{sync_dir, write_atomic};
+use bert_model::hf::WEIGHTS_FILE;
 use bert_model::params::ParamMut;
-use bert_model::{save_model_dir, BertConfig, BertForPreTraining};
+use bert_model::{save_model_dir, BertConfig, BertForPreTraining, ParamGroup};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Tensor, TensorData};
 use safetensors::{Dtype, SafeTensors};
@@ -29,6 +37,58 @@ pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
 /// File holding the trainer state.
 pub const STATE_FILE: &str = "trainer_state.json";
 const PREFIX: &str = "step-";
+/// Files whose size and CRC32 every checkpoint records.
+pub const CHECKSUMMED_FILES: [&str; 2] = [WEIGHTS_FILE, OPTIMIZER_FILE];
+/// Key of the optimiser file's metadata listing the parameters saved without moments (they
+/// had no update yet); any other parameter without moments is damage.
+const WITHOUT_MOMENTS_KEY: &str = "without_moments";
+
+/// Size and CRC32 of a file, recorded at save and compared at load.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileDigest {
+    /// Length in bytes.
+    pub bytes: u64,
+    /// CRC32 (IEEE, as zlib and `crc32fast` compute it) as 8 lowercase hex digits.
+    pub crc32: String,
+}
+
+impl FileDigest {
+    /// The digest of `bytes`.
+    pub fn of_bytes(bytes: &[u8]) -> Self {
+        Self {
+            bytes: bytes.len() as u64,
+            crc32: format!("{:08x}", crc32fast::hash(bytes)),
+        }
+    }
+
+    /// The digest of the file at `path`, read in pieces (weight files can be gigabytes).
+    pub fn of_file(path: &Path) -> Result<Self> {
+        let mut file = fs::File::open(path).map_err(TrainError::io("reading", path))?;
+        let mut hasher = crc32fast::Hasher::new();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut bytes = 0u64;
+        loop {
+            let n = match file.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(TrainError::io("reading", path)(e)),
+            };
+            hasher.update(&buf[..n]);
+            bytes += n as u64;
+        }
+        Ok(Self {
+            bytes,
+            crc32: format!("{:08x}", hasher.finalize()),
+        })
+    }
+}
+
+impl fmt::Display for FileDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CRC32 {} ({} bytes)", self.crc32, self.bytes)
+    }
+}
 
 /// Everything besides tensors that a resumed run needs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -65,6 +125,10 @@ pub struct TrainerState {
     /// `data.batch_size × world_size × train.accumulation`).
     #[serde(default = "one_rank")]
     pub world_size: usize,
+    /// Size and CRC32 of the weight files by file name ([`CHECKSUMMED_FILES`]), filled in by
+    /// [`save`]; empty in checkpoints written before checksums were recorded.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub files: BTreeMap<String, FileDigest>,
 }
 
 fn one_rank() -> usize {
@@ -76,8 +140,9 @@ pub fn checkpoint_name(step: u64) -> String {
     format!("{PREFIX}{step:08}")
 }
 
-/// Complete checkpoints in `root`, oldest first. Temporary directories left by a killed run
-/// are not listed (and are removed by [`clean_partial`]).
+/// Complete checkpoints in `root` (those with a trainer state), oldest first. Temporary
+/// directories left by a killed run are not listed (and are removed by [`clean_partial`]).
+/// A listed checkpoint may still be damaged since: [`read_verified_state`] tells.
 pub fn list_checkpoints(root: &Path) -> Vec<(u64, PathBuf)> {
     let Ok(entries) = fs::read_dir(root) else {
         return Vec::new();
@@ -114,7 +179,11 @@ fn moments_to_safetensors<B: AutodiffBackend>(state: &mut TrainState<B>) -> Resu
         .map(|r| r.hf_name)
         .collect();
     let mut buffers: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    let mut without: Vec<&str> = Vec::new();
     for (name, m) in names.iter().zip(&state.moments) {
+        if m.is_none() {
+            without.push(name);
+        }
         if let Some(Moments { m, v }) = m {
             for (suffix, t) in [("exp_avg", m), ("exp_avg_sq", v)] {
                 let values = t
@@ -136,7 +205,11 @@ fn moments_to_safetensors<B: AutodiffBackend>(state: &mut TrainState<B>) -> Resu
             (n.clone(), view)
         })
         .collect();
-    safetensors::serialize(views, &None).map_err(|e| TrainError::Checkpoint {
+    let metadata = HashMap::from([(
+        WITHOUT_MOMENTS_KEY.to_string(),
+        serde_json::to_string(&without).expect("a list of names serialises"),
+    )]);
+    safetensors::serialize(views, &Some(metadata)).map_err(|e| TrainError::Checkpoint {
         path: PathBuf::from(OPTIMIZER_FILE),
         message: e.to_string(),
     })
@@ -161,8 +234,20 @@ pub fn save<B: AutodiffBackend>(
     ));
     let _ = fs::remove_dir_all(&tmp);
     save_model_dir(&state.model, config, &tmp, tokenizer_dir)?;
-    write_atomic(&tmp.join(OPTIMIZER_FILE), &moments_to_safetensors(state)?)?;
-    let json = serde_json::to_vec_pretty(trainer).expect("trainer state serialises");
+    let moments = moments_to_safetensors(state)?;
+    write_atomic(&tmp.join(OPTIMIZER_FILE), &moments)?;
+    let mut trainer = trainer.clone();
+    // The weights are digested as they lie on disk (the model crate writes them); the state
+    // that records the digests is written last, so a listed checkpoint always has them.
+    trainer.files = BTreeMap::from([
+        (
+            WEIGHTS_FILE.to_string(),
+            FileDigest::of_file(&tmp.join(WEIGHTS_FILE))?,
+        ),
+        (OPTIMIZER_FILE.to_string(), FileDigest::of_bytes(&moments)),
+    ]);
+    drop(moments);
+    let json = serde_json::to_vec_pretty(&trainer).expect("trainer state serialises");
     write_atomic(&tmp.join(STATE_FILE), &json)?;
     sync_dir(&tmp);
     if final_dir.exists() {
@@ -189,11 +274,82 @@ pub fn read_state(dir: &Path) -> Result<TrainerState> {
     })
 }
 
-/// Loads the optimiser moments of a checkpoint into `moments` (naming-table order of `model`).
+/// Checks the size and CRC32 that `state` records for each weight file of checkpoint `dir`.
+/// A checkpoint written before checksums were recorded passes with a warning (its files are
+/// still parsed and shape-checked when loaded).
+pub fn verify_files(dir: &Path, state: &TrainerState) -> Result<()> {
+    if state.files.is_empty() {
+        tracing::warn!(
+            "checkpoint {} records no checksums (written by an older version): its weight files \
+             are loaded unverified",
+            dir.display()
+        );
+        return Ok(());
+    }
+    for name in CHECKSUMMED_FILES {
+        let expected = state
+            .files
+            .get(name)
+            .ok_or_else(|| TrainError::Checkpoint {
+                path: dir.to_path_buf(),
+                message: format!("{STATE_FILE} records no checksum for `{name}`"),
+            })?;
+        let path = dir.join(name);
+        let actual = FileDigest::of_file(&path)?;
+        if &actual != expected {
+            return Err(TrainError::Checksum {
+                path,
+                expected: expected.clone(),
+                actual,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Reads and checks a checkpoint's state: `trainer_state.json` parses and the weight files
+/// match their checksums. What [`list_checkpoints`] lists may still be damaged; this says.
+pub fn read_verified_state(dir: &Path) -> Result<TrainerState> {
+    let state = read_state(dir)?;
+    verify_files(dir, &state)?;
+    Ok(state)
+}
+
+/// The parameters a checkpoint's optimiser file says it saved without moments (no update had
+/// reached them yet); `None` for files written before the list was recorded.
+fn saved_without_moments(bytes: &[u8], path: &Path) -> Result<Option<BTreeSet<String>>> {
+    let (_, metadata) = SafeTensors::read_metadata(bytes).map_err(|e| TrainError::Checkpoint {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let Some(list) = metadata
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get(WITHOUT_MOMENTS_KEY))
+    else {
+        return Ok(None);
+    };
+    serde_json::from_str(list)
+        .map(Some)
+        .map_err(|e| TrainError::Checkpoint {
+            path: path.to_path_buf(),
+            message: format!("metadata `{WITHOUT_MOMENTS_KEY}`: {e}"),
+        })
+}
+
+/// Loads the optimiser moments of a checkpoint (naming-table order of `model`).
+///
+/// Every parameter must have both moments, except those the file lists as saved without
+/// (no update had reached them) and those of `fresh` groups (freshly initialised by an
+/// `init_from` that lacked them). Anything else missing is [`TrainError::MissingMoments`]:
+/// silently starting it from zero moments would change the run. Files from before the list
+/// was recorded may lack moments only altogether (a checkpoint before the first update).
+/// Checksums are the caller's to check first ([`verify_files`]).
 pub fn load_moments<B: AutodiffBackend>(
     dir: &Path,
     model: &mut BertForPreTraining<B>,
     device: &B::Device,
+    fresh: &[ParamGroup],
 ) -> Result<Vec<Option<Moments<B::InnerBackend>>>> {
     let path = dir.join(OPTIMIZER_FILE);
     let bytes = fs::read(&path).map_err(TrainError::io("reading", &path))?;
@@ -202,6 +358,14 @@ pub fn load_moments<B: AutodiffBackend>(
         message,
     };
     let st = SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
+    let listed = saved_without_moments(&bytes, &path)?;
+    let may_lack = |name: &str, group: ParamGroup| {
+        fresh.contains(&group)
+            || match &listed {
+                Some(list) => list.contains(name),
+                None => st.is_empty(),
+            }
+    };
     let read = |name: &str, len: usize| -> Result<Option<Tensor<B::InnerBackend, 1>>> {
         let Ok(view) = st.tensor(name) else {
             return Ok(None);
@@ -231,15 +395,17 @@ pub fn load_moments<B: AutodiffBackend>(
         };
         let m = read(&format!("{}.exp_avg", row.hf_name), len)?;
         let v = read(&format!("{}.exp_avg_sq", row.hf_name), len)?;
+        let missing = |moment: &'static str| TrainError::MissingMoments {
+            path: path.clone(),
+            parameter: row.hf_name.clone(),
+            moment,
+        };
         out.push(match (m, v) {
             (Some(m), Some(v)) => Some(Moments { m, v }),
-            (None, None) => None,
-            _ => {
-                return Err(bad(format!(
-                    "`{}` has only one of its two moments",
-                    row.hf_name
-                )))
-            }
+            (None, None) if may_lack(&row.hf_name, row.group) => None,
+            (None, None) => return Err(missing("`exp_avg` or `exp_avg_sq`")),
+            (None, Some(_)) => return Err(missing("`exp_avg`")),
+            (Some(_), None) => return Err(missing("`exp_avg_sq`")),
         });
     }
     Ok(out)
@@ -255,4 +421,61 @@ pub fn versions() -> HashMap<String, String> {
         ("burn".to_string(), "0.21.0".to_string()),
     ]
     .into()
+}
+
+/// The vocabulary hash a model folder (an `init_from`) was trained with, and the file it
+/// comes from: the hash a checkpoint of ours records in `trainer_state.json` (`state`), else
+/// that of the folder's `vocab.txt` or `tokenizer.json`. `None` when the folder has neither.
+pub fn model_dir_vocab_hash(
+    dir: &Path,
+    state: Option<&TrainerState>,
+) -> Result<Option<(PathBuf, String)>> {
+    if let Some(state) = state {
+        return Ok(Some((dir.join(STATE_FILE), state.vocab_hash.clone())));
+    }
+    let unreadable = |path: &Path, e: bert_data::DataError| TrainError::Config {
+        path: path.to_path_buf(),
+        message: format!(
+            "`model.init_from`: cannot read its vocabulary to compare with the data's: {e}"
+        ),
+    };
+    let txt = dir.join("vocab.txt");
+    if txt.is_file() {
+        let vocab = bert_data::Vocab::read_vocab_txt(&txt).map_err(|e| unreadable(&txt, e))?;
+        return Ok(Some((txt, vocab.hash().to_string())));
+    }
+    let json = dir.join("tokenizer.json");
+    if json.is_file() {
+        let tokenizer = bert_data::WordPieceTokenizer::from_tokenizer_json(&json)
+            .map_err(|e| unreadable(&json, e))?;
+        return Ok(Some((json, tokenizer.vocab().hash().to_string())));
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_digest_read_in_pieces_equals_the_digest_of_its_bytes() {
+        // Longer than the 1 MiB read buffer, and not a multiple of it.
+        let bytes: Vec<u8> = (0..(3 << 20) + 12345u32)
+            .map(|i| (i * 7 + i / 251) as u8)
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.bin");
+        fs::write(&path, &bytes).unwrap();
+        let digest = FileDigest::of_file(&path).unwrap();
+        assert_eq!(digest, FileDigest::of_bytes(&bytes));
+        assert_eq!(digest.bytes, bytes.len() as u64);
+        // Known value: CRC32 (IEEE) of "123456789" is cbf43926.
+        assert_eq!(FileDigest::of_bytes(b"123456789").crc32, "cbf43926");
+    }
+
+    #[test]
+    fn a_digest_reads_as_checksum_and_size() {
+        let d = FileDigest::of_bytes(b"123456789");
+        assert_eq!(d.to_string(), "CRC32 cbf43926 (9 bytes)");
+    }
 }

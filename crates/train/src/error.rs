@@ -38,6 +38,50 @@ pub enum TrainError {
         /// What is wrong.
         message: String,
     },
+    /// A checkpoint file differs from the size and checksum recorded when it was written.
+    #[error(
+        "checkpoint file `{path}` is damaged: it has {actual}, the checkpoint recorded {expected}"
+    )]
+    Checksum {
+        /// The damaged file.
+        path: PathBuf,
+        /// Size and checksum recorded at save.
+        expected: crate::checkpoint::FileDigest,
+        /// Size and checksum found now.
+        actual: crate::checkpoint::FileDigest,
+    },
+    /// The optimiser file lacks moments of a parameter that had them when it was saved.
+    #[error("checkpoint `{path}`: parameter `{parameter}` has no optimiser moment {moment}, so the file is damaged or was edited; it is not replaced by zero moments (`model.init_optimizer = \"fresh\"` starts new moments on purpose)")]
+    MissingMoments {
+        /// The optimiser file.
+        path: PathBuf,
+        /// The parameter (HuggingFace name).
+        parameter: String,
+        /// Which is missing: `` `exp_avg` ``, `` `exp_avg_sq` `` or both (`` `exp_avg` or `exp_avg_sq` ``).
+        moment: &'static str,
+    },
+    /// `--resume` found checkpoints, but every one of them is damaged.
+    #[error("no usable checkpoint in `{root}` to resume from; tried, newest first: {}", tried.join("; "))]
+    NoUsableCheckpoint {
+        /// The checkpoints folder.
+        root: PathBuf,
+        /// Each checkpoint tried and why it was skipped.
+        tried: Vec<String>,
+    },
+    /// `model.init_from` holds weights trained on another vocabulary than the run's data.
+    #[error("`model.init_from` `{init_from}` was trained with vocabulary {init_hash} (recorded in `{init_file}`), but the data `{data}` uses vocabulary {data_hash}: token ids would mean other words. Prepare the data with the same vocabulary, or start without `init_from`")]
+    VocabMismatch {
+        /// The `init_from` folder.
+        init_from: PathBuf,
+        /// The file the folder's hash comes from (`trainer_state.json`, `vocab.txt`, …).
+        init_file: PathBuf,
+        /// The folder's vocabulary hash.
+        init_hash: String,
+        /// The run's training data.
+        data: PathBuf,
+        /// The data's vocabulary hash.
+        data_hash: String,
+    },
     /// `--resume` with a config that changes what the run is.
     #[error("cannot resume from `{path}`: {message}")]
     ResumeMismatch {
@@ -84,6 +128,22 @@ impl TrainError {
             path,
             source,
         }
+    }
+}
+
+impl TrainError {
+    /// Whether this error means a checkpoint's own files are unusable (unreadable, truncated,
+    /// failing their checksum), as opposed to a checkpoint that is fine but belongs to another
+    /// run. `--resume` skips the former to an older checkpoint and stops on the latter.
+    pub fn is_damaged_checkpoint(&self) -> bool {
+        matches!(
+            self,
+            TrainError::Checkpoint { .. }
+                | TrainError::Checksum { .. }
+                | TrainError::MissingMoments { .. }
+                | TrainError::Io { .. }
+                | TrainError::Model(_)
+        )
     }
 }
 

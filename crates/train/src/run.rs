@@ -113,6 +113,153 @@ fn check_resume(
     Ok(())
 }
 
+/// What a checkpoint restores.
+struct Restored<B: AutodiffBackend> {
+    dir: PathBuf,
+    trainer: TrainerState,
+    state: TrainState<B>,
+}
+
+/// Restores the newest intact checkpoint of `found` (oldest first), skipping damaged newer
+/// ones with a warning that names them. A checkpoint of another run (`check_resume`) stops at
+/// once: older ones of the same directory would not match either, and going back silently
+/// would hide the changed config. `run` is the world size and the data's vocabulary hash.
+fn restore_newest_good<B: AutodiffBackend>(
+    found: &[(u64, PathBuf)],
+    root: &Path,
+    config: &RunConfig,
+    model_config: &BertConfig,
+    run: (usize, &str),
+    device: &B::Device,
+) -> Result<Restored<B>> {
+    let mut tried = Vec::new();
+    for (_, dir) in found.iter().rev() {
+        match restore::<B>(dir, config, model_config, run, device) {
+            Ok(restored) => return Ok(restored),
+            Err(e) if e.is_damaged_checkpoint() => {
+                tracing::warn!(
+                    "skipping damaged checkpoint {}, trying an older one: {e}",
+                    dir.display()
+                );
+                tried.push(format!("`{}`: {e}", dir.display()));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(TrainError::NoUsableCheckpoint {
+        root: root.to_path_buf(),
+        tried,
+    })
+}
+
+/// Reads checkpoint `dir` whole: state, identity check, checksums, weights and moments.
+fn restore<B: AutodiffBackend>(
+    dir: &Path,
+    config: &RunConfig,
+    model_config: &BertConfig,
+    (world_size, vocab_hash): (usize, &str),
+    device: &B::Device,
+) -> Result<Restored<B>> {
+    let trainer = checkpoint::read_state(dir)?;
+    check_resume(dir, &trainer, config, world_size, vocab_hash)?;
+    checkpoint::verify_files(dir, &trainer)?;
+    let (loaded_config, mut model, _) = load_model_dir::<B>(dir, config.seed, device)?;
+    if loaded_config != *model_config {
+        return Err(TrainError::ResumeMismatch {
+            path: dir.to_path_buf(),
+            message: "the model config differs from the checkpoint's".into(),
+        });
+    }
+    let moments = checkpoint::load_moments::<B>(dir, &mut model, device, &[])?;
+    let state = TrainState {
+        model,
+        optimizer: trainer.optimizer.clone(),
+        moments,
+        loss_scaler: None,
+    };
+    Ok(Restored {
+        dir: dir.to_path_buf(),
+        trainer,
+        state,
+    })
+}
+
+/// Refuses `model.init_from` weights trained on another vocabulary than the data's: the same
+/// size with other tokens would train without any error, on ids that mean other words.
+fn check_init_vocab(
+    dir: &Path,
+    ours: Option<&TrainerState>,
+    data: &Path,
+    data_hash: &str,
+) -> Result<()> {
+    match checkpoint::model_dir_vocab_hash(dir, ours)? {
+        Some((file, hash)) if hash != data_hash => Err(TrainError::VocabMismatch {
+            init_from: dir.to_path_buf(),
+            init_file: file,
+            init_hash: hash,
+            data: data.to_path_buf(),
+            data_hash: data_hash.to_string(),
+        }),
+        Some(_) => Ok(()),
+        None => {
+            tracing::warn!(
+                "`model.init_from` {} has no trainer_state.json, vocab.txt or tokenizer.json: \
+                 its vocabulary cannot be compared with the data's, only its size",
+                dir.display()
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Starts from the weights of `model.init_from` (and with `init_optimizer = "carry"` its
+/// moments). A checkpoint of ours must pass its checksums: it was named, so a damaged one is
+/// an error, never replaced by another.
+fn init_from_dir<B: AutodiffBackend>(
+    dir: &Path,
+    config: &RunConfig,
+    data_hash: &str,
+    model_config: &BertConfig,
+    optimizer: Optimizer,
+    device: &B::Device,
+) -> Result<TrainState<B>> {
+    let ours = if dir.join(checkpoint::STATE_FILE).is_file() {
+        Some(checkpoint::read_verified_state(dir)?)
+    } else {
+        None
+    };
+    check_init_vocab(dir, ours.as_ref(), &config.data.train, data_hash)?;
+    let (loaded, model, report) = load_model_dir::<B>(dir, config.seed, device)?;
+    if loaded.vocab_size != model_config.vocab_size
+        || loaded.hidden_size != model_config.hidden_size
+    {
+        return Err(TrainError::Config {
+            path: dir.to_path_buf(),
+            message: format!(
+                "`model.init_from` has vocab {} / hidden {}, the run needs vocab {} / hidden {}",
+                loaded.vocab_size,
+                loaded.hidden_size,
+                model_config.vocab_size,
+                model_config.hidden_size
+            ),
+        });
+    }
+    for g in &report.initialized {
+        tracing::warn!(
+            "{} not in `{}`: freshly initialised",
+            g.describe(),
+            dir.display()
+        );
+    }
+    let mut s = TrainState::new(model, optimizer);
+    if config.model.init_optimizer == InitOptimizer::Carry {
+        // Freshly initialised parts have no moments to carry; they start new ones.
+        s.moments = checkpoint::load_moments::<B>(dir, &mut s.model, device, &report.initialized)?;
+    }
+    tracing::info!("initialised from {}", dir.display());
+    Ok(s)
+}
+
 /// Evaluates `model` (without autodiff, so without dropout) on `batches`.
 pub fn evaluate<B: AutodiffBackend>(
     model: &BertForPreTraining<B>,
@@ -264,11 +411,20 @@ pub fn train_rank<B: AutodiffBackend>(
     // Set up: resume, init_from, or fresh.
     let mut trainer_state;
     let mut state: TrainState<B>;
-    let newest = checkpoint::list_checkpoints(&ckpt_root).pop();
-    if let (true, Some((_, dir))) = (options.resume, newest.as_ref()) {
-        let dir = dir.clone();
-        trainer_state = checkpoint::read_state(&dir)?;
-        check_resume(&dir, &trainer_state, config, world_size, &facts.vocab_hash)?;
+    let found = checkpoint::list_checkpoints(&ckpt_root);
+    let mut resumed_from = None;
+    if options.resume && !found.is_empty() {
+        let restored = restore_newest_good::<B>(
+            &found,
+            &ckpt_root,
+            config,
+            &model_config,
+            (world_size, &facts.vocab_hash),
+            device,
+        )?;
+        trainer_state = restored.trainer;
+        state = restored.state;
+        let dir = restored.dir;
         if trainer_state.world_size != world_size {
             tracing::info!(
                 "the checkpoint was written by {} rank(s), the run continues on {world_size} \
@@ -276,21 +432,6 @@ pub fn train_rank<B: AutodiffBackend>(
                 trainer_state.world_size
             );
         }
-        let (loaded_config, model, _) = load_model_dir::<B>(&dir, config.seed, device)?;
-        if loaded_config != model_config {
-            return Err(TrainError::ResumeMismatch {
-                path: dir,
-                message: "the model config differs from the checkpoint's".into(),
-            });
-        }
-        let mut model = model;
-        let moments = checkpoint::load_moments::<B>(&dir, &mut model, device)?;
-        state = TrainState {
-            model,
-            optimizer: trainer_state.optimizer.clone(),
-            moments,
-            loss_scaler: None,
-        };
         if let Ok(old) = serde_json::from_value::<RunConfig>(trainer_state.run_config.clone()) {
             if old.train.precision != config.train.precision {
                 tracing::warn!(
@@ -308,8 +449,9 @@ pub fn train_rank<B: AutodiffBackend>(
             dir.display(),
             trainer_state.step
         );
+        resumed_from = Some(dir);
     } else {
-        if newest.is_some() {
+        if !found.is_empty() {
             return Err(TrainError::Config {
                 path: config.out_dir.clone(),
                 message: "the run directory already has checkpoints: pass `--resume` to continue it, or choose another `out_dir`".into(),
@@ -317,33 +459,14 @@ pub fn train_rank<B: AutodiffBackend>(
         }
         let optimizer = Optimizer::new(config.optimizer.clone());
         state = match &config.model.init_from {
-            Some(dir) => {
-                let (loaded, model, report) = load_model_dir::<B>(dir, config.seed, device)?;
-                if loaded.vocab_size != model_config.vocab_size
-                    || loaded.hidden_size != model_config.hidden_size
-                {
-                    return Err(TrainError::Config {
-                        path: dir.clone(),
-                        message: format!(
-                            "`model.init_from` has vocab {} / hidden {}, the run needs vocab {} / hidden {}",
-                            loaded.vocab_size, loaded.hidden_size, model_config.vocab_size, model_config.hidden_size
-                        ),
-                    });
-                }
-                for g in report.initialized {
-                    tracing::warn!(
-                        "{} not in `{}`: freshly initialised",
-                        g.describe(),
-                        dir.display()
-                    );
-                }
-                let mut s = TrainState::new(model, optimizer);
-                if config.model.init_optimizer == InitOptimizer::Carry {
-                    s.moments = checkpoint::load_moments::<B>(dir, &mut s.model, device)?;
-                }
-                tracing::info!("initialised from {}", dir.display());
-                s
-            }
+            Some(dir) => init_from_dir::<B>(
+                dir,
+                config,
+                &facts.vocab_hash,
+                &model_config,
+                optimizer,
+                device,
+            )?,
             None => TrainState::new(
                 BertForPreTraining::new(&model_config, config.seed, device),
                 optimizer,
@@ -364,6 +487,7 @@ pub fn train_rank<B: AutodiffBackend>(
             versions: checkpoint::versions(),
             loss_scaler: None,
             world_size,
+            files: Default::default(),
         };
     }
     trainer_state.world_size = world_size;
@@ -400,7 +524,9 @@ pub fn train_rank<B: AutodiffBackend>(
     let elapsed_before = trainer_state.elapsed_s;
     let bar = progress_bar(options.progress, start_step, config.train.steps);
     let mut final_eval = None;
-    let mut newest_ckpt = checkpoint::list_checkpoints(&ckpt_root).pop().map(|c| c.1);
+    // After a resume the newest good checkpoint is the one resumed from (newer ones may be
+    // damaged); a fresh run has none yet.
+    let mut newest_ckpt = resumed_from;
     let mut micro = Vec::with_capacity(config.train.accumulation);
 
     while trainer_state.step < config.train.steps {
