@@ -42,7 +42,7 @@ impl BackendTask for &ForwardArgs {
                 self.inputs.display()
             )
         })?;
-        let (config, model, _) = load_model_dir::<B>(&self.model, 0, &device)?;
+        let (config, model, _) = load_checked::<B>(&self.model, 0, &device)?;
         let outputs = inputs
             .run(&model, &config, &device)
             .with_context(|| format!("in `{}`", self.inputs.display()))?;
@@ -90,9 +90,27 @@ pub struct ImportArgs {
     pub seed: u64,
 }
 
+/// Loads a model folder; one of this project's checkpoints has its recorded checksums checked
+/// first, so a damaged file is reported as such rather than loaded (a HuggingFace folder
+/// records none).
+pub fn load_checked<B: Backend>(
+    dir: &Path,
+    seed: u64,
+    device: &B::Device,
+) -> Result<(
+    bert_model::BertConfig,
+    bert_model::BertForPreTraining<B>,
+    bert_model::hf::LoadReport,
+)> {
+    if dir.join(bert_train::checkpoint::STATE_FILE).is_file() {
+        bert_train::checkpoint::read_verified_state(dir)?;
+    }
+    Ok(load_model_dir::<B>(dir, seed, device)?)
+}
+
 fn convert(from: &Path, to: &Path, seed: u64) -> Result<()> {
     let device = Default::default();
-    let (config, model, report) = load_model_dir::<burn::backend::Flex>(from, seed, &device)?;
+    let (config, model, report) = load_checked::<burn::backend::Flex>(from, seed, &device)?;
     for group in &report.initialized {
         tracing::warn!(
             "{} not in `{}`: freshly initialised (seed {seed})",
@@ -188,7 +206,7 @@ pub fn predict_masks(
     }
     ids.push(i64::from(special.sep));
     let device = Default::default();
-    let (config, model, _) = load_model_dir::<burn::backend::Flex>(model_dir, 0, &device)?;
+    let (config, model, _) = load_checked::<burn::backend::Flex>(model_dir, 0, &device)?;
     let predictions = bert_model::fill_mask(&model, &config, &ids, &positions, top_k, &device)?;
     let vocab = tokenizer.vocab();
     Ok(predictions

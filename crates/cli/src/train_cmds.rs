@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use bert_data::loader::{EvalLoader, LoaderConfig, ShardSet};
-use bert_model::{load_model_dir, BertConfig, Precision};
+use bert_model::{BertConfig, Precision};
 use bert_train::bench::{run_bench, BenchConfig, BenchReport};
 use bert_train::distributed::{train_replicas, ProcessGroup};
 use bert_train::metrics::EvalRecord;
@@ -395,7 +395,7 @@ impl BackendTask for EvalTask<'_> {
     type Output = EvalRecord;
     fn run<B: Backend>(self, device: B::Device) -> Result<EvalRecord> {
         let (_, model, _) =
-            load_model_dir::<burn::backend::Autodiff<B>>(&self.0.checkpoint, 0, &device)?;
+            crate::commands::load_checked::<burn::backend::Autodiff<B>>(&self.0.checkpoint, 0, &device)?;
         Ok(evaluate(&model, &self.1, 0, &device))
     }
 }

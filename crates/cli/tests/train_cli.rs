@@ -263,6 +263,46 @@ fn pipeline_end_to_end_with_resume_export_and_import() {
     ]));
     assert!(out.contains("mlm_accuracy"), "{out}");
     assert_eq!(losses(&run).len(), 12);
+    // A flipped byte in a checkpoint's weights is caught by its checksum in `eval` and
+    // `export` too, not loaded.
+    let damaged = dir.join("damaged");
+    std::fs::create_dir_all(&damaged).unwrap();
+    for e in std::fs::read_dir(&last).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, damaged.join(p.file_name().unwrap())).unwrap();
+    }
+    let weights = damaged.join("model.safetensors");
+    let mut bytes = std::fs::read(&weights).unwrap();
+    let n = bytes.len();
+    bytes[n - 7] ^= 0x10;
+    std::fs::write(&weights, bytes).unwrap();
+    for args in [
+        vec![
+            "eval",
+            "--checkpoint",
+            damaged.to_str().unwrap(),
+            "--data",
+            shards.join("validation").to_str().unwrap(),
+        ],
+        vec![
+            "export",
+            "--checkpoint",
+            damaged.to_str().unwrap(),
+            "--out",
+            dir.join("damaged-export").to_str().unwrap(),
+        ],
+    ] {
+        let out = bert(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success()
+                && err.contains("model.safetensors")
+                && err.to_lowercase().contains("checksum")
+                && !err.contains("panicked"),
+            "{args:?}: {err}"
+        );
+    }
+    assert!(!dir.join("damaged-export").exists());
     // A config that changes the model is refused on resume, naming the key.
     let out = bert(&[
         "train",
