@@ -458,8 +458,8 @@ pub struct ShardWriter {
 
 impl ShardWriter {
     /// Prepares `dir` (created if needed; an old `index.json`, `.verified.json` and old
-    /// `shard-*.safetensors` files are removed first, so a crash never leaves an index over mixed shards).
-    /// `header` gives everything but the counts.
+    /// `shard-*.safetensors` files are removed first, so a crash never leaves an index over
+    /// mixed shards). `header` gives everything but the counts.
     pub fn create(dir: &Path, header: DatasetHeader, shard_size: usize) -> Result<Self> {
         create_dir_all(dir)?;
         // The verified-shards record goes too: it vouches for files about to be replaced.
