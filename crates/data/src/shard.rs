@@ -662,8 +662,11 @@ impl ShardReader {
     }
 
     /// Reads the whole shard: its checksum against its header (catches flipped bytes), the
-    /// offsets, and the range of every value (see [`check_records`](Self::check_records)).
-    /// With `special`, masked positions on special tokens are refused too.
+    /// offsets, and the range of every value: ids and labels below `vocab_size`, token types
+    /// and NSP labels 0 or 1, instances no longer than `max_seq_length`, at most
+    /// `max_predictions_per_seq` predictions at ascending positions inside the instance
+    /// ([`DataError::ShardRecord`] names the instance). With `special`, masked positions on
+    /// `[CLS]`, `[SEP]`, `[PAD]` or `[MASK]` are refused too.
     pub fn verify(&self, header: &DatasetHeader, special: Option<&SpecialIds>) -> Result<()> {
         self.check_checksum()?;
         self.check_offsets()?;

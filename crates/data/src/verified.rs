@@ -101,7 +101,7 @@ fn ctime_and_inode(_meta: &std::fs::Metadata) -> (i128, u64) {
 /// Content of `.verified.json`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct VerifiedRecord {
-    /// [`CHECKS_VERSION`] of the build that wrote it.
+    /// Version of the checks of the build that wrote it (a record of other checks is ignored).
     pub checks: u32,
     /// Stamp of each verified shard, by file name.
     pub shards: BTreeMap<String, FileStamp>,
