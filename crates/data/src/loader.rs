@@ -24,7 +24,7 @@ use crate::instances::Instance;
 use crate::masking::{mask_sequence, MaskTable};
 use crate::shard::{DatasetHeader, DatasetIndex, MaskingMode, ShardEntry, ShardReader, INDEX_FILE};
 use crate::tokenizer::{SpecialIds, Vocab};
-use crate::verified::{FileStamp, VerifiedRecord, Verify, VerifySummary};
+use crate::verified::{now_ns, FileStamp, VerifiedRecord, Verify, VerifySummary};
 
 /// Epoch key used for evaluation masks, so every evaluation sees the same masks.
 pub const EVAL_EPOCH: u64 = u64::MAX;
@@ -95,7 +95,7 @@ fn open_shards(
     };
     // Shards are checked in parallel (reading one overlaps checking another); results are
     // taken in index order, so the error reported is always the first shard's.
-    let opened: Vec<Result<(ShardReader, FileStamp, bool)>> = index
+    let opened: Vec<Result<(ShardReader, FileStamp, i128, bool)>> = index
         .shards
         .par_iter()
         .enumerate()
@@ -103,26 +103,27 @@ fn open_shards(
             let path = dir.join(&entry.file);
             let shard = ShardReader::open_header(&path, header)?;
             check_against_entry(&shard, entry, k)?;
+            let stamped_at = now_ns();
             let stamp = FileStamp::of(&path, shard.checksum())?;
             let trusted = record.trusts(&entry.file, &stamp);
             if !trusted {
                 shard.verify(header, Some(special))?;
             }
-            Ok((shard, stamp, trusted))
+            Ok((shard, stamp, stamped_at, trusted))
         })
         .collect();
     let mut fresh = VerifiedRecord::default();
     let mut summary = VerifySummary::default();
     let mut shards = Vec::with_capacity(index.shards.len());
     for (entry, result) in index.shards.iter().zip(opened) {
-        let (shard, stamp, trusted) = result?;
+        let (shard, stamp, stamped_at, trusted) = result?;
         if trusted {
             summary.trusted += 1;
         } else {
             summary.verified += 1;
             summary.verified_bytes += stamp.size;
         }
-        fresh.insert(&entry.file, stamp);
+        fresh.insert(&entry.file, stamp, stamped_at);
         shards.push(shard);
     }
     if summary.verified > 0 {

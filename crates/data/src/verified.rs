@@ -6,9 +6,11 @@
 //! the recorded ones and its header checksum is the recorded one (which [`ShardSet`] also
 //! compares with `index.json`). Any write through the file system changes the status-change
 //! time (`touch` cannot set it back), and a copied or restored file gets a new inode, so a
-//! replaced, edited or copied shard is read in full again. What this gives up is the check of
-//! bytes that rot on the disk under an unchanged file; delete `.verified.json` (or open with
-//! [`Verify::Always`]) to read everything again.
+//! replaced, edited or copied shard is read in full again. A check made less than two seconds
+//! after the file's last change is not trusted (time stamps are coarse, so a change in the same
+//! tick would keep them): such a shard is read again at the next open. What this gives up is the
+//! check of bytes that rot on the disk under an unchanged file; delete `.verified.json` (or open
+//! with [`Verify::Always`]) to read everything again.
 //!
 //! [`ShardSet`]: crate::loader::ShardSet
 
@@ -98,13 +100,43 @@ fn ctime_and_inode(_meta: &std::fs::Metadata) -> (i128, u64) {
     (0, 0)
 }
 
+/// A file changed less than this before its stamp was taken may change again within the same
+/// timestamp tick without its stamp changing (time stamps are coarse: a few milliseconds, one
+/// or two seconds on some file systems), so it is not trusted yet: it is read in full again at
+/// the next open (the "racily clean" rule of git's index).
+const RACY_WINDOW_NS: i128 = 2_000_000_000;
+
+/// One verified shard: its stamp, and when the stamp was taken.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checked {
+    /// The file's identity when it passed every check.
+    pub stamp: FileStamp,
+    /// When that identity was read, nanoseconds since the epoch.
+    pub stamped_at_ns: i128,
+}
+
+impl Checked {
+    /// True when the file changed so shortly before its stamp was taken that a later change
+    /// could have kept the same time stamps.
+    fn racy(&self) -> bool {
+        self.stamped_at_ns - self.stamp.mtime_ns.max(self.stamp.ctime_ns) < RACY_WINDOW_NS
+    }
+}
+
+/// Now, in nanoseconds since the epoch (0 if the clock is before it).
+pub fn now_ns() -> i128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128)
+}
+
 /// Content of `.verified.json`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct VerifiedRecord {
     /// Version of the checks of the build that wrote it (a record of other checks is ignored).
     pub checks: u32,
-    /// Stamp of each verified shard, by file name.
-    pub shards: BTreeMap<String, FileStamp>,
+    /// Each verified shard, by file name.
+    pub shards: BTreeMap<String, Checked>,
 }
 
 impl VerifiedRecord {
@@ -118,15 +150,24 @@ impl VerifiedRecord {
             .unwrap_or_default()
     }
 
-    /// True when shard `file` passed every check with exactly this stamp.
+    /// True when shard `file` passed every check with exactly this stamp, taken long enough
+    /// after the file's last change.
     pub fn trusts(&self, file: &str, stamp: &FileStamp) -> bool {
-        self.shards.get(file) == Some(stamp)
+        self.shards
+            .get(file)
+            .is_some_and(|c| c.stamp == *stamp && !c.racy())
     }
 
-    /// Records that `file` passed every check with `stamp`.
-    pub fn insert(&mut self, file: &str, stamp: FileStamp) {
+    /// Records that `file` passed every check with `stamp`, read at `stamped_at_ns`.
+    pub fn insert(&mut self, file: &str, stamp: FileStamp, stamped_at_ns: i128) {
         self.checks = CHECKS_VERSION;
-        self.shards.insert(file.to_string(), stamp);
+        self.shards.insert(
+            file.to_string(),
+            Checked {
+                stamp,
+                stamped_at_ns,
+            },
+        );
     }
 
     /// Writes the record into `dir` (atomically; concurrent writers each write a whole,
