@@ -394,8 +394,11 @@ struct EvalTask<'a>(&'a EvalArgs, Vec<bert_data::HostBatch>);
 impl BackendTask for EvalTask<'_> {
     type Output = EvalRecord;
     fn run<B: Backend>(self, device: B::Device) -> Result<EvalRecord> {
-        let (_, model, _) =
-            crate::commands::load_checked::<burn::backend::Autodiff<B>>(&self.0.checkpoint, 0, &device)?;
+        let (_, model, _) = crate::commands::load_checked::<burn::backend::Autodiff<B>>(
+            &self.0.checkpoint,
+            0,
+            &device,
+        )?;
         Ok(evaluate(&model, &self.1, 0, &device))
     }
 }

@@ -53,6 +53,49 @@ pub enum DataError {
         /// What was wrong.
         message: String,
     },
+    /// A shard's content does not match the checksum in its own header: the file is corrupt.
+    #[error(
+        "shard {}: checksum mismatch: header says {recorded}, content gives {actual}; the file \
+         is corrupt (copy it again or re-run `bert prepare`)",
+        path.display()
+    )]
+    ShardChecksum {
+        /// The shard file.
+        path: PathBuf,
+        /// The checksum its header records.
+        recorded: String,
+        /// The checksum of its content.
+        actual: String,
+    },
+    /// A shard's header disagrees with what `index.json` (or the run config) says about it:
+    /// a replaced or swapped file, or shards of different prepare runs mixed.
+    #[error(
+        "shard {}: {field} is {found} there but {expected} in {expected_from}: the data was \
+         replaced or comes from another prepare run (re-run `bert prepare`)",
+        path.display()
+    )]
+    ShardMismatch {
+        /// The shard file (or the split's `index.json`).
+        path: PathBuf,
+        /// The header key that differs, e.g. `checksum` or `masked_lm_prob`.
+        field: String,
+        /// The value the shard records.
+        found: String,
+        /// The value expected.
+        expected: String,
+        /// Where the expected value comes from, e.g. `index.json`.
+        expected_from: String,
+    },
+    /// One instance (record) of a shard holds an impossible value.
+    #[error("shard {}: instance {record}: {message}", path.display())]
+    ShardRecord {
+        /// The shard file.
+        path: PathBuf,
+        /// 0-based instance index inside the shard.
+        record: usize,
+        /// What was wrong and what was expected.
+        message: String,
+    },
     /// A shard set was made with another vocabulary than the caller expects.
     #[error(
         "{}: made with vocabulary {found}, but vocabulary {expected} was expected \

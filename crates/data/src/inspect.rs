@@ -71,7 +71,8 @@ pub fn inspect(dir: &Path, show: usize, seed: u64) -> Result<InspectReport> {
 
 /// Inspects one split folder.
 pub fn inspect_split(dir: &Path, show: usize, seed: u64) -> Result<SplitReport> {
-    let set = Arc::new(ShardSet::open(dir, None)?);
+    // Inspecting is checking: read every shard in full, whatever was verified before.
+    let set = Arc::new(ShardSet::open_with(dir, None, crate::Verify::Always)?);
     let h = set.header().clone();
     let mask_id = set.vocab().special().mask;
     let (mut tokens, mut masked, mut as_mask, mut as_same) = (0u64, 0u64, 0u64, 0u64);

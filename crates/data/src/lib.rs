@@ -26,8 +26,10 @@ mod parquet_input;
 pub mod prepare;
 pub mod segment;
 pub mod shard;
+mod staging;
 pub mod tokenizer;
 pub mod train_vocab;
+pub mod verified;
 pub mod wordpiece_learn;
 
 pub use batch::HostBatch;
@@ -41,3 +43,4 @@ pub use masking::MaskingParams;
 pub use prepare::{prepare, PrepareConfig, PrepareReport};
 pub use shard::{DatasetHeader, MaskingMode};
 pub use tokenizer::{Vocab, WordPieceTokenizer};
+pub use verified::{Verify, VerifySummary};

@@ -12,16 +12,19 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use bert_rng::Rng;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::batch::HostBatch;
 use crate::error::{DataError, Result};
 use crate::instances::Instance;
 use crate::masking::{mask_sequence, MaskTable, MaskingParams};
-use crate::shard::{DatasetHeader, DatasetIndex, MaskingMode, ShardReader, INDEX_FILE};
-use crate::tokenizer::Vocab;
+use crate::shard::{DatasetHeader, DatasetIndex, MaskingMode, ShardEntry, ShardReader, INDEX_FILE};
+use crate::tokenizer::{SpecialIds, Vocab};
+use crate::verified::{now_ns, FileStamp, VerifiedRecord, Verify, VerifySummary};
 
 /// Epoch key used for evaluation masks, so every evaluation sees the same masks.
 pub const EVAL_EPOCH: u64 = u64::MAX;
@@ -38,25 +41,181 @@ pub struct ShardSet {
     table: MaskTable,
     /// The masking the loader applies: the header's, or a dynamic set's override.
     masking: MaskingParams,
+    summary: VerifySummary,
+}
+
+/// Refuses the top folder of a prepare output, naming the split folders to open instead.
+fn refuse_prepare_output(dir: &Path) -> Result<()> {
+    let top = dir.join("train").join(INDEX_FILE);
+    if top.is_file() && !dir.join("shard-00000.safetensors").exists() {
+        if let Ok(v) = std::fs::read(dir.join(INDEX_FILE)) {
+            if String::from_utf8_lossy(&v).contains("\"splits\"") {
+                return Err(DataError::Shard {
+                    path: dir.to_path_buf(),
+                    message: "this is a prepare output folder: open its train/ or \
+                              validation/ subfolder"
+                        .into(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The split's vocabulary (in the folder or its parent), checked against the index.
+fn read_vocab(dir: &Path, header: &DatasetHeader) -> Result<Vocab> {
+    let vocab_path = [dir.join("vocab.txt"), dir.join("..").join("vocab.txt")]
+        .into_iter()
+        .find(|p| p.is_file())
+        .ok_or_else(|| DataError::Shard {
+            path: dir.join("vocab.txt"),
+            message: "missing: the shard folder must carry its vocabulary".into(),
+        })?;
+    let vocab = Vocab::read_vocab_txt(&vocab_path)?;
+    if vocab.hash() != header.vocab_hash {
+        return Err(DataError::VocabMismatch {
+            path: vocab_path,
+            expected: header.vocab_hash.clone(),
+            found: vocab.hash().to_string(),
+        });
+    }
+    Ok(vocab)
+}
+
+/// Opens every shard of the index: header checks always, the full read unless the
+/// verified-shards record vouches for the unchanged file. Records what it verified.
+fn open_shards(
+    dir: &Path,
+    index: &DatasetIndex,
+    special: &SpecialIds,
+    verify: Verify,
+) -> Result<(Vec<ShardReader>, VerifySummary)> {
+    let header = &index.header;
+    let record = match verify {
+        Verify::Once => VerifiedRecord::load(dir),
+        Verify::Always => VerifiedRecord::default(),
+    };
+    // Shards are checked in parallel (reading one overlaps checking another); results are
+    // taken in index order, so the error reported is always the first shard's.
+    let opened: Vec<Result<(ShardReader, FileStamp, i128, bool)>> = index
+        .shards
+        .par_iter()
+        .enumerate()
+        .map(|(k, entry)| {
+            let path = dir.join(&entry.file);
+            let shard = ShardReader::open_header(&path, header)?;
+            check_against_entry(&shard, entry, k)?;
+            let stamped_at = now_ns();
+            let stamp = FileStamp::of(&path, shard.checksum())?;
+            let trusted = record.trusts(&entry.file, &stamp);
+            if !trusted {
+                shard.verify(header, Some(special))?;
+            }
+            Ok((shard, stamp, stamped_at, trusted))
+        })
+        .collect();
+    let mut fresh = VerifiedRecord::default();
+    let mut summary = VerifySummary::default();
+    let mut shards = Vec::with_capacity(index.shards.len());
+    for (entry, result) in index.shards.iter().zip(opened) {
+        let (shard, stamp, stamped_at, trusted) = result?;
+        if trusted {
+            summary.trusted += 1;
+        } else {
+            summary.verified += 1;
+            summary.verified_bytes += stamp.size;
+        }
+        fresh.insert(&entry.file, stamp, stamped_at);
+        shards.push(shard);
+    }
+    if summary.verified > 0 {
+        // A read-only data folder only costs the full read at the next start, so warn.
+        if let Err(e) = fresh.save(dir) {
+            tracing::warn!(
+                "cannot record the verified shards ({e}); the next start reads them all again"
+            );
+        }
+    }
+    Ok((shards, summary))
+}
+
+/// A shard's header against its `index.json` entry: position, checksum (a replaced or swapped
+/// file, even a valid one, is caught here without reading it) and counts.
+fn check_against_entry(shard: &ShardReader, entry: &ShardEntry, k: usize) -> Result<()> {
+    let path = shard.path();
+    let recorded = shard
+        .metadata()
+        .get("shard_index")
+        .map_or("<missing>", String::as_str);
+    let checks = [
+        ("shard_index", recorded.to_string(), k.to_string()),
+        (
+            "checksum",
+            shard.checksum().to_string(),
+            entry.checksum.clone(),
+        ),
+        (
+            "instances",
+            shard.len().to_string(),
+            entry.instances.to_string(),
+        ),
+        (
+            "tokens",
+            shard.tokens().to_string(),
+            entry.tokens.to_string(),
+        ),
+    ];
+    for (field, found, expected) in checks {
+        if found != expected {
+            return Err(DataError::ShardMismatch {
+                path: path.to_path_buf(),
+                field: field.into(),
+                found,
+                expected,
+                expected_from: INDEX_FILE.into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn log_verification(dir: &Path, s: &VerifySummary, seconds: f64) {
+    if s.verified > 0 {
+        tracing::info!(
+            "{}: read and checked {} shards ({:.1} MB) in {seconds:.1}s; {} unchanged since an \
+             earlier check",
+            dir.display(),
+            s.verified,
+            s.verified_bytes as f64 / 1e6,
+            s.trusted
+        );
+    } else {
+        tracing::info!(
+            "{}: {} shards unchanged since their full check (delete {} to read them again); \
+             headers checked in {seconds:.2}s",
+            dir.display(),
+            s.trusted,
+            crate::verified::VERIFIED_FILE
+        );
+    }
 }
 
 impl ShardSet {
-    /// Opens `dir` and validates every shard (format version, checksum, vocabulary hash,
-    /// structure). With `expected_vocab_hash`, a set made with another vocabulary is refused.
+    /// Opens `dir` with [`Verify::Once`]: every start checks the index, the vocabulary and
+    /// every shard's header against the index; a shard is read in full (checksum, offsets,
+    /// range of every value) the first time and again whenever its file changes. With
+    /// `expected_vocab_hash`, a set made with another vocabulary is refused.
     pub fn open(dir: &Path, expected_vocab_hash: Option<&str>) -> Result<Self> {
-        let top = dir.join("train").join(INDEX_FILE);
-        if top.is_file() && !dir.join("shard-00000.safetensors").exists() {
-            if let Ok(v) = std::fs::read(dir.join(INDEX_FILE)) {
-                if String::from_utf8_lossy(&v).contains("\"splits\"") {
-                    return Err(DataError::Shard {
-                        path: dir.to_path_buf(),
-                        message: "this is a prepare output folder: open its train/ or \
-                                  validation/ subfolder"
-                            .into(),
-                    });
-                }
-            }
-        }
+        Self::open_with(dir, expected_vocab_hash, Verify::Once)
+    }
+
+    /// Like [`open`](Self::open), choosing how much of each shard is read.
+    pub fn open_with(
+        dir: &Path,
+        expected_vocab_hash: Option<&str>,
+        verify: Verify,
+    ) -> Result<Self> {
+        refuse_prepare_output(dir)?;
         let index = DatasetIndex::read(dir)?;
         let header = &index.header;
         if let Some(expected) = expected_vocab_hash {
@@ -68,42 +227,15 @@ impl ShardSet {
                 });
             }
         }
-        let vocab_path = [dir.join("vocab.txt"), dir.join("..").join("vocab.txt")]
-            .into_iter()
-            .find(|p| p.is_file())
-            .ok_or_else(|| DataError::Shard {
-                path: dir.join("vocab.txt"),
-                message: "missing: the shard folder must carry its vocabulary".into(),
-            })?;
-        let vocab = Vocab::read_vocab_txt(&vocab_path)?;
-        if vocab.hash() != header.vocab_hash {
-            return Err(DataError::VocabMismatch {
-                path: vocab_path,
-                expected: header.vocab_hash.clone(),
-                found: vocab.hash().to_string(),
-            });
-        }
-        let mut shards = Vec::with_capacity(index.shards.len());
+        let vocab = read_vocab(dir, header)?;
+        let started = Instant::now();
+        let (shards, summary) = open_shards(dir, &index, &vocab.special(), verify)?;
+        log_verification(dir, &summary, started.elapsed().as_secs_f64());
         let mut starts = vec![0usize];
         let mut total = 0usize;
-        for entry in &index.shards {
-            let path = dir.join(&entry.file);
-            let shard = ShardReader::open(&path, header)?;
-            if shard.len() as u64 != entry.instances || shard.tokens() as u64 != entry.tokens {
-                return Err(DataError::Shard {
-                    path,
-                    message: format!(
-                        "holds {} instances / {} tokens but index.json lists {} / {}",
-                        shard.len(),
-                        shard.tokens(),
-                        entry.instances,
-                        entry.tokens
-                    ),
-                });
-            }
+        for shard in &shards {
             total += shard.len();
             starts.push(total);
-            shards.push(shard);
         }
         if total as u64 != header.instances {
             return Err(DataError::Shard {
@@ -130,6 +262,7 @@ impl ShardSet {
             vocab,
             table,
             masking,
+            summary,
         })
     }
 
@@ -159,6 +292,11 @@ impl ShardSet {
         }
         self.masking = params;
         Ok(self)
+    }
+
+    /// How much this open read: shards verified in full, shards trusted as unchanged.
+    pub fn verification(&self) -> VerifySummary {
+        self.summary
     }
 
     /// What the set is (vocabulary hash and size, sequence length, masking, counts).

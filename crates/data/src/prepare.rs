@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::corpus::{CorpusOptions, CorpusReader, CorpusStats, InputFormat, RawDocument};
 use crate::error::{DataError, Result};
-use crate::fsutil::{create_dir_all, write_atomic};
+use crate::fsutil::write_atomic;
 use crate::grouping::{Grouping, InputSpec};
 use crate::instances::{
     create_instances_from_document, DocInstances, DocPool, InstanceParams, TokenizedDoc,
@@ -30,6 +30,7 @@ use crate::instances::{
 use crate::masking::{mask_sequence, MaskCount, MaskTable, MaskingParams};
 use crate::segment::split_sentences;
 use crate::shard::{DatasetHeader, MaskingMode, ShardWriter, FORMAT_NAME, FORMAT_VERSION};
+use crate::staging::{check_output, Staging};
 use crate::tokenizer::{TokenizerSource, VocabTxtOptions, WordPieceTokenizer};
 
 /// Key words separating the random streams of different purposes.
@@ -321,6 +322,7 @@ struct SplitState {
 /// Reads, tokenizes, builds and writes; see the module documentation.
 pub fn prepare(config: &PrepareConfig) -> Result<PrepareReport> {
     config.validate()?;
+    check_output(&config.out)?;
     let start = Instant::now();
     // Everything that can be refused is checked before the output folder is touched.
     let tokenizer = config.load_tokenizer()?;
@@ -341,15 +343,14 @@ pub fn prepare(config: &PrepareConfig) -> Result<PrepareReport> {
     let dupe = config.effective_dupe_factor();
     let prepare_json = serde_json::to_value(config).unwrap_or_default();
 
-    create_dir_all(&config.out)?;
-    let top_index = config.out.join(crate::shard::INDEX_FILE);
-    if top_index.exists() {
-        std::fs::remove_file(&top_index).map_err(crate::error::io_err("removing", &top_index))?;
-    }
-    write_tokenizer_files(&config.out, &tokenizer)?;
+    // Everything is built in a staging folder and moved into place at the end: a failed run
+    // leaves nothing under the output name, and a previous output stays whole until then.
+    let staging = Staging::create(&config.out)?;
+    let build = staging.path().to_path_buf();
+    write_tokenizer_files(&build, &tokenizer)?;
     let mut splits = Vec::new();
     for (id, name) in [(0u64, "train"), (1u64, "validation")] {
-        let dir = config.out.join(name);
+        let dir = build.join(name);
         let header = DatasetHeader {
             format: FORMAT_NAME.into(),
             format_version: FORMAT_VERSION,
@@ -363,8 +364,6 @@ pub fn prepare(config: &PrepareConfig) -> Result<PrepareReport> {
             instances: 0,
             tokens: 0,
         };
-        // The writer removes an old index first, so new vocabulary files never sit next to an
-        // index of shards made with the old one.
         let writer = ShardWriter::create(&dir, header, config.shard_size)?;
         write_tokenizer_files(&dir, &tokenizer)?;
         splits.push(SplitState {
@@ -512,11 +511,12 @@ pub fn prepare(config: &PrepareConfig) -> Result<PrepareReport> {
         "report": report,
     });
     write_atomic(
-        &config.out.join(crate::shard::INDEX_FILE),
+        &build.join(crate::shard::INDEX_FILE),
         serde_json::to_string_pretty(&top)
             .unwrap_or_default()
             .as_bytes(),
     )?;
+    staging.commit()?;
     if report.bad_records > 0 {
         tracing::warn!("skipped {} malformed records", report.bad_records);
     }

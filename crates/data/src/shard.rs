@@ -24,6 +24,8 @@ use crate::error::{io_err, DataError, Result};
 use crate::fsutil::{create_dir_all, write_atomic, write_atomic_parts};
 use crate::instances::Instance;
 use crate::masking::MaskingParams;
+use crate::prepare::PrepareConfig;
+use crate::tokenizer::SpecialIds;
 
 /// Format name recorded in every shard and index.
 pub const FORMAT_NAME: &str = "bert-pretraining-shards";
@@ -151,6 +153,27 @@ impl DatasetIndex {
     }
 }
 
+impl DatasetHeader {
+    /// Checks that this set is what `recipe` would make, as far as training sees it: masking
+    /// mode and parameters, sequence length and dupe factor. `path` names the set in the
+    /// error, `expected_from` where the recipe comes from (e.g. a run config's `[prepare]`).
+    pub fn check_recipe(
+        &self,
+        path: &Path,
+        recipe: &PrepareConfig,
+        expected_from: &str,
+    ) -> Result<()> {
+        let expected = DatasetHeader {
+            max_seq_length: recipe.max_seq_length,
+            masking: recipe.masking,
+            masking_params: recipe.masking_params(),
+            dupe_factor: recipe.effective_dupe_factor(),
+            ..self.clone()
+        };
+        check_recorded_facts(path, &base_metadata(self, 0), &expected, expected_from)
+    }
+}
+
 fn check_format(path: &Path, format: Option<&str>, version: Option<&str>) -> Result<()> {
     if format != Some(FORMAT_NAME) {
         return Err(DataError::Shard {
@@ -170,6 +193,57 @@ fn check_format(path: &Path, format: Option<&str>, version: Option<&str>) -> Res
                 version.unwrap_or("<missing>")
             ),
         });
+    }
+    Ok(())
+}
+
+/// The facts a shard header records about its set, each against the index's header: a shard
+/// from another prepare run (other masking, sequence length, split…) is refused by name.
+fn check_recorded_facts(
+    path: &Path,
+    md: &BTreeMap<String, String>,
+    header: &DatasetHeader,
+    expected_from: &str,
+) -> Result<()> {
+    let p = &header.masking_params;
+    let expected = [
+        ("split", header.split.clone()),
+        ("max_seq_length", header.max_seq_length.to_string()),
+        ("vocab_size", header.vocab_size.to_string()),
+        ("masking", header.masking.as_str().to_string()),
+        ("masked_lm_prob", p.masked_lm_prob.to_string()),
+        (
+            "max_predictions_per_seq",
+            p.max_predictions_per_seq.to_string(),
+        ),
+        ("whole_word_masking", p.whole_word.to_string()),
+        ("mask_count", p.count.as_str().to_string()),
+        ("dupe_factor", header.dupe_factor.to_string()),
+    ];
+    for (key, want) in expected {
+        // Shards record `mask_count` only when it is not Google's fixed count.
+        let absent = if key == "mask_count" {
+            "fixed"
+        } else {
+            "<missing>"
+        };
+        let got = md.get(key).map_or(absent, String::as_str);
+        let same = match key {
+            // A float that went through JSON may differ in its last digit; not a mismatch.
+            "masked_lm_prob" => got
+                .parse::<f64>()
+                .is_ok_and(|g| (g - p.masked_lm_prob).abs() <= 1e-12),
+            _ => got == want,
+        };
+        if !same {
+            return Err(DataError::ShardMismatch {
+                path: path.to_path_buf(),
+                field: key.into(),
+                found: got.to_string(),
+                expected: want,
+                expected_from: expected_from.into(),
+            });
+        }
     }
     Ok(())
 }
@@ -395,14 +469,17 @@ pub struct ShardWriter {
 }
 
 impl ShardWriter {
-    /// Prepares `dir` (created if needed; an old `index.json` and old `shard-*.safetensors`
-    /// files are removed first, so a crash never leaves an index over mixed shards).
-    /// `header` gives everything but the counts.
+    /// Prepares `dir` (created if needed; an old `index.json`, `.verified.json` and old
+    /// `shard-*.safetensors` files are removed first, so a crash never leaves an index over
+    /// mixed shards). `header` gives everything but the counts.
     pub fn create(dir: &Path, header: DatasetHeader, shard_size: usize) -> Result<Self> {
         create_dir_all(dir)?;
-        let index = dir.join(INDEX_FILE);
-        if index.exists() {
-            std::fs::remove_file(&index).map_err(io_err("removing", &index))?;
+        // The verified-shards record goes too: it vouches for files about to be replaced.
+        for name in [INDEX_FILE, crate::verified::VERIFIED_FILE] {
+            let path = dir.join(name);
+            if path.exists() {
+                std::fs::remove_file(&path).map_err(io_err("removing", &path))?;
+            }
         }
         for entry in std::fs::read_dir(dir).map_err(io_err("listing", dir))? {
             let p = entry.map_err(io_err("listing", dir))?.path();
@@ -491,13 +568,25 @@ pub struct ShardReader {
     offsets: Span,
     nsp_labels: Span,
     masked: Option<(Span, Span, Span)>,
+    header_len: usize,
+    metadata: BTreeMap<String, String>,
 }
 
 impl ShardReader {
-    /// Maps and validates a shard against the set's header: safetensors structure (catches
-    /// truncation), format name and version, checksum (catches flipped bytes), vocabulary hash,
-    /// and that dtypes, shapes and offsets are consistent.
+    /// Maps a shard and runs every check: [`open_header`](Self::open_header)'s, then
+    /// [`verify`](Self::verify)'s (which reads the whole file).
     pub fn open(path: &Path, header: &DatasetHeader) -> Result<Self> {
+        let reader = Self::open_header(path, header)?;
+        reader.verify(header, None)?;
+        Ok(reader)
+    }
+
+    /// Maps a shard and runs the checks that read only its header: safetensors structure
+    /// (catches truncation), format name and version, vocabulary hash, the recorded facts
+    /// against the set's `header` (split, sequence length, vocabulary size, masking mode and
+    /// parameters, dupe factor), and tensor dtypes and shapes. Reading the payload is left to
+    /// [`verify`](Self::verify), so opening a large set stays cheap.
+    pub fn open_header(path: &Path, header: &DatasetHeader) -> Result<Self> {
         let file = File::open(path).map_err(io_err("opening", path))?;
         // SAFETY: the mapping is read-only and shard files are never modified in place (the
         // writer replaces them by rename), so the mapped bytes cannot change under us.
@@ -522,15 +611,6 @@ impl ShardReader {
             md.get("format").map(String::as_str),
             md.get("format_version").map(String::as_str),
         )?;
-        let data = &map[8 + header_len..];
-        let recorded = md.get("checksum").cloned().unwrap_or_default();
-        let actual = shard_checksum(data, &md);
-        if recorded != actual {
-            return Err(bad(format!(
-                "checksum mismatch: header says {recorded:?}, content gives {actual}; the \
-                 file is corrupt"
-            )));
-        }
         let vocab_hash = md.get("vocab_hash").cloned().unwrap_or_default();
         if vocab_hash != header.vocab_hash {
             return Err(DataError::VocabMismatch {
@@ -539,19 +619,7 @@ impl ShardReader {
                 found: vocab_hash,
             });
         }
-        for (key, want) in [
-            ("max_seq_length", header.max_seq_length.to_string()),
-            ("masking", header.masking.as_str().to_string()),
-            ("vocab_size", header.vocab_size.to_string()),
-        ] {
-            let got = md.get(key).cloned().unwrap_or_default();
-            if got != want {
-                return Err(bad(format!(
-                    "{key} is {got:?} here but {want:?} in index.json: shards from different \
-                     prepare runs are mixed"
-                )));
-            }
-        }
+        check_recorded_facts(path, &md, header, INDEX_FILE)?;
         let tensors = meta.tensors();
         let span = |name: &str, dtypes: &[Dtype]| -> Result<Span> {
             let info = tensors
@@ -564,7 +632,8 @@ impl ShardReader {
                 )));
             }
             Ok(Span {
-                start: info.data_offsets.0,
+                // Absolute file offset: the data follows the 8-byte length and the header.
+                start: 8 + header_len + info.data_offsets.0,
                 len: info.shape[0],
                 width: info.dtype.size(),
             })
@@ -587,71 +656,290 @@ impl ShardReader {
         } else {
             None
         };
-        let instances = nsp_labels.len;
-        let tokens = input_ids.len;
-        let mut reader = Self {
+        let reader = Self {
             path: path.to_path_buf(),
             map,
-            instances,
-            tokens,
+            instances: nsp_labels.len,
+            tokens: input_ids.len,
             input_ids,
             token_type_ids,
             offsets,
             nsp_labels,
             masked,
+            header_len,
+            metadata: md,
         };
-        reader.check_layout(header_len)?;
+        reader.check_lengths()?;
         Ok(reader)
     }
 
-    fn check_layout(&mut self, header_len: usize) -> Result<()> {
-        // Turn tensor-relative starts into absolute file offsets.
-        let base = 8 + header_len;
-        for s in [
-            &mut self.input_ids,
-            &mut self.token_type_ids,
-            &mut self.offsets,
-            &mut self.nsp_labels,
-        ] {
-            s.start += base;
+    /// Reads the whole shard: its checksum against its header (catches flipped bytes), the
+    /// offsets, and the range of every value: ids and labels below `vocab_size`, token types
+    /// and NSP labels 0 or 1, instances no longer than `max_seq_length`, at most
+    /// `max_predictions_per_seq` predictions at ascending positions inside the instance
+    /// ([`DataError::ShardRecord`] names the instance). With `special`, masked positions on
+    /// `[CLS]`, `[SEP]`, `[PAD]` or `[MASK]` are refused too.
+    pub fn verify(&self, header: &DatasetHeader, special: Option<&SpecialIds>) -> Result<()> {
+        self.check_checksum()?;
+        self.check_offsets()?;
+        self.check_records(header, special)
+    }
+
+    /// The checksum recorded in the header (`crc32:xxxxxxxx`).
+    pub fn checksum(&self) -> &str {
+        self.metadata.get("checksum").map_or("", String::as_str)
+    }
+
+    /// The header's `__metadata__` entries.
+    pub fn metadata(&self) -> &BTreeMap<String, String> {
+        &self.metadata
+    }
+
+    fn check_checksum(&self) -> Result<()> {
+        let actual = shard_checksum(&self.map[8 + self.header_len..], &self.metadata);
+        if self.checksum() != actual {
+            return Err(DataError::ShardChecksum {
+                path: self.path.clone(),
+                recorded: self.checksum().to_string(),
+                actual,
+            });
         }
-        if let Some((a, b, c)) = &mut self.masked {
-            a.start += base;
-            b.start += base;
-            c.start += base;
-        }
-        let bad = |message: String| DataError::Shard {
+        Ok(())
+    }
+
+    fn bad(&self, message: String) -> DataError {
+        DataError::Shard {
             path: self.path.clone(),
             message,
-        };
+        }
+    }
+
+    /// Tensor lengths that must agree, from the header alone.
+    fn check_lengths(&self) -> Result<()> {
         if self.offsets.len != self.instances + 1 || self.token_type_ids.len != self.tokens {
-            return Err(bad("tensor lengths disagree with each other".into()));
-        }
-        let mut prev = 0u64;
-        for i in 0..=self.instances {
-            let o = self.u64_at(self.offsets, i);
-            if o < prev || o as usize > self.tokens || (i == 0 && o != 0) {
-                return Err(bad(format!("offsets are not increasing at instance {i}")));
-            }
-            prev = o;
-        }
-        if prev as usize != self.tokens {
-            return Err(bad("offsets do not end at the token count".into()));
+            return Err(self.bad("tensor lengths disagree with each other".into()));
         }
         if let Some((pos, lab, moff)) = self.masked {
             if moff.len != self.instances + 1 || pos.len != lab.len {
-                return Err(bad("masked tensors disagree with each other".into()));
-            }
-            let mut prev = 0u64;
-            for i in 0..=self.instances {
-                let o = self.u64_at(moff, i);
-                if o < prev || o as usize > pos.len {
-                    return Err(bad(format!("mask_offsets not increasing at instance {i}")));
-                }
-                prev = o;
+                return Err(self.bad("masked tensors disagree with each other".into()));
             }
         }
         Ok(())
+    }
+
+    /// Offsets start at 0, never decrease and end at the token (prediction) count: every
+    /// instance's slice lies inside its tensor.
+    fn check_offsets(&self) -> Result<()> {
+        self.check_ascending(self.offsets, self.tokens, "offsets")?;
+        if let Some((pos, _, moff)) = self.masked {
+            self.check_ascending(moff, pos.len, "mask_offsets")?;
+        }
+        Ok(())
+    }
+
+    fn check_ascending(&self, s: Span, end: usize, name: &str) -> Result<()> {
+        let mut prev = 0u64;
+        for (i, o) in self.u64s(s).enumerate() {
+            if o < prev || o as usize > end || (i == 0 && o != 0) {
+                return Err(self.bad(format!("{name} are not increasing at instance {i}")));
+            }
+            prev = o;
+        }
+        if prev as usize != end {
+            return Err(self.bad(format!("{name} do not end at the element count {end}")));
+        }
+        Ok(())
+    }
+
+    /// Every value in range, so that nothing the loader hands to the model can index past an
+    /// embedding table: ids and labels below `vocab_size`, token types and NSP labels 0 or
+    /// 1, instances no longer than `max_seq_length`, at most `max_predictions_per_seq`
+    /// predictions per instance at ascending positions inside the instance, and (with
+    /// `special`) never on `[CLS]`, `[SEP]`, `[PAD]` or `[MASK]`. Call after
+    /// [`check_offsets`](Self::check_offsets).
+    fn check_records(&self, header: &DatasetHeader, special: Option<&SpecialIds>) -> Result<()> {
+        let vocab = header.vocab_size as u64;
+        if let Some(t) = self.first_at_or_above(self.input_ids, vocab) {
+            let (i, p) = self.locate(self.offsets, t);
+            let id = self.uint_at(self.input_ids, t);
+            return Err(self.record(
+                i,
+                format!("token {p} has id {id}, expected below vocab_size {vocab}"),
+            ));
+        }
+        if let Some(t) = self.first_at_or_above(self.token_type_ids, 2) {
+            let (i, p) = self.locate(self.offsets, t);
+            let v = self.uint_at(self.token_type_ids, t);
+            return Err(self.record(i, format!("token {p} has token type {v}, expected 0 or 1")));
+        }
+        if let Some(i) = self.first_at_or_above(self.nsp_labels, 2) {
+            let v = self.uint_at(self.nsp_labels, i);
+            return Err(self.record(i, format!("NSP label {v}, expected 0 or 1")));
+        }
+        let max = header.max_seq_length as u64;
+        if let Some((i, len)) = self
+            .lengths(self.offsets)
+            .enumerate()
+            .find(|&(_, l)| l > max)
+        {
+            return Err(self.record(
+                i,
+                format!("{len} tokens, expected at most max_seq_length {max}"),
+            ));
+        }
+        if let Some((pos, lab, moff)) = self.masked {
+            if let Some(t) = self.first_at_or_above(lab, vocab) {
+                let (i, _) = self.locate(moff, t);
+                let id = self.uint_at(lab, t);
+                return Err(self.record(
+                    i,
+                    format!("masked label {id}, expected below vocab_size {vocab}"),
+                ));
+            }
+            self.check_positions(header, pos, moff)?;
+            if let Some(s) = special {
+                self.check_special_labels(s, pos, lab, moff)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Each instance's predictions: at most `max_predictions_per_seq` (a fixed count only:
+    /// Bernoulli draws have no cap), at ascending positions inside the instance.
+    fn check_positions(&self, header: &DatasetHeader, pos: Span, moff: Span) -> Result<()> {
+        let cap = match header.masking_params.count {
+            crate::masking::MaskCount::Fixed => header.masking_params.max_predictions_per_seq,
+            crate::masking::MaskCount::Bernoulli => usize::MAX,
+        };
+        let positions = &self.map[pos.start..pos.start + pos.len * pos.width];
+        let bounds = self.u64s(moff).zip(self.u64s(moff).skip(1));
+        for (i, ((a, b), len)) in bounds.zip(self.lengths(self.offsets)).enumerate() {
+            let (a, b) = (a as usize, b as usize);
+            if b - a > cap {
+                return Err(self.record(
+                    i,
+                    format!(
+                        "{} predictions, expected at most max_predictions_per_seq {cap}",
+                        b - a
+                    ),
+                ));
+            }
+            let mut prev: Option<u64> = None;
+            for c in positions[a * 2..b * 2].chunks_exact(2) {
+                let p = u64::from(u16::from_le_bytes([c[0], c[1]]));
+                if p >= len {
+                    return Err(self.record(
+                        i,
+                        format!("masked position {p} is outside the instance's {len} tokens"),
+                    ));
+                }
+                if prev.is_some_and(|q| q >= p) {
+                    return Err(
+                        self.record(i, format!("masked positions not ascending at position {p}"))
+                    );
+                }
+                prev = Some(p);
+            }
+        }
+        Ok(())
+    }
+
+    /// No masked label (the original token) is a special token: those are never masked.
+    fn check_special_labels(&self, s: &SpecialIds, pos: Span, lab: Span, moff: Span) -> Result<()> {
+        let specials = [s.cls, s.sep, s.pad, s.mask];
+        let bytes = &self.map[lab.start..lab.start + lab.len * lab.width];
+        let found = match lab.width {
+            2 => bytes
+                .chunks_exact(2)
+                .position(|c| specials.contains(&u32::from(u16::from_le_bytes([c[0], c[1]])))),
+            _ => bytes
+                .chunks_exact(4)
+                .position(|c| specials.contains(&u32::from_le_bytes([c[0], c[1], c[2], c[3]]))),
+        };
+        let Some(t) = found else {
+            return Ok(());
+        };
+        let (i, _) = self.locate(moff, t);
+        let (p, label) = (self.uint_at(pos, t), self.uint_at(lab, t));
+        Err(self.record(
+            i,
+            format!(
+                "masked position {p} holds special token id {label}; special tokens are never \
+                 masked"
+            ),
+        ))
+    }
+
+    /// The little-endian `u64` values of a span.
+    fn u64s(&self, s: Span) -> impl Iterator<Item = u64> + '_ {
+        self.map[s.start..s.start + s.len * 8]
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+    }
+
+    /// Lengths of the slices an offsets tensor delimits (checked ascending).
+    fn lengths(&self, offsets: Span) -> impl Iterator<Item = u64> + '_ {
+        self.u64s(offsets)
+            .zip(self.u64s(offsets).skip(1))
+            .map(|(a, b)| b.saturating_sub(a))
+    }
+
+    fn record(&self, record: usize, message: String) -> DataError {
+        DataError::ShardRecord {
+            path: self.path.clone(),
+            record,
+            message,
+        }
+    }
+
+    /// Index of the first element of `s` that is `>= limit`. Runs over every token of a data
+    /// set, so it takes the maximum of each block (a loop the compiler vectorises) and looks
+    /// for the position only in a block that fails.
+    fn first_at_or_above(&self, s: Span, limit: u64) -> Option<usize> {
+        const BLOCK: usize = 1 << 16;
+        let bytes = &self.map[s.start..s.start + s.len * s.width];
+        let value = |c: &[u8]| -> u64 {
+            match c.len() {
+                1 => u64::from(c[0]),
+                2 => u64::from(u16::from_le_bytes([c[0], c[1]])),
+                _ => u64::from(u32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+            }
+        };
+        for (k, block) in bytes.chunks(BLOCK * s.width).enumerate() {
+            let max = match s.width {
+                1 => u64::from(block.iter().fold(0u8, |m, &v| m.max(v))),
+                2 => u64::from(
+                    block
+                        .chunks_exact(2)
+                        .fold(0u16, |m, c| m.max(u16::from_le_bytes([c[0], c[1]]))),
+                ),
+                _ => u64::from(block.chunks_exact(4).fold(0u32, |m, c| {
+                    m.max(u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                })),
+            };
+            if max >= limit {
+                let at = block
+                    .chunks_exact(s.width)
+                    .position(|c| value(c) >= limit)?;
+                return Some(k * BLOCK + at);
+            }
+        }
+        None
+    }
+
+    /// `(instance, position inside it)` of element `t` of a tensor delimited by `offsets`.
+    fn locate(&self, offsets: Span, t: usize) -> (usize, usize) {
+        // Largest i with offsets[i] <= t (offsets checked ascending).
+        let (mut lo, mut hi) = (0usize, self.instances);
+        while lo < hi {
+            let mid = (lo + hi).div_ceil(2);
+            if self.u64_at(offsets, mid) as usize <= t {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        (lo, t - self.u64_at(offsets, lo) as usize)
     }
 
     fn u64_at(&self, s: Span, i: usize) -> u64 {

@@ -163,3 +163,121 @@ fn missing_inputs_and_bad_vocabularies_fail_before_any_work() {
     assert!(err.contains("missing special token(s) [MASK]"), "{err}");
     assert!(!c.out.exists());
 }
+
+/// `n` good records, then a malformed one, then good ones again.
+fn corpus_failing_at(path: &Path, n: usize) {
+    let mut lines: Vec<String> = (0..n).map(good_line).collect();
+    lines.push("{\"text\": \"W1 w2.".into());
+    lines.extend((0..10).map(good_line));
+    std::fs::write(path, lines.join("\n") + "\n").unwrap();
+}
+
+/// Names in `dir` that a prepare run uses for staging.
+fn staging_left(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp-"))
+        .collect()
+}
+
+#[test]
+fn a_failed_prepare_leaves_nothing_under_the_output_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = tmp.path().join("wiki.jsonl");
+    // Past the first processing chunk (1,024 documents), so shards are being written.
+    corpus_failing_at(&f, 2500);
+    let c = cfg(tmp.path(), &f);
+    expect_bad_record(&c, &f, 2501, "malformed JSON");
+    assert!(!c.out.exists(), "a failed run left {}", c.out.display());
+    assert_eq!(staging_left(tmp.path()), Vec::<String>::new());
+}
+
+#[test]
+fn a_failed_rerun_keeps_the_previous_output() {
+    let tmp = tempfile::tempdir().unwrap();
+    let good = tmp.path().join("good.jsonl");
+    std::fs::write(
+        &good,
+        (0..300).map(|i| good_line(i) + "\n").collect::<String>(),
+    )
+    .unwrap();
+    let c = cfg(tmp.path(), &good);
+    let report = prepare(&c).unwrap();
+    let files = [
+        "index.json",
+        "vocab.txt",
+        "train/index.json",
+        "train/shard-00000.safetensors",
+    ];
+    let before: Vec<Vec<u8>> = files
+        .iter()
+        .map(|f| std::fs::read(c.out.join(f)).unwrap())
+        .collect();
+
+    let bad = tmp.path().join("bad.jsonl");
+    corpus_failing_at(&bad, 2500);
+    let mut rerun = cfg(tmp.path(), &bad);
+    rerun.seed = 7;
+    assert!(prepare(&rerun).is_err());
+    for (f, bytes) in files.iter().zip(&before) {
+        assert_eq!(&std::fs::read(c.out.join(f)).unwrap(), bytes, "{f} changed");
+    }
+    assert_eq!(staging_left(&c.out), Vec::<String>::new());
+    let set = bert_data::ShardSet::open(&c.out.join("train"), None).unwrap();
+    assert_eq!(set.len() as u64, report.train_instances);
+}
+
+#[test]
+fn a_rerun_replaces_the_output_and_keeps_other_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let good = tmp.path().join("good.jsonl");
+    std::fs::write(
+        &good,
+        (0..300).map(|i| good_line(i) + "\n").collect::<String>(),
+    )
+    .unwrap();
+    let c = cfg(tmp.path(), &good);
+    prepare(&c).unwrap();
+    std::fs::write(c.out.join("NOTES.md"), "mine").unwrap();
+    let old_index = std::fs::read(c.out.join("train/index.json")).unwrap();
+    // A staging folder of a killed run (no such process) is cleaned up.
+    std::fs::create_dir(c.out.join(".prepare.tmp-999999999")).unwrap();
+
+    let mut rerun = c.clone();
+    rerun.seed = 99;
+    rerun.shard_size = 100;
+    let report = prepare(&rerun).unwrap();
+    assert_ne!(
+        std::fs::read(c.out.join("train/index.json")).unwrap(),
+        old_index
+    );
+    assert_eq!(
+        std::fs::read_to_string(c.out.join("NOTES.md")).unwrap(),
+        "mine"
+    );
+    assert_eq!(staging_left(&c.out), Vec::<String>::new());
+    let set = bert_data::ShardSet::open(&c.out.join("train"), None).unwrap();
+    assert_eq!(set.len() as u64, report.train_instances);
+    // No shard of the first run is left behind in the split folder.
+    let shards = std::fs::read_dir(c.out.join("train"))
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            name.to_string_lossy().ends_with(".safetensors")
+        })
+        .count();
+    assert_eq!(shards, set.index().shards.len());
+}
+
+#[test]
+fn an_output_path_that_is_a_file_is_refused_before_any_work() {
+    let tmp = tempfile::tempdir().unwrap();
+    let good = tmp.path().join("good.jsonl");
+    std::fs::write(&good, good_line(0) + "\n").unwrap();
+    let mut c = cfg(tmp.path(), &good);
+    c.out = good.clone();
+    let err = prepare(&c).unwrap_err().to_string();
+    assert!(err.contains("exists and is not a folder"), "{err}");
+    assert_eq!(std::fs::read_to_string(&good).unwrap(), good_line(0) + "\n");
+}

@@ -1,5 +1,5 @@
-//! Shard format: exact round trip, and refusal of corrupt, truncated, foreign or unknown-version
-//! shard sets.
+//! Shard format: exact round trip, and refusal of corrupt, truncated, foreign, swapped,
+//! out-of-range or unknown-version shard sets; full reads only for shards not verified before.
 
 mod common;
 
@@ -8,7 +8,7 @@ use std::path::Path;
 use bert_data::instances::Instance;
 use bert_data::masking::MaskingParams;
 use bert_data::shard::{DatasetHeader, ShardWriter, FORMAT_NAME, FORMAT_VERSION};
-use bert_data::{prepare, DataError, MaskingMode, ShardSet, Vocab};
+use bert_data::{prepare, DataError, MaskingMode, ShardSet, Verify, Vocab};
 use bert_rng::Rng;
 
 fn header(vocab: &Vocab, masking: MaskingMode) -> DatasetHeader {
@@ -42,9 +42,10 @@ fn random_instances(n: usize, vocab_size: u32, seed: u64) -> Vec<Instance> {
             rng.shuffle(&mut positions);
             let mut masked_positions = positions[..k].to_vec();
             masked_positions.sort_unstable();
+            // Labels are original tokens: never one of the five special ids (0–4).
             let masked_labels = masked_positions
                 .iter()
-                .map(|_| rng.below(vocab_size as u64) as u32)
+                .map(|_| 5 + rng.below(vocab_size as u64 - 5) as u32)
                 .collect();
             Instance {
                 input_ids,
@@ -58,9 +59,25 @@ fn random_instances(n: usize, vocab_size: u32, seed: u64) -> Vec<Instance> {
 }
 
 fn write_set(dir: &Path, vocab: &Vocab, instances: &[Instance], shard_size: usize) {
+    write_set_with(
+        dir,
+        header(vocab, MaskingMode::Static),
+        vocab,
+        instances,
+        shard_size,
+    );
+}
+
+fn write_set_with(
+    dir: &Path,
+    header: DatasetHeader,
+    vocab: &Vocab,
+    instances: &[Instance],
+    shard_size: usize,
+) {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("vocab.txt"), vocab.to_vocab_txt()).unwrap();
-    let mut w = ShardWriter::create(dir, header(vocab, MaskingMode::Static), shard_size).unwrap();
+    let mut w = ShardWriter::create(dir, header, shard_size).unwrap();
     for inst in instances {
         w.push(inst).unwrap();
     }
@@ -194,4 +211,293 @@ fn an_unknown_format_version_is_refused() {
     // The top-level output folder is not a split.
     let err = open_err(dir.parent().unwrap(), None);
     assert!(err.contains("open its train/ or validation/"), "{err}");
+}
+
+/// A valid static set of 1000 instances in 4 shards of 300 and its vocabulary.
+fn valid_set(tmp: &Path) -> (std::path::PathBuf, Vocab, Vec<Instance>) {
+    let vocab = Vocab::read_vocab_txt(&common::make_vocab(tmp)).unwrap();
+    let instances = random_instances(1000, vocab.len() as u32, 11);
+    let dir = tmp.join("set");
+    write_set(&dir, &vocab, &instances, 300);
+    (dir, vocab, instances)
+}
+
+#[test]
+fn a_replaced_shard_with_a_valid_checksum_is_detected() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, vocab, instances) = valid_set(tmp.path());
+    // Another run's shard: same counts and sizes, other masks, its own valid checksum.
+    let other: Vec<Instance> = instances
+        .iter()
+        .map(|i| Instance {
+            masked_labels: i
+                .masked_labels
+                .iter()
+                .map(|&l| 5 + (l - 5 + 1) % 400)
+                .collect(),
+            ..i.clone()
+        })
+        .collect();
+    let other_dir = tmp.path().join("other");
+    write_set(&other_dir, &vocab, &other, 300);
+    let name = "shard-00001.safetensors";
+    std::fs::copy(other_dir.join(name), dir.join(name)).unwrap();
+    match ShardSet::open(&dir, None) {
+        Err(DataError::ShardMismatch {
+            path,
+            field,
+            expected_from,
+            ..
+        }) => {
+            assert!(path.ends_with(name), "{}", path.display());
+            assert_eq!(field, "checksum");
+            assert_eq!(expected_from, "index.json");
+        }
+        r => panic!("expected a checksum mismatch with index.json, got {r:?}"),
+    }
+    // Two shards of the same set swapped: the position recorded in the header tells.
+    std::fs::copy(dir.join("shard-00000.safetensors"), dir.join(name)).unwrap();
+    let err = open_err(&dir, None);
+    assert!(
+        err.contains("shard_index is 0") && err.contains(name),
+        "{err}"
+    );
+}
+
+#[test]
+fn masking_parameters_must_agree_with_the_index() {
+    for (from, to, field) in [
+        (
+            "\"masked_lm_prob\": 0.15",
+            "\"masked_lm_prob\": 0.2",
+            "masked_lm_prob",
+        ),
+        (
+            "\"max_predictions_per_seq\": 20",
+            "\"max_predictions_per_seq\": 10",
+            "max_predictions_per_seq",
+        ),
+        (
+            "\"whole_word\": false",
+            "\"whole_word\": true",
+            "whole_word_masking",
+        ),
+        ("\"dupe_factor\": 1", "\"dupe_factor\": 5", "dupe_factor"),
+        (
+            "\"masking\": \"static\"",
+            "\"masking\": \"dynamic\"",
+            "masking",
+        ),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let (dir, _, _) = valid_set(tmp.path());
+        let index = dir.join("index.json");
+        let text = std::fs::read_to_string(&index).unwrap();
+        assert!(text.contains(from), "{text}");
+        std::fs::write(&index, text.replace(from, to)).unwrap();
+        match ShardSet::open(&dir, None) {
+            Err(DataError::ShardMismatch {
+                path,
+                field: f,
+                found,
+                expected,
+                ..
+            }) => {
+                assert!(path.ends_with("shard-00000.safetensors"));
+                assert_eq!(f, field);
+                assert!(from.ends_with(&found) || from.ends_with(&format!("\"{found}\"")));
+                assert!(to.ends_with(&expected) || to.ends_with(&format!("\"{expected}\"")));
+            }
+            r => panic!("{field}: expected a mismatch, got {r:?}"),
+        }
+    }
+}
+
+/// A change that makes an instance invalid.
+type Damage = Box<dyn Fn(&mut Instance)>;
+
+/// Writes `instances` with instance 307 (record 7 of shard 1) changed by `damage`, and
+/// returns the error opening the set gives.
+fn open_with_damaged(damage: impl Fn(&mut Instance)) -> DataError {
+    let tmp = tempfile::tempdir().unwrap();
+    let vocab = Vocab::read_vocab_txt(&common::make_vocab(tmp.path())).unwrap();
+    let mut instances = random_instances(1000, vocab.len() as u32, 11);
+    // A long instance with many predictions, so every kind of damage applies.
+    let len = 60;
+    instances[307] = Instance {
+        input_ids: (0..len).map(|j| 10 + j as u32).collect(),
+        token_type_ids: (0..len).map(|j| u8::from(j > 30)).collect(),
+        nsp_label: 0,
+        masked_positions: (1..=20).map(|j| j * 2).collect(),
+        masked_labels: (1..=20).map(|j| 100 + j).collect(),
+    };
+    for inst in &mut instances[307..308] {
+        damage(inst);
+    }
+    let dir = tmp.path().join("set");
+    write_set(&dir, &vocab, &instances, 300);
+    match ShardSet::open(&dir, None) {
+        Ok(_) => panic!("a damaged set opened"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn out_of_range_values_name_the_shard_and_the_record() {
+    let vocab_size = 6 + common::WORDS as u32 + 10;
+    let cases: Vec<(&str, Damage)> = vec![
+        (
+            "token 5 has id 416, expected below vocab_size 416",
+            Box::new(move |i| i.input_ids[5] = vocab_size),
+        ),
+        (
+            "token 3 has token type 2",
+            Box::new(|i| i.token_type_ids[3] = 2),
+        ),
+        ("NSP label 2", Box::new(|i| i.nsp_label = 2)),
+        (
+            "65 tokens, expected at most max_seq_length 64",
+            Box::new(|i| {
+                i.input_ids.extend([7; 5]);
+                i.token_type_ids.extend([1; 5]);
+            }),
+        ),
+        (
+            "masked label 416, expected below vocab_size",
+            Box::new(move |i| i.masked_labels[4] = vocab_size),
+        ),
+        (
+            "21 predictions, expected at most max_predictions_per_seq 20",
+            Box::new(|i| {
+                i.masked_positions.push(41);
+                i.masked_labels.push(9);
+            }),
+        ),
+        (
+            "masked position 60 is outside the instance's 60 tokens",
+            Box::new(|i| {
+                i.masked_positions[19] = 60;
+            }),
+        ),
+        (
+            "masked positions not ascending at position 4",
+            Box::new(|i| {
+                i.masked_positions[2] = 4;
+            }),
+        ),
+        (
+            "masked position 2 holds special token id 2",
+            Box::new(|i| i.masked_labels[0] = 2),
+        ),
+        (
+            "masked position 2 holds special token id 0",
+            Box::new(|i| i.masked_labels[0] = 0),
+        ),
+    ];
+    for (want, damage) in cases {
+        match open_with_damaged(damage) {
+            e @ DataError::ShardRecord { .. } => {
+                let DataError::ShardRecord {
+                    path,
+                    record,
+                    message,
+                } = &e
+                else {
+                    unreachable!()
+                };
+                assert!(
+                    path.ends_with("shard-00001.safetensors"),
+                    "{}",
+                    path.display()
+                );
+                assert_eq!(*record, 7, "{want}");
+                assert!(message.contains(want), "{message} (wanted {want})");
+                let shown = e.to_string();
+                assert!(
+                    shown.contains("shard-00001.safetensors: instance 7: "),
+                    "{shown}"
+                );
+            }
+            e => panic!("{want}: expected a record error, got {e:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_restart_reads_only_the_headers_of_unchanged_shards() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, _, instances) = valid_set(tmp.path());
+    let first = ShardSet::open(&dir, None).unwrap().verification();
+    assert_eq!((first.verified, first.trusted), (4, 0));
+    assert!(dir.join(".verified.json").is_file());
+    // Files checked within two seconds of their last change are not trusted yet: a change in
+    // the same time-stamp tick would not show.
+    let racy = ShardSet::open(&dir, None).unwrap().verification();
+    assert_eq!((racy.verified, racy.trusted), (4, 0));
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let settled = ShardSet::open(&dir, None).unwrap().verification();
+    assert_eq!((settled.verified, settled.trusted), (4, 0));
+    let second = ShardSet::open(&dir, None).unwrap();
+    assert_eq!(
+        (
+            second.verification().verified,
+            second.verification().trusted
+        ),
+        (0, 4)
+    );
+    assert_eq!(second.instance(999), instances[999]);
+    // Asking for it reads everything again.
+    let always = ShardSet::open_with(&dir, None, Verify::Always)
+        .unwrap()
+        .verification();
+    assert_eq!((always.verified, always.trusted), (4, 0));
+
+    // A shard written again (same bytes) is read again; the others are not.
+    let shard = dir.join("shard-00002.safetensors");
+    let clean = std::fs::read(&shard).unwrap();
+    std::fs::write(&shard, &clean).unwrap();
+    let third = ShardSet::open(&dir, None).unwrap().verification();
+    assert_eq!((third.verified, third.trusted), (1, 3));
+
+    // A byte flipped in place right after its check, size and modification time kept: still
+    // caught (the write changed the status-change time, or, within the same tick, the check
+    // was too recent to be trusted).
+    let mtime = std::fs::metadata(&shard).unwrap().modified().unwrap();
+    let mut bytes = clean.clone();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x01;
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&shard)
+            .unwrap();
+        f.seek(SeekFrom::Start(at as u64)).unwrap();
+        f.write_all(&bytes[at..at + 1]).unwrap();
+        f.set_modified(mtime).unwrap();
+    }
+    assert_eq!(
+        std::fs::metadata(&shard).unwrap().modified().unwrap(),
+        mtime
+    );
+    match ShardSet::open(&dir, None) {
+        Err(DataError::ShardChecksum { path, .. }) => assert_eq!(path, shard),
+        r => panic!("expected a checksum error, got {r:?}"),
+    }
+
+    // An unreadable or foreign record costs one full read, never an error.
+    std::fs::write(&shard, &clean).unwrap();
+    std::fs::write(dir.join(".verified.json"), "{not json").unwrap();
+    let fourth = ShardSet::open(&dir, None).unwrap().verification();
+    assert_eq!((fourth.verified, fourth.trusted), (4, 0));
+}
+
+#[test]
+fn a_read_only_data_folder_still_opens() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, _, _) = valid_set(tmp.path());
+    // The record cannot be written where `.verified.json` is a folder: warn, open anyway.
+    std::fs::create_dir(dir.join(".verified.json")).unwrap();
+    let s = ShardSet::open(&dir, None).unwrap().verification();
+    assert_eq!((s.verified, s.trusted), (4, 0));
 }

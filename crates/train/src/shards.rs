@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bert_data::loader::{Cursor, EvalLoader, LoaderConfig, ShardSet, TrainLoader};
-use bert_data::HostBatch;
+use bert_data::shard::INDEX_FILE;
+use bert_data::{DatasetHeader, HostBatch, PrepareConfig};
 
 use crate::config::RunConfig;
 use crate::error::{Result, TrainError};
@@ -32,8 +33,30 @@ fn tokenizer_dir(split: &Path) -> Option<PathBuf> {
         .map(Path::to_path_buf)
 }
 
+/// `bert train` runs the config's `[prepare]` table only when `data.train` does not exist yet,
+/// so a table edited after the shards were made would be ignored without a word: the masking
+/// it states must be the shards' masking.
+fn check_prepare_table(config: &RunConfig, header: &DatasetHeader) -> Result<()> {
+    let Some(table) = &config.prepare else {
+        return Ok(());
+    };
+    let recipe: PrepareConfig = table
+        .clone()
+        .try_into()
+        .map_err(|e| TrainError::Data(format!("invalid [prepare] table: {e}")))?;
+    header
+        .check_recipe(
+            &config.data.train.join(INDEX_FILE),
+            &recipe,
+            "the run config's [prepare] table",
+        )
+        .map_err(data_err)
+}
+
 impl ShardData {
-    /// Opens `data.train` and `data.validation` of a run config.
+    /// Opens `data.train` and `data.validation` of a run config (see
+    /// [`ShardSet::open`] for what is checked, and how much is read), and checks the training
+    /// set against the masking of the config's `[prepare]` table, if it has one.
     pub fn open(config: &RunConfig) -> Result<Self> {
         let masking = |set: ShardSet| -> Result<ShardSet> {
             if config.data.masking.is_empty() {
@@ -46,6 +69,7 @@ impl ShardData {
             ShardSet::open(&config.data.train, None).map_err(data_err)?,
         )?);
         let header = train.header().clone();
+        check_prepare_table(config, &header)?;
         let validation = match &config.data.validation {
             Some(dir) => Some(Arc::new(masking(
                 ShardSet::open(dir, Some(&header.vocab_hash)).map_err(data_err)?,
