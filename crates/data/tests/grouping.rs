@@ -130,6 +130,10 @@ fn sentence_records_grouped_by_book_give_fair_pairs_and_a_book_level_split() {
     prepare(&ungrouped).unwrap();
     let before = survey(&ungrouped.out);
     let share = before.is_next as f64 / before.instances as f64;
+    eprintln!(
+        "ungrouped: IsNext share {share:.4} of {} instances",
+        before.instances
+    );
     assert!(share < 0.3, "ungrouped IsNext share {share}: {before:?}");
     assert!(
         !before.train_books.is_disjoint(&before.validation_books),
@@ -145,6 +149,10 @@ fn sentence_records_grouped_by_book_give_fair_pairs_and_a_book_level_split() {
     assert_eq!(report.documents, BOOKS as u64, "{report:?}");
     let after = survey(&grouped.out);
     let share = after.is_next as f64 / after.instances as f64;
+    eprintln!(
+        "grouped by book_id: IsNext share {share:.4} of {} instances, {} forced",
+        after.instances, report.forced_random_next
+    );
     assert!(
         (0.47..=0.53).contains(&share),
         "grouped IsNext share {share} ({} forced): {after:?}",
@@ -190,6 +198,10 @@ fn sentence_records_without_ids_grouped_by_count_give_fair_pairs() {
     assert_eq!(report.documents, records.div_ceil(150), "{report:?}");
     let books = survey(&cfg.out);
     let share = books.is_next as f64 / books.instances as f64;
+    eprintln!(
+        "grouped by 150 records: IsNext share {share:.4} of {} instances",
+        books.instances
+    );
     assert!((0.47..=0.53).contains(&share), "IsNext share {share}");
 }
 
