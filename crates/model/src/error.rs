@@ -45,6 +45,14 @@ pub enum ModelError {
         /// The parser's message.
         message: String,
     },
+    /// A tensor's values could not be read back from the device.
+    #[error("cannot read {what} back from the device: {message}")]
+    Readback {
+        /// Which tensor.
+        what: String,
+        /// The backend's message.
+        message: String,
+    },
     /// A weight file lacks a tensor the model needs.
     #[error("`{path}` has no tensor `{name}` (nor any accepted alias); is it a BERT checkpoint of this architecture?")]
     MissingTensor {

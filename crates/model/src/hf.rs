@@ -303,12 +303,8 @@ fn model_from_tensors<B: Backend>(
         }
     }
     if let Some(decoder) = tensors.get("cls.predictions.decoder.weight") {
-        let word = model
-            .word_embeddings()
-            .into_data()
-            .convert::<f32>()
-            .to_vec::<f32>()
-            .unwrap_or_default();
+        let word: Vec<f32> =
+            crate::host::host_values(model.word_embeddings(), "the word embeddings")?;
         let max_diff = decoder
             .values
             .iter()
@@ -380,7 +376,7 @@ fn check_shape(path: &Path, name: &str, expected: &[usize], found: &[usize]) -> 
 
 /// Serialises the model's weights (HuggingFace names and layout) to safetensors bytes.
 pub fn weights_to_safetensors<B: Backend>(model: &BertForPreTraining<B>) -> Result<Vec<u8>> {
-    let host = model.to_host_tensors();
+    let host = model.to_host_tensors()?;
     let mut views: BTreeMap<String, (Vec<usize>, Vec<u8>)> = BTreeMap::new();
     for t in host {
         let bytes: Vec<u8> = t.values.iter().flat_map(|v| v.to_le_bytes()).collect();

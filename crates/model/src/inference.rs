@@ -116,19 +116,13 @@ impl ForwardInputs {
             grid(self.token_type_ids.as_ref(), 0),
             grid(self.attention_mask.as_ref(), 1),
         );
-        Ok(ForwardOutputs::from_full(out))
+        ForwardOutputs::from_full(out)
     }
 }
 
-fn host<B: Backend, const D: usize>(t: Tensor<B, D>) -> (Vec<usize>, Vec<f32>) {
+fn host<B: Backend, const D: usize>(t: Tensor<B, D>, what: &str) -> Result<(Vec<usize>, Vec<f32>)> {
     let dims = t.dims().to_vec();
-    (
-        dims,
-        t.into_data()
-            .convert::<f32>()
-            .to_vec::<f32>()
-            .unwrap_or_default(),
-    )
+    Ok((dims, crate::host::host_values(t, what)?))
 }
 
 fn nest2((dims, v): (Vec<usize>, Vec<f32>)) -> Vec<Vec<f32>> {
@@ -144,13 +138,16 @@ fn nest3((dims, v): (Vec<usize>, Vec<f32>)) -> Vec<Vec<Vec<f32>>> {
 
 impl ForwardOutputs {
     /// Reads a [`FullOutput`] back to nested arrays.
-    pub fn from_full<B: Backend>(out: FullOutput<B>) -> Self {
-        Self {
-            prediction_logits: nest3(host(out.prediction_logits)),
-            seq_relationship_logits: nest2(host(out.seq_relationship_logits)),
-            last_hidden_state: nest3(host(out.last_hidden_state)),
-            pooler_output: nest2(host(out.pooler_output)),
-        }
+    pub fn from_full<B: Backend>(out: FullOutput<B>) -> Result<Self> {
+        Ok(Self {
+            prediction_logits: nest3(host(out.prediction_logits, "the prediction logits")?),
+            seq_relationship_logits: nest2(host(
+                out.seq_relationship_logits,
+                "the next-sentence logits",
+            )?),
+            last_hidden_state: nest3(host(out.last_hidden_state, "the last hidden state")?),
+            pooler_output: nest2(host(out.pooler_output, "the pooler output")?),
+        })
     }
 }
 
@@ -203,11 +200,7 @@ pub fn fill_mask<B: Backend>(
     let probs =
         burn::tensor::activation::softmax(model.mlm.forward(gathered, model.word_embeddings()), 1);
     let vocab = probs.dims()[1];
-    let values = probs
-        .into_data()
-        .convert::<f32>()
-        .to_vec::<f32>()
-        .unwrap_or_default();
+    let values: Vec<f32> = crate::host::host_values(probs, "the fill-mask probabilities")?;
     Ok(values
         .chunks(vocab.max(1))
         .map(|row| {

@@ -190,38 +190,37 @@ pub struct HostTensor {
     pub values: Vec<f32>,
 }
 
-fn to_host<B: Backend, const D: usize>(t: Tensor<B, D>) -> (Vec<usize>, Vec<f32>) {
+fn to_host<B: Backend, const D: usize>(
+    t: Tensor<B, D>,
+    name: &str,
+) -> crate::Result<(Vec<usize>, Vec<f32>)> {
     let shape = t.dims().to_vec();
-    let values = t
-        .into_data()
-        .convert::<f32>()
-        .to_vec::<f32>()
-        .unwrap_or_default();
-    (shape, values)
+    Ok((shape, crate::host::host_values(t, name)?))
 }
 
 impl<B: Backend> BertForPreTraining<B> {
     /// All parameters as host tensors in HuggingFace names and layout (linear weights
     /// transposed to `[out, in]`). The model is cloned to walk the table; Burn tensors are
     /// reference-counted, so the clone copies no weights.
-    pub fn to_host_tensors(&self) -> Vec<HostTensor> {
+    pub fn to_host_tensors(&self) -> crate::Result<Vec<HostTensor>> {
         let mut model = self.clone();
         model
             .named_params_mut()
             .into_iter()
             .map(|row| {
+                let name = &row.hf_name;
                 let (shape, values) = match row.param {
-                    ParamMut::D1(p) => to_host(p.val()),
+                    ParamMut::D1(p) => to_host(p.val(), name)?,
                     ParamMut::D2(p) if row.kind == ParamKind::LinearWeight => {
-                        to_host(p.val().transpose())
+                        to_host(p.val().transpose(), name)?
                     }
-                    ParamMut::D2(p) => to_host(p.val()),
+                    ParamMut::D2(p) => to_host(p.val(), name)?,
                 };
-                HostTensor {
+                Ok(HostTensor {
                     name: row.hf_name,
                     shape,
                     values,
-                }
+                })
             })
             .collect()
     }

@@ -99,10 +99,9 @@ impl<B: Backend> PretrainingOutput<B> {
             ],
             0,
         );
-        let v: Vec<f64> = all
-            .into_data()
-            .convert::<f64>()
-            .to_vec::<f64>()
+        // NaN metrics (not an error) when the device cannot answer: the trainer's NaN policy
+        // then stops or skips, as for any non-finite loss.
+        let v: Vec<f64> = crate::host::host_values(all, "the step's metrics")
             .unwrap_or_else(|_| vec![f64::NAN; 6]);
         PretrainingMetrics {
             loss: v[0],

@@ -99,7 +99,7 @@ pub fn run_bench<B: AutodiffBackend>(config: &BenchConfig, device: &B::Device) -
     );
     let model =
         BertForPreTraining::<B>::new(&config.model, 17, device).with_precision(config.precision);
-    let parameters = model.to_host_tensors().iter().map(|t| t.values.len()).sum();
+    let parameters = burn::module::Module::num_params(&model);
     let mut state = TrainState::new(model, Optimizer::new(OptimizerConfig::default()));
     let mut times = Vec::with_capacity(config.steps);
     let mut losses = Vec::with_capacity(config.warmup + config.steps);

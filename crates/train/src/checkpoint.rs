@@ -186,12 +186,8 @@ fn moments_to_safetensors<B: AutodiffBackend>(state: &mut TrainState<B>) -> Resu
         }
         if let Some(Moments { m, v }) = m {
             for (suffix, t) in [("exp_avg", m), ("exp_avg_sq", v)] {
-                let values = t
-                    .clone()
-                    .into_data()
-                    .convert::<f32>()
-                    .to_vec::<f32>()
-                    .unwrap_or_default();
+                let values: Vec<f32> =
+                    bert_model::host_values(t.clone(), &format!("the moments of {name}"))?;
                 let bytes = values.iter().flat_map(|x| x.to_le_bytes()).collect();
                 buffers.push((format!("{name}.{suffix}"), vec![values.len()], bytes));
             }

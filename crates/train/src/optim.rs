@@ -183,7 +183,7 @@ mod tests {
     }
 
     fn host(x: Tensor<B, 1>) -> Vec<f64> {
-        x.into_data().convert::<f64>().to_vec::<f64>().unwrap()
+        bert_model::host_values(x, "a test tensor").unwrap()
     }
 
     fn close(a: &[f64], b: &[f64]) {

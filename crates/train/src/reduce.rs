@@ -35,10 +35,7 @@ pub fn sum_of_squares<B: Backend>(values: Tensor<B, 1>) -> Tensor<B, 1> {
 
 /// A tensor's values as f64, or why they could not be read back from the device.
 pub fn to_f64_vec<B: Backend, const D: usize>(t: Tensor<B, D>) -> Result<Vec<f64>, String> {
-    t.into_data()
-        .convert::<f64>()
-        .to_vec::<f64>()
-        .map_err(|e| format!("cannot read the tensor's values: {e:?}"))
+    bert_model::host_values(t, "a reduced tensor").map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

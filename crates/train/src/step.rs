@@ -406,9 +406,7 @@ trait ScalarF64 {
 
 impl<B: Backend> ScalarF64 for Tensor<B, 1> {
     fn into_scalar_f64(self) -> f64 {
-        self.into_data()
-            .convert::<f64>()
-            .to_vec::<f64>()
+        bert_model::host_values::<f64, B, 1>(self, "a scalar")
             .ok()
             .and_then(|v| v.first().copied())
             .unwrap_or(f64::NAN)

@@ -81,6 +81,7 @@ fn state(seed: u64) -> TrainState<B> {
 fn params(s: &TrainState<B>) -> Vec<Vec<f32>> {
     s.model
         .to_host_tensors()
+        .unwrap()
         .into_iter()
         .map(|t| t.values)
         .collect()
