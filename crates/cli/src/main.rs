@@ -1,12 +1,12 @@
 //! `bert`: pre-train BERT encoders on Burn. Thin: parses arguments and wires the crates.
 
-mod commands;
 mod data_cmds;
 mod device;
 #[cfg(feature = "hub")]
 mod download;
 #[cfg(feature = "cuda")]
 mod kernel_cache;
+mod model_cmds;
 mod train_cmds;
 
 use std::process::ExitCode;
@@ -37,13 +37,13 @@ enum Command {
     #[command(subcommand)]
     Tokenizer(data_cmds::TokenizerCommand),
     /// Run a model on a JSON batch and write all four outputs as JSON.
-    Forward(commands::ForwardArgs),
+    Forward(model_cmds::ForwardArgs),
     /// Print the most probable tokens for each [MASK] of a sentence.
-    FillMask(commands::FillMaskArgs),
+    FillMask(model_cmds::FillMaskArgs),
     /// Write a HuggingFace folder (for `transformers`) from a checkpoint.
-    Export(commands::ExportArgs),
+    Export(model_cmds::ExportArgs),
     /// Turn a HuggingFace folder into a checkpoint to continue pre-training from.
-    Import(commands::ImportArgs),
+    Import(model_cmds::ImportArgs),
     /// Train (or resume) the run a TOML config describes.
     Train(train_cmds::TrainArgs),
     /// MLM/NSP loss and accuracy of a checkpoint on prepared shards.
@@ -95,10 +95,10 @@ fn main() -> ExitCode {
         Command::Prepare(args) => data_cmds::prepare(args),
         Command::Inspect(args) => data_cmds::inspect(args),
         Command::Tokenizer(command) => data_cmds::tokenizer(command),
-        Command::Forward(args) => commands::forward(args),
-        Command::FillMask(args) => commands::fill_mask(args),
-        Command::Export(args) => commands::export(args),
-        Command::Import(args) => commands::import(args),
+        Command::Forward(args) => model_cmds::forward(args),
+        Command::FillMask(args) => model_cmds::fill_mask(args),
+        Command::Export(args) => model_cmds::export(args),
+        Command::Import(args) => model_cmds::import(args),
         Command::Train(args) => train_cmds::train_command(args),
         Command::Eval(args) => train_cmds::eval_command(args),
         Command::Plot(args) => train_cmds::plot_command(args),

@@ -11,7 +11,7 @@ use bert_train::bench::{run_bench, BenchConfig, BenchReport};
 use bert_train::distributed::{train_replicas, ProcessGroup};
 use bert_train::metrics::EvalRecord;
 use bert_train::run::{check_data_fits_model, evaluate, train, RunOptions, RunSummary};
-use bert_train::shards::ShardData;
+use bert_train::shard_data::ShardData;
 use bert_train::RunConfig;
 use burn::tensor::backend::Backend;
 use clap::Args;
@@ -347,7 +347,7 @@ pub fn train_command(args: &TrainArgs) -> Result<()> {
     if let Some(dir) = &summary.export {
         println!("exported:   {}", dir.display());
         for text in &config.eval.fill_mask {
-            let predictions = crate::commands::predict_masks(dir, text, 3, false)?;
+            let predictions = crate::model_cmds::predict_masks(dir, text, 3, false)?;
             let shown: Vec<String> = predictions
                 .iter()
                 .map(|c| {
@@ -394,7 +394,7 @@ struct EvalTask<'a>(&'a EvalArgs, Vec<bert_data::HostBatch>);
 impl BackendTask for EvalTask<'_> {
     type Output = EvalRecord;
     fn run<B: Backend>(self, device: B::Device) -> Result<EvalRecord> {
-        let (_, model, _) = crate::commands::load_checked::<burn::backend::Autodiff<B>>(
+        let (_, model, _) = crate::model_cmds::load_checked::<burn::backend::Autodiff<B>>(
             &self.0.checkpoint,
             0,
             &device,

@@ -163,10 +163,10 @@ impl std::fmt::Display for InspectReport {
             )?;
             writeln!(
                 f,
-                "  masked_lm_prob {}, max_predictions_per_seq {}, whole_word {}, mask_count {}",
+                "  masked_lm_prob {}, max_predictions_per_seq {}, whole_word_masking {}, mask_count {}",
                 h.masking_params.masked_lm_prob,
                 h.masking_params.max_predictions_per_seq,
-                h.masking_params.whole_word,
+                h.masking_params.whole_word_masking,
                 h.masking_params.count.as_str()
             )?;
             writeln!(

@@ -59,8 +59,10 @@ pub struct MaskingParams {
     pub masked_lm_prob: f64,
     /// Cap on predictions per sequence (20 for 128-token sequences in BERT); `fixed` only.
     pub max_predictions_per_seq: usize,
-    /// Mask whole words: a `##` piece is masked together with the piece before it.
-    pub whole_word: bool,
+    /// Mask whole words: a `##` piece is masked together with the piece before it. (Index
+    /// files written before the rename call it `whole_word`.)
+    #[serde(alias = "whole_word")]
+    pub whole_word_masking: bool,
     /// Fixed count per sequence (Google) or per-token Bernoulli draws (HuggingFace).
     #[serde(default)]
     pub count: MaskCount,
@@ -71,7 +73,7 @@ impl Default for MaskingParams {
         Self {
             masked_lm_prob: 0.15,
             max_predictions_per_seq: 20,
-            whole_word: false,
+            whole_word_masking: false,
             count: MaskCount::Fixed,
         }
     }
@@ -159,7 +161,7 @@ pub fn mask_sequence(
             .unwrap_or(false);
         // The original also glues a `##` piece that follows `[SEP]` to the last word of
         // segment A; requiring adjacency avoids that cross-segment "word".
-        if params.whole_word && is_cont && prev_candidate == Some(i.wrapping_sub(1)) {
+        if params.whole_word_masking && is_cont && prev_candidate == Some(i.wrapping_sub(1)) {
             if let Some(g) = groups.last_mut() {
                 g.push(i as u32);
                 prev_candidate = Some(i);
@@ -280,7 +282,7 @@ mod tests {
         let p = MaskingParams {
             masked_lm_prob: 0.3,
             max_predictions_per_seq: 40,
-            whole_word: true,
+            whole_word_masking: true,
             count: MaskCount::Fixed,
         };
         // Words: 10 ##60 ##61 | 11 | 12 ##62 | ... ; [SEP] then a ## piece starting B.
@@ -417,7 +419,7 @@ mod tests {
         let p = MaskingParams {
             masked_lm_prob: 0.3,
             max_predictions_per_seq: 1,
-            whole_word: true,
+            whole_word_masking: true,
             count: MaskCount::Bernoulli,
         };
         // Words: [10 ##60 ##61] [11] [12 ##62] [13] [14 ##63]; 5 words.

@@ -242,7 +242,7 @@ impl PrepareConfig {
         MaskingParams {
             masked_lm_prob: self.masked_lm_prob,
             max_predictions_per_seq: self.max_predictions_per_seq,
-            whole_word: self.whole_word_masking,
+            whole_word_masking: self.whole_word_masking,
             count: self.mask_count,
         }
     }

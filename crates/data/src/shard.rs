@@ -216,7 +216,7 @@ fn check_recorded_facts(
             "max_predictions_per_seq",
             p.max_predictions_per_seq.to_string(),
         ),
-        ("whole_word_masking", p.whole_word.to_string()),
+        ("whole_word_masking", p.whole_word_masking.to_string()),
         ("mask_count", p.count.as_str().to_string()),
         ("dupe_factor", header.dupe_factor.to_string()),
     ];
@@ -448,7 +448,7 @@ fn base_metadata(h: &DatasetHeader, shard_index: usize) -> BTreeMap<String, Stri
     );
     m.insert(
         "whole_word_masking".into(),
-        h.masking_params.whole_word.to_string(),
+        h.masking_params.whole_word_masking.to_string(),
     );
     // Only when it differs from the original rule, so shards made before it existed keep
     // their metadata (and checksums) byte for byte.

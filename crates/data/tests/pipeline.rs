@@ -249,7 +249,7 @@ fn whole_word_masking_masks_every_piece_of_a_word() {
     cfg.dupe_factor = 2;
     prepare(&cfg).unwrap();
     let set = ShardSet::open(&cfg.out.join("train"), None).unwrap();
-    assert!(set.header().masking_params.whole_word);
+    assert!(set.header().masking_params.whole_word_masking);
     let cont = set.vocab().continuation().to_vec();
     let params = set.header().masking_params;
     let mut checked = 0;

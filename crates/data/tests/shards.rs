@@ -278,8 +278,8 @@ fn masking_parameters_must_agree_with_the_index() {
             "max_predictions_per_seq",
         ),
         (
-            "\"whole_word\": false",
-            "\"whole_word\": true",
+            "\"whole_word_masking\": false",
+            "\"whole_word_masking\": true",
             "whole_word_masking",
         ),
         ("\"dupe_factor\": 1", "\"dupe_factor\": 5", "dupe_factor"),

@@ -7,7 +7,10 @@ use crate::backend::is_flex;
 use crate::config::Activation;
 
 /// Applies the configured activation element-wise.
-pub fn apply<B: Backend, const D: usize>(activation: Activation, x: Tensor<B, D>) -> Tensor<B, D> {
+pub fn activate<B: Backend, const D: usize>(
+    activation: Activation,
+    x: Tensor<B, D>,
+) -> Tensor<B, D> {
     match activation {
         Activation::Gelu => {
             // Burn's default `gelu_backward`, which the GPU backends (CubeCL: CUDA, wgpu) use,

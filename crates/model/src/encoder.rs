@@ -8,7 +8,7 @@ use burn::nn::{Dropout, DropoutConfig, LayerNorm, Linear};
 use burn::tensor::activation::softmax;
 use burn::tensor::{backend::Backend, Tensor};
 
-use crate::activation::apply;
+use crate::activation::activate;
 use crate::config::{Activation, BertConfig};
 use crate::init::Initializer;
 use crate::precision::{self, to_compute, to_f32, Precision};
@@ -138,7 +138,7 @@ impl<B: Backend> BertLayer<B> {
     pub fn forward(&self, x: Tensor<B, 2>, seq: usize, mask_bias: Tensor<B, 4>) -> Tensor<B, 2> {
         let p = self.precision;
         let attended = self.attention.forward(x, seq, mask_bias);
-        let inner = apply(
+        let inner = activate(
             self.activation,
             precision::linear(&self.intermediate, attended.clone(), p),
         );

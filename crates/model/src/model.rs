@@ -4,7 +4,7 @@ use burn::module::{Module, Param};
 use burn::nn::{LayerNorm, Linear};
 use burn::tensor::{backend::Backend, Int, Tensor};
 
-use crate::activation::apply;
+use crate::activation::activate;
 use crate::config::{Activation, BertConfig};
 use crate::embeddings::BertEmbeddings;
 use crate::encoder::BertLayer;
@@ -138,7 +138,7 @@ impl<B: Backend> MlmHead<B> {
     /// decoder's gradient flows into the one embedding parameter.
     pub fn forward(&self, hidden: Tensor<B, 2>, word_embeddings: Tensor<B, 2>) -> Tensor<B, 2> {
         let p = self.precision;
-        let h = self.layer_norm.forward(to_f32(apply(
+        let h = self.layer_norm.forward(to_f32(activate(
             self.activation,
             precision::linear(&self.transform, hidden, p),
         )));

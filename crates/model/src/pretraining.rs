@@ -66,6 +66,34 @@ pub struct PretrainingMetrics {
 }
 
 impl PretrainingMetrics {
+    /// Number of values in [`sums`](Self::sums).
+    pub const SUMS: usize = 6;
+
+    /// The additive fields (everything but `loss`) in a fixed order, to send partial sums
+    /// through one all-reduce; [`set_sums`](Self::set_sums) reads them back.
+    pub fn sums(&self) -> [f64; Self::SUMS] {
+        [
+            self.mlm_loss,
+            self.nsp_loss,
+            self.mlm_correct,
+            self.mlm_total,
+            self.nsp_correct,
+            self.nsp_total,
+        ]
+    }
+
+    /// Sets the additive fields from values in [`sums`](Self::sums) order (`loss` is kept).
+    pub fn set_sums(&mut self, v: &[f64; Self::SUMS]) {
+        [
+            self.mlm_loss,
+            self.nsp_loss,
+            self.mlm_correct,
+            self.mlm_total,
+            self.nsp_correct,
+            self.nsp_total,
+        ] = *v;
+    }
+
     /// MLM accuracy in `[0, 1]` (0 when there were no predictions).
     pub fn mlm_accuracy(&self) -> f64 {
         if self.mlm_total > 0.0 {

@@ -203,7 +203,9 @@ impl MaskingOverride {
             max_predictions_per_seq: self
                 .max_predictions_per_seq
                 .unwrap_or(prepared.max_predictions_per_seq),
-            whole_word: self.whole_word_masking.unwrap_or(prepared.whole_word),
+            whole_word_masking: self
+                .whole_word_masking
+                .unwrap_or(prepared.whole_word_masking),
             count: self.mask_count.unwrap_or(prepared.count),
         }
     }

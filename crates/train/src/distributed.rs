@@ -19,8 +19,8 @@ use burn_collective::{CollectiveConfig, CollectiveError, PeerId, ReduceOperation
 
 use crate::config::RunConfig;
 use crate::error::{Result, TrainError};
+use crate::provider::DataProvider;
 use crate::run::{train_rank, RunOptions, RunSummary};
-use crate::source::DataProvider;
 
 /// Records the first rank of a process that failed, so its siblings stop waiting for it.
 #[derive(Debug, Default)]

@@ -9,11 +9,11 @@ pub mod error;
 pub mod metrics;
 pub mod optim;
 pub mod plot;
+pub mod provider;
 pub mod reduce;
 pub mod run;
 pub mod schedule;
-pub mod shards;
-pub mod source;
+pub mod shard_data;
 pub mod step;
 pub mod synthetic;
 

@@ -6,7 +6,7 @@ use std::time::Instant;
 use bert_model::{
     load_model_dir, save_model_dir, BertConfig, BertForPreTraining, Precision, PretrainingMetrics,
 };
-use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 
 use crate::checkpoint::{self, TrainerState};
 use crate::config::{InitOptimizer, NanPolicy, RunConfig};
@@ -14,8 +14,8 @@ use crate::distributed::Replica;
 use crate::error::{Result, TrainError};
 use crate::metrics::{EvalRecord, MetricsLog, StepRecord};
 use crate::optim::Optimizer;
+use crate::provider::DataProvider;
 use crate::schedule::Schedule;
-use crate::source::DataProvider;
 use crate::step::{batch_to_device, TrainState};
 
 /// How the run ended.
@@ -273,6 +273,26 @@ pub fn evaluate<B: AutodiffBackend>(
     }
 }
 
+/// The first [`PretrainingMetrics::SUMS`] values of an all-reduced vector, as
+/// [`PretrainingMetrics::set_sums`] takes them.
+pub(crate) fn sums_of<B: Backend>(
+    values: &[f64],
+    replica: &Replica<B>,
+) -> Result<[f64; PretrainingMetrics::SUMS]> {
+    values
+        .get(..PretrainingMetrics::SUMS)
+        .and_then(|v| v.try_into().ok())
+        .ok_or_else(|| TrainError::Distributed {
+            rank: replica.rank(),
+            world_size: replica.world_size(),
+            message: format!(
+                "the all-reduce returned {} metric values, expected {}",
+                values.len(),
+                PretrainingMetrics::SUMS
+            ),
+        })
+}
+
 /// [`evaluate`] as one rank of a data-parallel group: each rank evaluates its share of the
 /// batches and the sums are reduced over the ranks, so every rank gets the whole set's figures.
 pub fn evaluate_replicated<B: AutodiffBackend>(
@@ -296,24 +316,8 @@ pub fn evaluate_replicated<B: AutodiffBackend>(
         acc.nsp_total += m.nsp_total;
     }
     if let Some(r) = replica.filter(|r| r.world_size() > 1) {
-        let v = r.all_reduce_values(
-            &[
-                acc.mlm_loss,
-                acc.nsp_loss,
-                acc.mlm_correct,
-                acc.mlm_total,
-                acc.nsp_correct,
-                acc.nsp_total,
-            ],
-            device,
-            "evaluation",
-        )?;
-        acc.mlm_loss = v[0];
-        acc.nsp_loss = v[1];
-        acc.mlm_correct = v[2];
-        acc.mlm_total = v[3];
-        acc.nsp_correct = v[4];
-        acc.nsp_total = v[5];
+        let v = r.all_reduce_values(&acc.sums(), device, "evaluation")?;
+        acc.set_sums(&sums_of(&v, r)?);
     }
     Ok(EvalRecord {
         kind: "eval".into(),

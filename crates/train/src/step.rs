@@ -351,15 +351,8 @@ impl<B: AutodiffBackend> TrainState<B> {
                 ParamMut::D2(p) => p.shape().num_elements(),
             })
             .collect();
-        let metrics = [
-            sums.mlm_loss,
-            sums.nsp_loss,
-            sums.mlm_correct,
-            sums.mlm_total,
-            sums.nsp_correct,
-            sums.nsp_total,
-            *tokens as f64,
-        ];
+        let mut metrics = sums.sums().to_vec();
+        metrics.push(*tokens as f64);
         let mut parts: Vec<Tensor<B::InnerBackend, 1>> = acc
             .iter_mut()
             .zip(&sizes)
@@ -388,13 +381,9 @@ impl<B: AutodiffBackend> TrainState<B> {
                 message: format!("gradient all-reduce: {e}"),
             }
         })?;
-        sums.mlm_loss = m[0];
-        sums.nsp_loss = m[1];
-        sums.mlm_correct = m[2];
-        sums.mlm_total = m[3];
-        sums.nsp_correct = m[4];
-        sums.nsp_total = m[5];
-        *tokens = m[6].round() as usize;
+        let n = PretrainingMetrics::SUMS;
+        sums.set_sums(&crate::run::sums_of(&m[..n], replica)?);
+        *tokens = m[n].round() as usize;
         Ok(())
     }
 }

@@ -5,7 +5,7 @@ use bert_data::HostBatch;
 use bert_rng::Rng;
 
 use crate::error::{Result, TrainError};
-use crate::source::{DataFacts, DataProvider, TrainBatches};
+use crate::provider::{DataFacts, DataProvider, TrainBatches};
 
 /// Batch `i` is a pure function of `(seed, i)`, so the cursor is just `i`.
 #[derive(Clone, Debug)]

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 use bert_data::HostBatch;
 use bert_train::distributed::{train_replicas, AbortFlag, Replica};
 use bert_train::metrics::read_metrics;
+use bert_train::provider::{DataFacts, DataProvider, TrainBatches};
 use bert_train::run::{train, RunOptions, RunSummary};
-use bert_train::shards::ShardData;
-use bert_train::source::{DataFacts, DataProvider, TrainBatches};
+use bert_train::shard_data::ShardData;
 use bert_train::{RunConfig, TrainError};
 
 type B = burn::backend::Autodiff<burn::backend::Flex>;

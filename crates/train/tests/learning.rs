@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 mod support;
 
 use bert_train::run::{train, RunOptions};
-use bert_train::shards::ShardData;
+use bert_train::shard_data::ShardData;
 use bert_train::RunConfig;
 use support::prepare_shards;
 

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use bert_train::metrics::read_metrics;
+use bert_train::provider::{DataFacts, DataProvider, TrainBatches};
 use bert_train::run::{train, RunOptions};
-use bert_train::source::{DataFacts, DataProvider, TrainBatches};
 use bert_train::synthetic::SyntheticData;
 use bert_train::{RunConfig, TrainError};
 

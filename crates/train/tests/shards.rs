@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 mod support;
 
-use bert_train::shards::ShardData;
+use bert_train::shard_data::ShardData;
 use bert_train::RunConfig;
 
 fn scratch(name: &str) -> PathBuf {

@@ -9,7 +9,7 @@ use bert_data::{DatasetHeader, HostBatch, PrepareConfig};
 
 use crate::config::RunConfig;
 use crate::error::{Result, TrainError};
-use crate::source::{DataFacts, DataProvider, TrainBatches};
+use crate::provider::{DataFacts, DataProvider, TrainBatches};
 
 /// Train (and validation) shard sets opened and checked against each other.
 #[derive(Clone)]
