@@ -1,50 +1,16 @@
 //! The `bert` binary as users run it: outputs on success, one clear error and no panic on failure.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod support;
 
-fn bert(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bert"))
-        .args(args)
-        .output()
-        .expect("runs the bert binary")
-}
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use support::{assert_user_error, bert, read_f32, stderr};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../model/tests/fixtures")
         .join(name)
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("bert-cli-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// A user-caused failure: non-zero exit, the expected words, and no panic.
-fn assert_user_error(out: &Output, needles: &[&str]) {
-    let err = stderr(out);
-    assert!(!out.status.success(), "should fail: {err}");
-    assert!(!err.contains("panicked"), "panicked: {err}");
-    for n in needles {
-        assert!(err.contains(n), "error lacks `{n}`: {err}");
-    }
-}
-
-fn read_f32(path: &Path, key: &str) -> Vec<f32> {
-    let bytes = std::fs::read(path).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let v = st.tensor(key).unwrap();
-    v.data()
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
 }
 
 fn flatten(v: &serde_json::Value) -> Vec<f32> {
@@ -57,7 +23,8 @@ fn flatten(v: &serde_json::Value) -> Vec<f32> {
 
 #[test]
 fn forward_matches_huggingface_outputs() {
-    let dir = scratch("forward");
+    let tmp = support::scratch("forward");
+    let dir = tmp.path().to_path_buf();
     let fx = fixture("pretraining_v5");
     let out_path = dir.join("out.json");
     let out = bert(&[
@@ -92,7 +59,8 @@ fn forward_matches_huggingface_outputs() {
 
 #[test]
 fn import_export_round_trip_through_the_cli() {
-    let dir = scratch("roundtrip");
+    let tmp = support::scratch("roundtrip");
+    let dir = tmp.path().to_path_buf();
     let ckpt = dir.join("ckpt");
     let hf = dir.join("hf");
     let fx = fixture("base_model_v5");
@@ -136,7 +104,8 @@ fn import_export_round_trip_through_the_cli() {
 
 #[test]
 fn user_errors_are_reported_without_panics() {
-    let dir = scratch("errors");
+    let tmp = support::scratch("errors");
+    let dir = tmp.path().to_path_buf();
     let fx = fixture("pretraining_v5");
     let fx_s = fx.to_str().unwrap();
     let out_s = dir.join("o.json");
@@ -246,7 +215,8 @@ fn user_errors_are_reported_without_panics() {
 
 #[test]
 fn train_config_errors_are_reported_without_panics() {
-    let dir = scratch("train-errors");
+    let tmp = support::scratch("train-errors");
+    let dir = tmp.path().to_path_buf();
     let cfg = dir.join("run.toml");
     let cfg_s = cfg.to_str().unwrap();
 
@@ -296,7 +266,8 @@ fn train_config_errors_are_reported_without_panics() {
 
 #[test]
 fn plot_and_eval_errors_are_reported_without_panics() {
-    let dir = scratch("plot-errors");
+    let tmp = support::scratch("plot-errors");
+    let dir = tmp.path().to_path_buf();
     let out = bert(&["plot", dir.to_str().unwrap()]);
     assert_user_error(&out, &["metrics.jsonl"]);
     let out = bert(&[

@@ -1,37 +1,10 @@
 //! `bert prepare`, `bert inspect` and `bert tokenizer train` as users run them.
 
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn bert(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bert"))
-        .args(args)
-        .output()
-        .expect("runs the bert binary")
-}
-
-fn text(out: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// A user-caused failure: non-zero exit, the expected words, and no panic.
-fn assert_user_error(out: &Output, needles: &[&str]) {
-    let (_, err) = text(out);
-    assert!(!out.status.success(), "should fail: {err}");
-    assert!(!err.contains("panicked"), "panicked: {err}");
-    for n in needles {
-        assert!(err.contains(n), "error lacks `{n}`: {err}");
-    }
-}
-
-fn assert_ok(out: &Output) -> String {
-    let (stdout, stderr) = text(out);
-    assert!(out.status.success(), "failed: {stderr}");
-    stdout
-}
+use support::{assert_ok, assert_user_error, bert};
 
 /// A tiny vocabulary and a JSONL corpus whose words are all in it.
 fn fixture(dir: &Path) -> (PathBuf, PathBuf) {

@@ -1,33 +1,13 @@
 //! The whole pipeline through the `bert` binary: tokenizer → prepare → train → kill → resume →
 //! export → import → forward; and the exact-resume guarantee under SIGKILL.
 
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn bert(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bert"))
-        .args(args)
-        .output()
-        .expect("runs the bert binary")
-}
-
-fn ok(out: Output) -> String {
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "command failed:\n{text}");
-    text
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("bert-train-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+use support::{bert, ok, read_safetensors};
 
 /// A small corpus of made-up but word-statistically plausible documents.
 fn write_corpus(dir: &Path) -> PathBuf {
@@ -189,7 +169,8 @@ fn losses(run: &Path) -> Vec<(u64, u64)> {
 
 #[test]
 fn pipeline_end_to_end_with_resume_export_and_import() {
-    let dir = scratch("e2e");
+    let tmp = support::scratch("e2e");
+    let dir = tmp.path().to_path_buf();
     let corpus = write_corpus(&dir);
     let _static = prepare(&dir, &corpus, "static");
     let shards = prepare(&dir, &corpus, "dynamic");
@@ -320,7 +301,6 @@ fn pipeline_end_to_end_with_resume_export_and_import() {
         !out.status.success() && err.contains("`model`") && !err.contains("panicked"),
         "{err}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Kills `bert train` with SIGKILL at arbitrary moments (checkpoints every step, so often while
@@ -329,7 +309,8 @@ fn pipeline_end_to_end_with_resume_export_and_import() {
 #[test]
 #[cfg(unix)]
 fn sigkill_at_any_moment_then_resume_gives_identical_losses() {
-    let dir = scratch("kill");
+    let tmp = support::scratch("kill");
+    let dir = tmp.path().to_path_buf();
     let corpus = write_corpus(&dir);
     let shards = prepare(&dir, &corpus, "dynamic");
     let steps = 24;
@@ -395,7 +376,6 @@ fn sigkill_at_any_moment_then_resume_gives_identical_losses() {
         expected,
         "losses after {kills} kills differ from the uninterrupted run"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A port p with p, p+1 and p+2 free on loopback: the orchestrator and two ranks' data services.
@@ -455,25 +435,6 @@ fn assert_losses_close(a: &[(u64, f64)], b: &[(u64, f64)]) {
     }
 }
 
-/// Weights of a HuggingFace export, by name.
-fn export_weights(dir: &Path) -> Vec<(String, Vec<f32>)> {
-    let bytes = std::fs::read(dir.join("model.safetensors")).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let mut names: Vec<String> = st.names().into_iter().cloned().collect();
-    names.sort();
-    names
-        .into_iter()
-        .map(|n| {
-            let data = st.tensor(&n).unwrap().data().to_vec();
-            let v = data
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect();
-            (n, v)
-        })
-        .collect()
-}
-
 /// Two `bert train` processes on loopback (global batch 2 ranks × 8 × 1) train exactly like one
 /// process with the same global batch (1 × 8 × 2): losses and final weights to 1e-5; then a
 /// `kill -9` of one rank stops the other with an error within the timeout, and `--resume` on
@@ -481,7 +442,8 @@ fn export_weights(dir: &Path) -> Vec<(String, Vec<f32>)> {
 #[test]
 #[cfg(unix)]
 fn two_processes_on_loopback_train_like_one_and_survive_a_killed_rank() {
-    let dir = scratch("two-processes");
+    let tmp = support::scratch("two-processes");
+    let dir = tmp.path().to_path_buf();
     let corpus = write_corpus(&dir);
     let shards = prepare(&dir, &corpus, "dynamic");
     let steps = 8;
@@ -499,8 +461,8 @@ fn two_processes_on_loopback_train_like_one_and_survive_a_killed_rank() {
     assert!(ok0 && ok1, "rank 0:\n{text0}\nrank 1:\n{text1}");
     assert_losses_close(&loss_values(&single), &loss_values(&double));
     let (wa, wb) = (
-        export_weights(&single.join("export")),
-        export_weights(&double.join("export")),
+        read_safetensors(&single.join("export/model.safetensors")),
+        read_safetensors(&double.join("export/model.safetensors")),
     );
     assert_eq!(wa.len(), wb.len());
     for ((na, va), (_, vb)) in wa.iter().zip(&wb) {
@@ -550,14 +512,14 @@ fn two_processes_on_loopback_train_like_one_and_survive_a_killed_rank() {
     // Steps logged before the kill but after the last checkpoint are logged again by the
     // resumed run; the metrics log keeps the resumed ones.
     assert_losses_close(&loss_values(&single), &loss_values(&killed));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A rank that cannot reach its coordinator stops with an error naming itself within the
 /// configured timeout.
 #[test]
 fn an_unreachable_coordinator_is_an_error_within_the_timeout() {
-    let dir = scratch("no-coordinator");
+    let tmp = support::scratch("no-coordinator");
+    let dir = tmp.path().to_path_buf();
     let corpus = write_corpus(&dir);
     let shards = prepare(&dir, &corpus, "dynamic");
     let run = dir.join("run");
@@ -577,5 +539,4 @@ fn an_unreachable_coordinator_is_an_error_within_the_timeout() {
         "{text}"
     );
     assert!(waited < Duration::from_secs(30), "took {waited:?}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
