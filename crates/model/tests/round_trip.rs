@@ -7,12 +7,6 @@ use std::path::Path;
 use bert_model::{load_model_dir, save_model_dir, BertConfig, BertForPreTraining, ModelError};
 use common::*;
 
-fn scratch(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("bert-model-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
 #[test]
 fn import_then_export_is_bit_exact() {
     let device = Default::default();
@@ -232,15 +226,4 @@ fn bad_folders_get_errors_that_name_the_problem() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("distance_embedding"), "{err}");
-
-    for d in [
-        "noweights",
-        "shape",
-        "layers",
-        "corrupt",
-        "badconfig",
-        "foreign",
-    ] {
-        let _ = std::fs::remove_dir_all(scratch(d));
-    }
 }

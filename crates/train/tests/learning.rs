@@ -1,7 +1,7 @@
 //! The tiny preset learns: on a small generated corpus whose words depend on their document,
 //! validation MLM and NSP accuracy rise clearly above chance within a bounded number of steps.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 mod support;
 
@@ -15,14 +15,6 @@ type B = burn::backend::Autodiff<burn::backend::Flex>;
 /// Dropout draws from a process-wide generator seeded per step: runs in parallel tests would
 /// draw from each other's stream.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn scratch(name: &str) -> PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("bert-train-learning-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// The tiny preset's run config on `shards`, writing to `run`.
 fn run_config(run: &Path, shards: &Path, steps: u64, extra: &str) -> RunConfig {
@@ -57,7 +49,7 @@ fn run_config(run: &Path, shards: &Path, steps: u64, extra: &str) -> RunConfig {
 #[test]
 fn tiny_preset_learns_mlm_and_nsp() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = scratch("learns");
+    let dir = support::scratch_dir("learns");
     let shards = prepare_shards(&dir);
     let config = run_config(&dir.join("run"), &shards, 600, "");
     let data = ShardData::open(&config).unwrap();
@@ -93,7 +85,7 @@ fn train_losses(run: &Path) -> Vec<f64> {
 #[test]
 fn bf16_run_follows_the_fp32_loss_curve() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = scratch("bf16");
+    let dir = support::scratch_dir("bf16");
     let shards = prepare_shards(&dir);
     let steps = 300;
     let mut curves = Vec::new();

@@ -1,7 +1,8 @@
 //! `bert plot`'s renderer: valid PNGs of the right size, with the curves where they belong.
 
+mod support;
+
 use std::io::Write;
-use std::path::PathBuf;
 
 use bert_train::metrics::{EvalRecord, StepRecord};
 use bert_train::plot::{plot_run, render_png, PlotOptions, TRAIN_COLOUR};
@@ -98,13 +99,6 @@ fn decode(bytes: &[u8]) -> Image {
         height: info.height,
         rgb: buf,
     }
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("bert-train-plot-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
 }
 
 #[test]
@@ -241,7 +235,7 @@ fn survives_degenerate_data() {
 
 #[test]
 fn plot_run_writes_the_png() {
-    let dir = temp_dir("run");
+    let dir = support::scratch_dir("run");
     let (steps, evals) = synthetic(120);
     let mut file = std::fs::File::create(dir.join("metrics.jsonl")).expect("metrics file");
     for (i, s) in steps.iter().enumerate() {
@@ -269,7 +263,7 @@ fn plot_run_writes_the_png() {
 
 #[test]
 fn empty_metrics_is_an_error_naming_the_file() {
-    let dir = temp_dir("empty");
+    let dir = support::scratch_dir("empty");
     std::fs::write(dir.join("metrics.jsonl"), "").expect("empty metrics");
     let out = dir.join("curves.png");
     let err = plot_run(&dir, &out, &PlotOptions::default()).expect_err("nothing to plot");
@@ -282,7 +276,7 @@ fn empty_metrics_is_an_error_naming_the_file() {
     assert!(!out.exists());
 
     // No metrics file at all: an I/O error naming it.
-    let missing = temp_dir("missing");
+    let missing = support::scratch_dir("missing");
     let err = plot_run(&missing, &out, &PlotOptions::default()).expect_err("no file");
     assert!(matches!(err, TrainError::Io { .. }), "{err}");
     assert!(err.to_string().contains("metrics.jsonl"), "{err}");

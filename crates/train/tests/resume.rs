@@ -1,7 +1,10 @@
 //! Checkpoint and resume continue the run bit for bit (in-process; the CLI test kills a child),
 //! and damaged checkpoints (checksums, missing moments, another vocabulary) are caught.
 
-use std::path::{Path, PathBuf};
+mod support;
+use support::scratch;
+
+use std::path::Path;
 
 use bert_train::metrics::read_metrics;
 use bert_train::provider::{DataFacts, DataProvider, TrainBatches};
@@ -59,12 +62,6 @@ fn resume(config: &RunConfig, data: &dyn DataProvider) -> bert_train::run::RunSu
         progress: false,
     };
     train::<B>(config, data, &Default::default(), &options).unwrap()
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("bert-train-resume-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
 }
 
 /// Real data with a crash: fails when asked for batch number `fail_at` (like a killed run).
@@ -291,7 +288,7 @@ fn mixed_precision_runs_resume_exactly_with_their_loss_scale() {
             "optimizer.safetensors",
             "trainer_state.json",
         ] {
-            let read = |d: &PathBuf| std::fs::read(d.join("checkpoints/step-00000008").join(file));
+            let read = |d: &Path| std::fs::read(d.join("checkpoints/step-00000008").join(file));
             let (x, y) = (read(&full_dir).unwrap(), read(&part_dir).unwrap());
             if file == "trainer_state.json" {
                 // Wall time differs; the loss scaler must not.
@@ -382,7 +379,7 @@ fn try_train(
 }
 
 /// A run of `steps` steps on the standard synthetic data in a fresh scratch folder `name`.
-fn trained_run(name: &str, steps: u64) -> PathBuf {
+fn trained_run(name: &str, steps: u64) -> support::Scratch {
     let dir = scratch(name);
     let data = SyntheticData::new(50, 4, 16, 3);
     try_train(&config(&dir, steps), &data, false).unwrap();
@@ -582,9 +579,6 @@ fn a_missing_optimizer_moment_is_an_error_naming_the_parameter() {
     // Resuming the run: its only checkpoint is unusable, and the error says why.
     let err = try_train(&config(&run, 8), &data, true).expect_err("resumed with zero moments");
     assert!(err.to_string().contains(name), "{err}");
-    for d in [&run, &out, &out_fresh] {
-        let _ = std::fs::remove_dir_all(d);
-    }
 }
 
 /// 50 tokens: the special ones, then made-up words.
@@ -672,9 +666,6 @@ fn init_from_refuses_weights_trained_on_another_vocabulary() {
     });
     result.unwrap();
     assert!(warnings.contains("vocabulary"), "{warnings}");
-    for d in [&run, &out, &hf] {
-        let _ = std::fs::remove_dir_all(d);
-    }
 }
 
 /// Rewrites `ckpt` as a version before checksums wrote it: no `files` in the state, no list
@@ -707,8 +698,7 @@ fn checkpoints_from_before_checksums_resume_with_a_warning() {
         "{warnings}"
     );
     // Unverified, but loaded exactly: the run ends where an uninterrupted one does.
-    let weights =
-        |d: &PathBuf| std::fs::read(d.join("checkpoints/step-00000008/model.safetensors"));
+    let weights = |d: &Path| std::fs::read(d.join("checkpoints/step-00000008/model.safetensors"));
     assert!(weights(&reference).unwrap() == weights(&run).unwrap());
     // A legacy file that lacks one parameter's moments is still refused.
     let again = trained_run("legacy-missing", 4);
@@ -719,7 +709,4 @@ fn checkpoints_from_before_checksums_resume_with_a_warning() {
     let err = try_train(&init_from_config(&out, &ckpt, "carry"), &data, false)
         .expect_err("carried zero moments from a legacy file");
     assert!(matches!(err, TrainError::MissingMoments { .. }), "{err}");
-    for d in [&reference, &run, &again, &out] {
-        let _ = std::fs::remove_dir_all(d);
-    }
 }

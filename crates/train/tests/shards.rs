@@ -1,19 +1,12 @@
 //! Opening prepared shards for a run: the masking a run config's `[prepare]` table states must
 //! be the masking of the shards it trains on.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 mod support;
 
 use bert_train::shard_data::ShardData;
 use bert_train::RunConfig;
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("bert-train-shards-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 fn config(shards: &Path, prepare_table: &str) -> RunConfig {
     let text = format!(
@@ -39,7 +32,7 @@ fn config(shards: &Path, prepare_table: &str) -> RunConfig {
 
 #[test]
 fn the_prepare_table_masking_must_match_the_shards() {
-    let dir = scratch("recipe");
+    let dir = support::scratch_dir("recipe");
     // Dynamic masking, 64 tokens, 10 predictions (see `support::prepare_shards`).
     let shards = support::prepare_shards(&dir);
     let same = "masking = \"dynamic\"\nmax_seq_length = 64\nmax_predictions_per_seq = 10";
