@@ -18,7 +18,7 @@ pub fn activate<B: Backend, const D: usize>(
             // PyTorch's by up to ~1e-3 relative. flex implements the exact one, and its fused
             // kernel is faster than the composition.
             if is_flex::<B>(&x.device()) {
-                gelu(x)
+                crate::fused::gelu(x, gelu)
             } else {
                 gelu_erf(x)
             }

@@ -19,6 +19,10 @@ pub struct BertEmbeddings<B: Backend> {
     /// LayerNorm over the summed embeddings.
     pub layer_norm: LayerNorm<B>,
     dropout: Dropout,
+    /// LayerNorm epsilon from the config: Burn's `LayerNorm` keeps its own private, and the
+    /// fused LayerNorm needs it.
+    #[module(skip)]
+    layer_norm_eps: f64,
 }
 
 impl<B: Backend> BertEmbeddings<B> {
@@ -34,6 +38,7 @@ impl<B: Backend> BertEmbeddings<B> {
             token_type: init.embedding(config.type_vocab_size, config.hidden_size, None),
             layer_norm: init.layer_norm(config.hidden_size, config.layer_norm_eps),
             dropout: DropoutConfig::new(config.hidden_dropout_prob).init(),
+            layer_norm_eps: config.layer_norm_eps,
         }
     }
 
@@ -59,8 +64,11 @@ impl<B: Backend> BertEmbeddings<B> {
         let summed = (words + types).reshape([batch, seq * hidden]) + positions;
         crate::dropout::apply(
             &self.dropout,
-            self.layer_norm
-                .forward(summed.reshape([batch * seq, hidden])),
+            crate::fused::layer_norm(
+                &self.layer_norm,
+                self.layer_norm_eps,
+                summed.reshape([batch * seq, hidden]),
+            ),
         )
     }
 }

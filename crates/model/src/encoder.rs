@@ -5,7 +5,6 @@
 
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, LayerNorm, Linear};
-use burn::tensor::activation::softmax;
 use burn::tensor::{backend::Backend, Tensor};
 
 use crate::activation::activate;
@@ -31,6 +30,10 @@ pub struct BertAttention<B: Backend> {
     num_heads: usize,
     #[module(skip)]
     precision: Precision,
+    /// LayerNorm epsilon from the config: Burn's `LayerNorm` keeps its own private, and the
+    /// fused LayerNorm needs it.
+    #[module(skip)]
+    layer_norm_eps: f64,
 }
 
 impl<B: Backend> BertAttention<B> {
@@ -47,6 +50,7 @@ impl<B: Backend> BertAttention<B> {
             output_dropout: DropoutConfig::new(config.hidden_dropout_prob).init(),
             num_heads: config.num_attention_heads,
             precision: Precision::Fp32,
+            layer_norm_eps: config.layer_norm_eps,
         }
     }
 
@@ -84,13 +88,16 @@ impl<B: Backend> BertAttention<B> {
         let v = split(precision::linear(&self.value, x.clone(), p));
         let scores =
             to_f32(q.matmul(k.swap_dims(2, 3))).div_scalar((head_dim as f64).sqrt()) + mask_bias;
-        let probs = crate::dropout::apply(&self.probs_dropout, to_compute(softmax(scores, 3), p));
+        let probs = crate::dropout::apply(
+            &self.probs_dropout,
+            to_compute(crate::fused::softmax_last(scores), p),
+        );
         let context = probs.matmul(v).swap_dims(1, 2).reshape([rows, hidden]);
         let projected = crate::dropout::apply(
             &self.output_dropout,
             precision::linear(&self.output, context, p),
         );
-        self.layer_norm.forward(to_f32(projected) + x)
+        crate::fused::layer_norm(&self.layer_norm, self.layer_norm_eps, to_f32(projected) + x)
     }
 }
 
@@ -110,6 +117,10 @@ pub struct BertLayer<B: Backend> {
     activation: Activation,
     #[module(skip)]
     precision: Precision,
+    /// LayerNorm epsilon from the config: Burn's `LayerNorm` keeps its own private, and the
+    /// fused LayerNorm needs it.
+    #[module(skip)]
+    layer_norm_eps: f64,
 }
 
 impl<B: Backend> BertLayer<B> {
@@ -123,6 +134,7 @@ impl<B: Backend> BertLayer<B> {
             dropout: DropoutConfig::new(config.hidden_dropout_prob).init(),
             activation: config.hidden_act,
             precision: Precision::Fp32,
+            layer_norm_eps: config.layer_norm_eps,
         }
     }
 
@@ -143,6 +155,10 @@ impl<B: Backend> BertLayer<B> {
             precision::linear(&self.intermediate, attended.clone(), p),
         );
         let out = crate::dropout::apply(&self.dropout, precision::linear(&self.output, inner, p));
-        self.layer_norm.forward(to_f32(out) + attended)
+        crate::fused::layer_norm(
+            &self.layer_norm,
+            self.layer_norm_eps,
+            to_f32(out) + attended,
+        )
     }
 }

@@ -16,6 +16,7 @@ pub mod embeddings;
 pub mod encoder;
 pub mod error;
 pub mod fsutil;
+pub mod fused;
 pub mod hf;
 pub mod host;
 pub mod inference;

@@ -114,6 +114,10 @@ pub struct MlmHead<B: Backend> {
     activation: Activation,
     #[module(skip)]
     precision: Precision,
+    /// LayerNorm epsilon from the config: Burn's `LayerNorm` keeps its own private, and the
+    /// fused LayerNorm needs it.
+    #[module(skip)]
+    layer_norm_eps: f64,
 }
 
 impl<B: Backend> MlmHead<B> {
@@ -125,6 +129,7 @@ impl<B: Backend> MlmHead<B> {
             bias: init.zeros(config.vocab_size),
             activation: config.hidden_act,
             precision: Precision::Fp32,
+            layer_norm_eps: config.layer_norm_eps,
         }
     }
 
@@ -138,10 +143,14 @@ impl<B: Backend> MlmHead<B> {
     /// decoder's gradient flows into the one embedding parameter.
     pub fn forward(&self, hidden: Tensor<B, 2>, word_embeddings: Tensor<B, 2>) -> Tensor<B, 2> {
         let p = self.precision;
-        let h = self.layer_norm.forward(to_f32(activate(
-            self.activation,
-            precision::linear(&self.transform, hidden, p),
-        )));
+        let h = crate::fused::layer_norm(
+            &self.layer_norm,
+            self.layer_norm_eps,
+            to_f32(activate(
+                self.activation,
+                precision::linear(&self.transform, hidden, p),
+            )),
+        );
         to_f32(precision::matmul(h, word_embeddings.transpose(), p))
             + self.bias.val().unsqueeze::<2>()
     }

@@ -1,6 +1,5 @@
 //! The pre-training forward pass: MLM on gathered masked positions, NSP, losses and accuracies.
 
-use burn::tensor::activation::log_softmax;
 use burn::tensor::{backend::Backend, Int, Tensor};
 
 use crate::model::BertForPreTraining;
@@ -143,23 +142,6 @@ impl<B: Backend> PretrainingOutput<B> {
     }
 }
 
-/// Per-row cross-entropy and correctness for `logits [n, classes]` against `labels [n]`.
-fn cross_entropy_rows<B: Backend>(
-    logits: Tensor<B, 2>,
-    labels: Tensor<B, 1, Int>,
-) -> (Tensor<B, 1>, Tensor<B, 1>) {
-    let [n, _] = logits.dims();
-    let labels = labels.reshape([n, 1]);
-    let correct = logits
-        .clone()
-        .argmax(1)
-        .equal(labels.clone())
-        .float()
-        .reshape([n]);
-    let nll = log_softmax(logits, 1).gather(1, labels).reshape([n]).neg();
-    (nll, correct)
-}
-
 impl<B: Backend> BertForPreTraining<B> {
     /// The pre-training forward pass. The MLM head runs only on the gathered masked positions,
     /// which is most of the saving over a full-sequence head (15% of positions).
@@ -184,7 +166,7 @@ impl<B: Backend> BertForPreTraining<B> {
         let mlm_logits = self.mlm.forward(gathered, self.word_embeddings());
 
         let weights = batch.masked_weights.reshape([rows * predictions]);
-        let (mlm_nll, mlm_hit) = cross_entropy_rows(
+        let (mlm_nll, mlm_hit) = crate::fused::cross_entropy(
             mlm_logits,
             batch.masked_labels.reshape([rows * predictions]),
         );
@@ -195,7 +177,7 @@ impl<B: Backend> BertForPreTraining<B> {
         let mlm_correct = (mlm_hit * weights).sum();
 
         let nsp_logits = self.nsp_logits(encoded.pooler_output);
-        let (nsp_nll, nsp_hit) = cross_entropy_rows(nsp_logits, batch.nsp_labels);
+        let (nsp_nll, nsp_hit) = crate::fused::cross_entropy(nsp_logits, batch.nsp_labels);
         let nsp_loss = nsp_nll.mean();
         let nsp_correct = nsp_hit.sum();
 

@@ -1,0 +1,193 @@
+//! The fused kernels on flex, Burn's CPU backend: its tensors read as host slices, handed to
+//! [`super::kernels`], and the results wrapped back without a copy.
+
+use burn::backend::flex::{FlexTensor, Layout};
+use burn::backend::Flex;
+use burn::tensor::ops::{FloatTensor, FloatTensorOps, IntTensor};
+use burn::tensor::{Bytes, DType, FloatDType, Shape, TensorMetadata};
+
+use super::kernels;
+use super::{CrossEntropyParts, FusedKernels, FusedOps, LayerNormGradients, LayerNormParts};
+
+/// `t` as a contiguous f32 tensor whose storage is exactly its elements.
+fn f32_contiguous(t: FlexTensor) -> FlexTensor {
+    let t = if t.dtype() == DType::F32 {
+        t
+    } else {
+        Flex::float_cast(t, FloatDType::F32)
+    };
+    t.to_contiguous()
+}
+
+fn values(t: &FlexTensor) -> &[f32] {
+    t.storage::<f32>()
+}
+
+fn from_vec(values: Vec<f32>, shape: Shape) -> FlexTensor {
+    FlexTensor::new(
+        Bytes::from_elems(values),
+        Layout::contiguous(shape),
+        DType::F32,
+    )
+}
+
+/// Last dimension of `shape` (1 for a scalar).
+fn last_dim(shape: &Shape) -> usize {
+    shape.as_slice().last().copied().unwrap_or(1)
+}
+
+/// The shape of one value per row of `shape` (its last dimension dropped).
+fn rows_shape(shape: &Shape) -> Shape {
+    let dims = shape.as_slice();
+    let rows = dims[..dims.len().saturating_sub(1)]
+        .iter()
+        .product::<usize>();
+    Shape::new([rows])
+}
+
+/// Labels as i64 whatever the backend's integer type.
+fn labels_i64(labels: IntTensor<Flex>) -> Vec<i64> {
+    labels.into_data().iter::<i64>().collect()
+}
+
+impl FusedKernels for Flex {
+    fn kernel_softmax(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        let x = f32_contiguous(x);
+        let shape = x.shape();
+        from_vec(kernels::softmax_rows(values(&x), last_dim(&shape)), shape)
+    }
+
+    fn kernel_softmax_backward(y: FloatTensor<Self>, dy: FloatTensor<Self>) -> FloatTensor<Self> {
+        let (y, dy) = (f32_contiguous(y), f32_contiguous(dy));
+        let shape = y.shape();
+        let dx = kernels::softmax_rows_backward(values(&y), values(&dy), last_dim(&shape));
+        from_vec(dx, shape)
+    }
+
+    fn kernel_cross_entropy(
+        logits: FloatTensor<Self>,
+        labels: IntTensor<Self>,
+    ) -> CrossEntropyParts<Self> {
+        let x = f32_contiguous(logits);
+        let shape = x.shape();
+        let rows = rows_shape(&shape);
+        let out = kernels::cross_entropy_rows(values(&x), last_dim(&shape), &labels_i64(labels));
+        CrossEntropyParts {
+            nll: from_vec(out.nll, rows.clone()),
+            hit: from_vec(out.hit, rows.clone()),
+            log_sum_exp: from_vec(out.log_sum_exp, rows),
+        }
+    }
+
+    fn kernel_cross_entropy_backward(
+        logits: FloatTensor<Self>,
+        labels: IntTensor<Self>,
+        log_sum_exp: FloatTensor<Self>,
+        dnll: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let (x, lse, g) = (
+            f32_contiguous(logits),
+            f32_contiguous(log_sum_exp),
+            f32_contiguous(dnll),
+        );
+        let shape = x.shape();
+        let dx = kernels::cross_entropy_rows_backward(
+            values(&x),
+            last_dim(&shape),
+            &labels_i64(labels),
+            values(&lse),
+            values(&g),
+        );
+        from_vec(dx, shape)
+    }
+
+    fn kernel_layer_norm(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        eps: f64,
+    ) -> LayerNormParts<Self> {
+        let (x, gamma, beta) = (
+            f32_contiguous(x),
+            f32_contiguous(gamma),
+            f32_contiguous(beta),
+        );
+        let shape = x.shape();
+        let rows = rows_shape(&shape);
+        let out = kernels::layer_norm_rows(values(&x), values(&gamma), Some(values(&beta)), eps);
+        LayerNormParts {
+            y: from_vec(out.y, shape),
+            mean: from_vec(out.mean, rows.clone()),
+            rstd: from_vec(out.rstd, rows),
+        }
+    }
+
+    fn kernel_layer_norm_backward(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        rstd: FloatTensor<Self>,
+        dy: FloatTensor<Self>,
+    ) -> LayerNormGradients<Self> {
+        let (x, gamma, mean, rstd, dy) = (
+            f32_contiguous(x),
+            f32_contiguous(gamma),
+            f32_contiguous(mean),
+            f32_contiguous(rstd),
+            f32_contiguous(dy),
+        );
+        let (shape, gamma_shape) = (x.shape(), gamma.shape());
+        let g = kernels::layer_norm_rows_backward(
+            values(&x),
+            values(&gamma),
+            values(&mean),
+            values(&rstd),
+            values(&dy),
+        );
+        LayerNormGradients {
+            x: from_vec(g.dx, shape),
+            gamma: from_vec(g.dgamma, gamma_shape.clone()),
+            beta: from_vec(g.dbeta, gamma_shape),
+        }
+    }
+
+    fn kernel_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        let x = f32_contiguous(x);
+        let shape = x.shape();
+        from_vec(kernels::gelu(values(&x)), shape)
+    }
+
+    fn kernel_gelu_backward(x: FloatTensor<Self>, dy: FloatTensor<Self>) -> FloatTensor<Self> {
+        let (x, dy) = (f32_contiguous(x), f32_contiguous(dy));
+        let shape = x.shape();
+        from_vec(kernels::gelu_backward(values(&x), values(&dy)), shape)
+    }
+}
+
+/// Without autodiff (evaluation, inference) the fused ops are the kernels' forward passes.
+impl FusedOps for Flex {
+    fn fused_softmax_last(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        <Flex as FusedKernels>::kernel_softmax(x)
+    }
+
+    fn fused_cross_entropy(
+        logits: FloatTensor<Self>,
+        labels: IntTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let parts = <Flex as FusedKernels>::kernel_cross_entropy(logits, labels);
+        (parts.nll, parts.hit)
+    }
+
+    fn fused_layer_norm(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        eps: f64,
+    ) -> FloatTensor<Self> {
+        <Flex as FusedKernels>::kernel_layer_norm(x, gamma, beta, eps).y
+    }
+
+    fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        <Flex as FusedKernels>::kernel_gelu(x)
+    }
+}

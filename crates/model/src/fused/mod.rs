@@ -1,0 +1,308 @@
+//! Fused softmax, cross-entropy, LayerNorm and GELU with hand-written backward passes.
+//!
+//! Burn composes these from element-wise ops, and under autodiff every one of them is a graph
+//! node with its own pass over memory and its own backward; on the CPU backend (flex) those
+//! element-wise passes also run on one thread. Here each is one backend extension op
+//! ([`FusedOps`]), in Burn's documented pattern: the kernels ([`FusedKernels`]) are
+//! implemented for flex (row-parallel, [`kernels`]), and `Autodiff<B>` implements the ops for any
+//! backend with those kernels, recording one node whose backward is the hand-written gradient.
+//!
+//! The model stays generic over every backend: the functions below ([`softmax_last`],
+//! [`cross_entropy`], [`layer_norm`], [`gelu`]) route a tensor to the fused op when its backend
+//! is flex or `Autodiff<flex>` and it is f32, and compute the same function by composition of
+//! Burn ops everywhere else (CUDA, wgpu, ndarray, half types), which is also the reference the
+//! tests hold the fused ops to.
+//!
+//! `BERT_UNFUSED` (comma-separated `softmax`, `cross_entropy`, `layer_norm`, `gelu`, or `all`)
+//! turns fused ops off for a run, for measuring what each one is worth (`docs/benchmarks.md`).
+
+mod autodiff;
+mod flex;
+pub mod kernels;
+
+use std::any::{Any, TypeId};
+use std::sync::OnceLock;
+
+use burn::backend::{Autodiff, Flex};
+use burn::nn::LayerNorm;
+use burn::tensor::activation::{log_softmax, softmax};
+use burn::tensor::backend::Backend;
+use burn::tensor::ops::{FloatTensor, IntTensor};
+use burn::tensor::{DType, Int, Tensor, TensorPrimitive};
+
+/// Forward results of the fused cross-entropy on a backend's primitives.
+#[derive(Debug, Clone)]
+pub struct CrossEntropyParts<B: Backend> {
+    /// `[n]` negative log-likelihood of each row's label.
+    pub nll: FloatTensor<B>,
+    /// `[n]` 1.0 where the row's arg-max is its label, else 0.0 (not differentiable).
+    pub hit: FloatTensor<B>,
+    /// `[n]` log Σ exp of each row, kept for the backward pass.
+    pub log_sum_exp: FloatTensor<B>,
+}
+
+/// Forward results of the fused LayerNorm on a backend's primitives.
+#[derive(Debug, Clone)]
+pub struct LayerNormParts<B: Backend> {
+    /// The normalised, scaled and shifted input.
+    pub y: FloatTensor<B>,
+    /// Mean of each row (shape of the input without its last dimension, flattened).
+    pub mean: FloatTensor<B>,
+    /// `1 / √(var + ε)` of each row.
+    pub rstd: FloatTensor<B>,
+}
+
+/// Gradients of the fused LayerNorm's three inputs.
+#[derive(Debug, Clone)]
+pub struct LayerNormGradients<B: Backend> {
+    /// Gradient of the input.
+    pub x: FloatTensor<B>,
+    /// Gradient of the scale `gamma`.
+    pub gamma: FloatTensor<B>,
+    /// Gradient of the shift `beta`.
+    pub beta: FloatTensor<B>,
+}
+
+/// The fused kernels a backend provides: forward passes that also return what their backward
+/// needs, and the backward passes. Implemented for flex; `Autodiff<B>` builds [`FusedOps`] on
+/// any backend that has them. Inputs are f32.
+pub trait FusedKernels: Backend {
+    /// Softmax over the last dimension.
+    fn kernel_softmax(x: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// Gradient of the softmax input from its output `y` and the output's gradient `dy`.
+    fn kernel_softmax_backward(y: FloatTensor<Self>, dy: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// Cross-entropy of each row of `logits [n, classes]` against `labels [n]`.
+    fn kernel_cross_entropy(
+        logits: FloatTensor<Self>,
+        labels: IntTensor<Self>,
+    ) -> CrossEntropyParts<Self>;
+    /// Gradient of the logits from the gradient `dnll [n]` of each row's loss.
+    fn kernel_cross_entropy_backward(
+        logits: FloatTensor<Self>,
+        labels: IntTensor<Self>,
+        log_sum_exp: FloatTensor<Self>,
+        dnll: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
+    /// LayerNorm over the last dimension, with the row statistics.
+    fn kernel_layer_norm(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        eps: f64,
+    ) -> LayerNormParts<Self>;
+    /// Gradients of LayerNorm's input, scale and shift from the output's gradient `dy`.
+    fn kernel_layer_norm_backward(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        rstd: FloatTensor<Self>,
+        dy: FloatTensor<Self>,
+    ) -> LayerNormGradients<Self>;
+    /// Exact (erf) GELU.
+    fn kernel_gelu(x: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// Gradient of the GELU input from the output's gradient `dy`.
+    fn kernel_gelu_backward(x: FloatTensor<Self>, dy: FloatTensor<Self>) -> FloatTensor<Self>;
+}
+
+/// The fused ops the model calls: one op (one autodiff node) each. Implemented for flex and
+/// for `Autodiff<B>` over any backend with [`FusedKernels`].
+pub trait FusedOps: Backend {
+    /// Softmax over the last dimension.
+    fn fused_softmax_last(x: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// `(nll [n], hit [n])` of `logits [n, classes]` against `labels [n]`.
+    fn fused_cross_entropy(
+        logits: FloatTensor<Self>,
+        labels: IntTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>);
+    /// LayerNorm over the last dimension.
+    fn fused_layer_norm(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        eps: f64,
+    ) -> FloatTensor<Self>;
+    /// Exact (erf) GELU.
+    fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self>;
+}
+
+/// The fused ops, by name, as `BERT_UNFUSED` lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// Attention softmax.
+    Softmax,
+    /// Log-softmax + negative log-likelihood + arg-max of the MLM and NSP heads.
+    CrossEntropy,
+    /// Every LayerNorm.
+    LayerNorm,
+    /// The feed-forward activation (exact GELU).
+    Gelu,
+}
+
+impl Op {
+    fn name(self) -> &'static str {
+        match self {
+            Op::Softmax => "softmax",
+            Op::CrossEntropy => "cross_entropy",
+            Op::LayerNorm => "layer_norm",
+            Op::Gelu => "gelu",
+        }
+    }
+}
+
+/// Whether `op` runs fused when the backend has it (`BERT_UNFUSED` turns ops off).
+pub fn enabled(op: Op) -> bool {
+    static UNFUSED: OnceLock<Vec<String>> = OnceLock::new();
+    let off = UNFUSED.get_or_init(|| {
+        std::env::var("BERT_UNFUSED")
+            .unwrap_or_default()
+            .split(',')
+            .map(|s| s.trim().to_ascii_lowercase())
+            .filter(|s| !s.is_empty())
+            .collect()
+    });
+    !off.iter().any(|s| s == "all" || s == op.name())
+}
+
+/// Which fused implementation a backend type has.
+#[derive(Clone, Copy)]
+enum Route {
+    Flex,
+    AutodiffFlex,
+}
+
+impl Route {
+    /// The route for backend `B` when `op` is on and the tensor is f32.
+    fn of<B: Backend>(op: Op, dtype: DType) -> Option<Route> {
+        if dtype != DType::F32 || !enabled(op) {
+            return None;
+        }
+        let id = TypeId::of::<B>();
+        if id == TypeId::of::<Flex>() {
+            Some(Route::Flex)
+        } else if id == TypeId::of::<Autodiff<Flex>>() {
+            Some(Route::AutodiffFlex)
+        } else {
+            None
+        }
+    }
+}
+
+/// Moves `value` to the type `U` it is known to be: a primitive of `B` to the primitive of the
+/// concrete backend `B` was found to be by [`Route::of`] (its `TypeId`), and back.
+fn same<T: Any, U: Any>(value: T) -> U {
+    let mut slot = Some(value);
+    (&mut slot as &mut dyn Any)
+        .downcast_mut::<Option<U>>()
+        .and_then(Option::take)
+        .expect("the route was chosen by the backend's TypeId, so the types are equal")
+}
+
+/// Runs `$call` with `$F` standing for the routed concrete backend.
+macro_rules! routed {
+    ($route:expr, |$F:ident| $call:expr) => {
+        match $route {
+            Route::Flex => {
+                type $F = Flex;
+                $call
+            }
+            Route::AutodiffFlex => {
+                type $F = Autodiff<Flex>;
+                $call
+            }
+        }
+    };
+}
+
+fn float<B: Backend, const D: usize>(t: Tensor<B, D>) -> FloatTensor<B> {
+    t.into_primitive().tensor()
+}
+
+fn tensor<B: Backend, const D: usize>(p: FloatTensor<B>) -> Tensor<B, D> {
+    Tensor::from_primitive(TensorPrimitive::Float(p))
+}
+
+/// Softmax over the last dimension (the attention probabilities).
+pub fn softmax_last<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    match Route::of::<B>(Op::Softmax, x.dtype()) {
+        Some(route) => {
+            let p = float(x);
+            let out: FloatTensor<B> = routed!(route, |F| same(F::fused_softmax_last(same(p))));
+            tensor(out)
+        }
+        None => softmax(x, D - 1),
+    }
+}
+
+/// Per-row cross-entropy and correctness of `logits [n, classes]` against `labels [n]`:
+/// `(−log softmax(logits)[label], 1.0 if the first arg-max is the label else 0.0)`.
+pub fn cross_entropy<B: Backend>(
+    logits: Tensor<B, 2>,
+    labels: Tensor<B, 1, Int>,
+) -> (Tensor<B, 1>, Tensor<B, 1>) {
+    match Route::of::<B>(Op::CrossEntropy, logits.dtype()) {
+        Some(route) => {
+            let (x, l) = (float(logits), labels.into_primitive());
+            let (nll, hit): (FloatTensor<B>, FloatTensor<B>) = routed!(route, |F| {
+                let (nll, hit) = F::fused_cross_entropy(same(x), same(l));
+                (same(nll), same(hit))
+            });
+            (tensor(nll), tensor(hit))
+        }
+        None => cross_entropy_composed(logits, labels),
+    }
+}
+
+/// [`cross_entropy`] composed from Burn ops: the path of every backend without the fused op.
+pub fn cross_entropy_composed<B: Backend>(
+    logits: Tensor<B, 2>,
+    labels: Tensor<B, 1, Int>,
+) -> (Tensor<B, 1>, Tensor<B, 1>) {
+    let [n, _] = logits.dims();
+    let labels = labels.reshape([n, 1]);
+    let hit = logits
+        .clone()
+        .argmax(1)
+        .equal(labels.clone())
+        .float()
+        .reshape([n]);
+    let nll = log_softmax(logits, 1).gather(1, labels).reshape([n]).neg();
+    (nll, hit)
+}
+
+/// `norm` applied to `x` over its last dimension, with epsilon `eps` (the module keeps its own
+/// private; the model passes the config's, which built the module).
+pub fn layer_norm<B: Backend, const D: usize>(
+    norm: &LayerNorm<B>,
+    eps: f64,
+    x: Tensor<B, D>,
+) -> Tensor<B, D> {
+    let route = Route::of::<B>(Op::LayerNorm, x.dtype());
+    match (route, norm.beta.as_ref()) {
+        (Some(route), Some(beta)) => {
+            let (p, g, b) = (float(x), float(norm.gamma.val()), float(beta.val()));
+            let out: FloatTensor<B> = routed!(route, |F| same(F::fused_layer_norm(
+                same(p),
+                same(g),
+                same(b),
+                eps
+            )));
+            tensor(out)
+        }
+        _ => norm.forward(x),
+    }
+}
+
+/// Exact (erf) GELU; `composed` computes it where the fused op does not apply.
+pub fn gelu<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+    composed: impl FnOnce(Tensor<B, D>) -> Tensor<B, D>,
+) -> Tensor<B, D> {
+    match Route::of::<B>(Op::Gelu, x.dtype()) {
+        Some(route) => {
+            let p = float(x);
+            let out: FloatTensor<B> = routed!(route, |F| same(F::fused_gelu(same(p))));
+            tensor(out)
+        }
+        None => composed(x),
+    }
+}
