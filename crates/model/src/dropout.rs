@@ -3,8 +3,9 @@
 //! Burn's `Dropout` samples a Bernoulli tensor through the backend's generic sampler (ChaCha,
 //! one element at a time) and then multiplies and divides: on the CPU backend that was about 9%
 //! of a training step. On flex the mask is drawn here with `bert_rng` (xoshiro256**, two
-//! decisions per draw) with the `1/(1-p)` scale folded into its values, so forward and backward
-//! are one multiply each. On GPU backends uploading masks would cost far more than sampling them
+//! decisions per draw) with the `1/(1-p)` scale folded into its values, as one fused op
+//! ([`crate::fused::dropout`]): the mask is drawn and applied in one parallel pass, and the
+//! backward pass regenerates it from the layer's seed instead of keeping it. On GPU backends uploading masks would cost far more than sampling them
 //! on the device, so Burn's dropout stays.
 //!
 //! The host generator belongs to the thread: [`seed`] it before each forward pass on the thread
@@ -37,37 +38,27 @@ pub fn apply<B: Backend, const D: usize>(dropout: &Dropout, x: Tensor<B, D>) -> 
     if !is_flex::<B>(&x.device()) {
         return dropout.forward(x);
     }
-    let shape = x.shape();
-    let mask = HOST_RNG.with(|rng| {
-        let mut rng = rng.borrow_mut();
-        host_mask(
-            rng.get_or_insert_with(|| Rng::new(0)),
-            shape.num_elements(),
-            p,
-        )
+    // One draw per dropout layer from this thread's generator seeds the layer's mask, which
+    // the fused op draws in parallel runs and regenerates in the backward pass.
+    let seed = HOST_RNG.with(|rng| {
+        rng.borrow_mut()
+            .get_or_insert_with(|| Rng::new(0))
+            .next_u64()
     });
-    let mask = Tensor::<B, D>::from_data(TensorData::new(mask, shape), &x.device());
-    // Under mixed precision `x` may be a half type; a binary op needs both sides in one type.
-    let mask = mask.cast(FloatDType::from(x.dtype()));
-    x * mask
+    crate::fused::dropout(x, seed, p, |x| {
+        let shape = x.shape();
+        let mask = host_mask(seed, shape.num_elements(), p);
+        let mask = Tensor::<B, D>::from_data(TensorData::new(mask, shape), &x.device());
+        // Under mixed precision `x` may be a half type; a binary op needs both sides in one type.
+        let mask = mask.cast(FloatDType::from(x.dtype()));
+        x * mask
+    })
 }
 
-/// `n` mask values drawn from `rng`: 0 with probability `p`, else `1/(1-p)`.
-fn host_mask(rng: &mut Rng, n: usize, p: f64) -> Vec<f32> {
-    let keep_scale = (1.0 / (1.0 - p)) as f32;
-    // A 32-bit uniform against a 32-bit threshold: P(drop) = p to within 2^-32.
-    let threshold = (p * 4_294_967_296.0).round().min(u32::MAX as f64) as u64;
-    let mut mask = Vec::with_capacity(n);
-    let value = |bits: u64| if bits < threshold { 0.0 } else { keep_scale };
-    while mask.len() + 2 <= n {
-        let r = rng.next_u64();
-        mask.push(value(r & 0xffff_ffff));
-        mask.push(value(r >> 32));
-    }
-    if mask.len() < n {
-        mask.push(value(rng.next_u64() & 0xffff_ffff));
-    }
-    mask
+/// The `n` mask values of `(seed, p)`: 0 with probability `p`, else `1/(1-p)`; the same mask
+/// the fused op applies ([`crate::fused::kernels::dropout`]).
+fn host_mask(seed: u64, n: usize, p: f64) -> Vec<f32> {
+    crate::fused::kernels::dropout(&vec![1.0; n], seed, p)
 }
 
 #[cfg(test)]
@@ -76,10 +67,9 @@ mod tests {
 
     #[test]
     fn mask_drops_at_the_stated_rate_and_keeps_the_expectation() {
-        let mut rng = Rng::new(7);
         let n = 1_000_001;
         for p in [0.1, 0.5] {
-            let mask = host_mask(&mut rng, n, p);
+            let mask = host_mask(7, n, p);
             assert_eq!(mask.len(), n);
             let dropped = mask.iter().filter(|&&v| v == 0.0).count() as f64 / n as f64;
             // Binomial standard deviation at n = 1e6 is at most 5e-4: 5 sigma.
@@ -92,9 +82,9 @@ mod tests {
     #[test]
     fn same_seed_same_mask() {
         // Local generators: the process-wide one is shared with any test running beside this.
-        let a = host_mask(&mut Rng::new(11), 1000, 0.1);
-        let b = host_mask(&mut Rng::new(11), 1000, 0.1);
-        let c = host_mask(&mut Rng::new(12), 1000, 0.1);
+        let a = host_mask(11, 100_000, 0.1);
+        let b = host_mask(11, 100_000, 0.1);
+        let c = host_mask(12, 100_000, 0.1);
         assert_eq!(a, b);
         assert_ne!(a, c);
     }

@@ -4,6 +4,7 @@
 //! and no LAMB; and we need its state under stable names for checkpoints. So the update rule is
 //! written here, on flattened parameter vectors, once for every backend.
 
+use bert_model::fused::{self, kernels::AdamwScalars, AdamwInputs};
 use burn::tensor::{backend::Backend, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -96,8 +97,11 @@ pub struct Moments<B: Backend> {
 pub struct ParamSlot<'a, B: Backend> {
     /// Current value, flattened.
     pub value: Tensor<B, 1>,
-    /// Gradient, flattened, already averaged over micro-batches and clipped.
+    /// Gradient, flattened, summed over micro-batches.
     pub grad: Tensor<B, 1>,
+    /// Factor applied to `grad` first (averaging over micro-batches, clipping, loss-scale
+    /// removal): folded into the fused update instead of a pass of its own. 1 for none.
+    pub grad_scale: f64,
     /// Whether weight decay (and for LAMB the trust ratio) applies.
     pub decay: bool,
     /// Its moments; `None` before the first update.
@@ -121,10 +125,71 @@ impl Optimizer {
 
     /// Applies one update with learning rate `lr` and returns the new value of `slot`.
     /// Call [`Optimizer::finish_step`] once after all parameters of the step.
+    ///
+    /// AdamW on the CPU backend runs as one fused pass (`bert_model::fused::adamw`); LAMB and
+    /// other backends compose it from tensor ops.
     pub fn update<B: Backend>(&self, slot: ParamSlot<'_, B>, lr: f64) -> Tensor<B, 1> {
         let c = &self.config;
+        if c.kind != OptimizerKind::Adamw {
+            return self.update_composed(slot, lr);
+        }
         let t = (self.step + 1) as i32;
-        let g = slot.grad;
+        let (bias1, bias2) = if c.bias_correction {
+            (1.0 - c.beta1.powi(t), 1.0 - c.beta2.powi(t))
+        } else {
+            (1.0, 1.0)
+        };
+        let scalars = AdamwScalars {
+            beta1: c.beta1 as f32,
+            beta2: c.beta2 as f32,
+            one_minus_beta1: (1.0 - c.beta1) as f32,
+            one_minus_beta2: (1.0 - c.beta2) as f32,
+            epsilon: c.epsilon as f32,
+            weight_decay: if slot.decay {
+                c.weight_decay as f32
+            } else {
+                0.0
+            },
+            lr: lr as f32,
+            bias1: bias1 as f32,
+            bias2: bias2 as f32,
+            grad_scale: slot.grad_scale as f32,
+        };
+        let inputs = AdamwInputs {
+            value: slot.value,
+            grad: slot.grad,
+            moments: slot.moments.take().map(|Moments { m, v }| (m, v)),
+        };
+        match fused::adamw(inputs, scalars) {
+            Ok((w, m, v)) => {
+                *slot.moments = Some(Moments { m, v });
+                w
+            }
+            Err(inputs) => {
+                *slot.moments = inputs.moments.map(|(m, v)| Moments { m, v });
+                self.update_composed(
+                    ParamSlot {
+                        value: inputs.value,
+                        grad: inputs.grad,
+                        grad_scale: slot.grad_scale,
+                        decay: slot.decay,
+                        moments: slot.moments,
+                    },
+                    lr,
+                )
+            }
+        }
+    }
+
+    /// [`Optimizer::update`] composed from tensor ops, on every backend and for both rules.
+    pub fn update_composed<B: Backend>(&self, slot: ParamSlot<'_, B>, lr: f64) -> Tensor<B, 1> {
+        let c = &self.config;
+        let t = (self.step + 1) as i32;
+        let g = if slot.grad_scale != 1.0 {
+            slot.grad.mul_scalar(slot.grad_scale)
+        } else {
+            slot.grad
+        };
         let (m, v) = match slot.moments.take() {
             Some(Moments { m, v }) => (
                 m.mul_scalar(c.beta1) + g.clone().mul_scalar(1.0 - c.beta1),
@@ -239,7 +304,23 @@ mod tests {
         w
     }
 
+    /// Runs three updates through `update` (fused on this backend for AdamW) or
+    /// `update_composed`, gradients given doubled with a `grad_scale` of ½ when `scaled`.
     fn run(kind: OptimizerKind, decay: bool, bias_correction: bool) {
+        for composed in [false, true] {
+            for scaled in [false, true] {
+                run_one(kind, decay, bias_correction, composed, scaled);
+            }
+        }
+    }
+
+    fn run_one(
+        kind: OptimizerKind,
+        decay: bool,
+        bias_correction: bool,
+        composed: bool,
+        scaled: bool,
+    ) {
         let config = OptimizerConfig {
             kind,
             bias_correction,
@@ -257,16 +338,20 @@ mod tests {
         let mut w = t(&w0);
         let mut moments = None;
         for g in &grads {
-            let gf: Vec<f32> = g.iter().map(|&x| x as f32).collect();
-            w = opt.update(
-                ParamSlot {
-                    value: w,
-                    grad: t(&gf),
-                    decay,
-                    moments: &mut moments,
-                },
-                lr,
-            );
+            let factor = if scaled { 2.0 } else { 1.0 };
+            let gf: Vec<f32> = g.iter().map(|&x| (x * factor) as f32).collect();
+            let slot = ParamSlot {
+                value: w,
+                grad: t(&gf),
+                grad_scale: 1.0 / factor,
+                decay,
+                moments: &mut moments,
+            };
+            w = if composed {
+                opt.update_composed(slot, lr)
+            } else {
+                opt.update(slot, lr)
+            };
             opt.finish_step();
         }
         let g64: Vec<Vec<f64>> = grads
@@ -286,6 +371,36 @@ mod tests {
     }
 
     #[test]
+    fn fused_adamw_matches_the_composed_update_on_a_large_parameter() {
+        // 100,003 elements: many parallel tasks and a ragged last one.
+        let n = 100_003;
+        let val = |i: usize, k: usize| ((i * 7919 + k * 104_729) % 2001) as f32 / 1000.0 - 1.0;
+        let w0: Vec<f32> = (0..n).map(|i| val(i, 1)).collect();
+        let opt = |step| Optimizer {
+            config: OptimizerConfig::default(),
+            step,
+        };
+        let (mut fused_w, mut composed_w) = (t(&w0), t(&w0));
+        let (mut fused_m, mut composed_m) = (None, None);
+        for step in 0..3u64 {
+            let g: Vec<f32> = (0..n).map(|i| val(i, step as usize + 2) * 0.1).collect();
+            let slot = |value, moments| ParamSlot {
+                value,
+                grad: t(&g),
+                grad_scale: 0.7,
+                decay: true,
+                moments,
+            };
+            fused_w = opt(step).update(slot(fused_w, &mut fused_m), 1e-3);
+            composed_w = opt(step).update_composed(slot(composed_w, &mut composed_m), 1e-3);
+        }
+        close(&host(fused_w), &host(composed_w));
+        let (f, c) = (fused_m.expect("moments"), composed_m.expect("moments"));
+        close(&host(f.m), &host(c.m));
+        close(&host(f.v), &host(c.v));
+    }
+
+    #[test]
     fn lamb_matches_hand_computed_updates() {
         run(OptimizerKind::Lamb, true, true);
         run(OptimizerKind::Lamb, false, true);
@@ -301,6 +416,7 @@ mod tests {
             ParamSlot {
                 value: t(&[1.0]),
                 grad: t(&[0.5]),
+                grad_scale: 1.0,
                 decay: true,
                 moments: &mut moments,
             },
@@ -314,6 +430,7 @@ mod tests {
             ParamSlot {
                 value: t(&[1.0]),
                 grad: t(&[0.5]),
+                grad_scale: 1.0,
                 decay: false,
                 moments: &mut moments,
             },

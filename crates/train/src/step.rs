@@ -288,11 +288,6 @@ impl<B: AutodiffBackend> TrainState<B> {
             .zip(self.moments.iter_mut())
         {
             let Some(grad) = grad else { continue };
-            let grad = if scale != 1.0 {
-                grad.mul_scalar(scale)
-            } else {
-                grad
-            };
             let decay = row.kind.decays();
             match row.param {
                 ParamMut::D1(p) => {
@@ -301,6 +296,7 @@ impl<B: AutodiffBackend> TrainState<B> {
                         ParamSlot {
                             value,
                             grad,
+                            grad_scale: scale,
                             decay,
                             moments,
                         },
@@ -315,6 +311,7 @@ impl<B: AutodiffBackend> TrainState<B> {
                         ParamSlot {
                             value: value.reshape([-1]),
                             grad,
+                            grad_scale: scale,
                             decay,
                             moments,
                         },

@@ -4,7 +4,7 @@
 //! What the backward needs is kept in the node's state as inner-backend tensors (the op is
 //! marked compute-bound, so no checkpointing strategy recomputes it): the softmax output, the
 //! logits with their labels and row log-sum-exp, the LayerNorm input with its row statistics,
-//! the GELU input.
+//! the GELU input; dropout keeps only its seed and rate.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -93,6 +93,21 @@ impl<B: FusedKernels> Backward<B, 1> for GeluBackward {
     }
 }
 
+#[derive(Debug)]
+struct DropoutBackward;
+
+impl<B: FusedKernels> Backward<B, 1> for DropoutBackward {
+    /// The mask's seed and rate: the backward pass regenerates it.
+    type State = (u64, f64);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let (seed, p) = ops.state;
+        unary::<B, _>(ops.parents, ops.node, grads, |dy| {
+            B::kernel_dropout(dy, seed, p)
+        });
+    }
+}
+
 impl<B: FusedKernels, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
     fn fused_softmax_last(x: FloatTensor<Self>) -> FloatTensor<Self> {
         match SoftmaxBackward
@@ -165,6 +180,19 @@ impl<B: FusedKernels, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
                 prep.finish(x.primitive, y)
             }
             OpsKind::UnTracked(prep) => prep.finish(B::kernel_gelu(x.primitive)),
+        }
+    }
+
+    fn fused_dropout(x: FloatTensor<Self>, seed: u64, p: f64) -> FloatTensor<Self> {
+        match DropoutBackward
+            .prepare::<C>([x.node.clone()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                prep.finish((seed, p), B::kernel_dropout(x.primitive, seed, p))
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::kernel_dropout(x.primitive, seed, p)),
         }
     }
 }

@@ -10,7 +10,7 @@ use super::kernels;
 use super::{CrossEntropyParts, FusedKernels, FusedOps, LayerNormGradients, LayerNormParts};
 
 /// `t` as a contiguous f32 tensor whose storage is exactly its elements.
-fn f32_contiguous(t: FlexTensor) -> FlexTensor {
+pub(super) fn contiguous_f32(t: FlexTensor) -> FlexTensor {
     let t = if t.dtype() == DType::F32 {
         t
     } else {
@@ -19,11 +19,11 @@ fn f32_contiguous(t: FlexTensor) -> FlexTensor {
     t.to_contiguous()
 }
 
-fn values(t: &FlexTensor) -> &[f32] {
+pub(super) fn values(t: &FlexTensor) -> &[f32] {
     t.storage::<f32>()
 }
 
-fn from_vec(values: Vec<f32>, shape: Shape) -> FlexTensor {
+pub(super) fn from_vec(values: Vec<f32>, shape: Shape) -> FlexTensor {
     FlexTensor::new(
         Bytes::from_elems(values),
         Layout::contiguous(shape),
@@ -52,13 +52,13 @@ fn labels_i64(labels: IntTensor<Flex>) -> Vec<i64> {
 
 impl FusedKernels for Flex {
     fn kernel_softmax(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        let x = f32_contiguous(x);
+        let x = contiguous_f32(x);
         let shape = x.shape();
         from_vec(kernels::softmax_rows(values(&x), last_dim(&shape)), shape)
     }
 
     fn kernel_softmax_backward(y: FloatTensor<Self>, dy: FloatTensor<Self>) -> FloatTensor<Self> {
-        let (y, dy) = (f32_contiguous(y), f32_contiguous(dy));
+        let (y, dy) = (contiguous_f32(y), contiguous_f32(dy));
         let shape = y.shape();
         let dx = kernels::softmax_rows_backward(values(&y), values(&dy), last_dim(&shape));
         from_vec(dx, shape)
@@ -68,7 +68,7 @@ impl FusedKernels for Flex {
         logits: FloatTensor<Self>,
         labels: IntTensor<Self>,
     ) -> CrossEntropyParts<Self> {
-        let x = f32_contiguous(logits);
+        let x = contiguous_f32(logits);
         let shape = x.shape();
         let rows = rows_shape(&shape);
         let out = kernels::cross_entropy_rows(values(&x), last_dim(&shape), &labels_i64(labels));
@@ -86,9 +86,9 @@ impl FusedKernels for Flex {
         dnll: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
         let (x, lse, g) = (
-            f32_contiguous(logits),
-            f32_contiguous(log_sum_exp),
-            f32_contiguous(dnll),
+            contiguous_f32(logits),
+            contiguous_f32(log_sum_exp),
+            contiguous_f32(dnll),
         );
         let shape = x.shape();
         let dx = kernels::cross_entropy_rows_backward(
@@ -108,9 +108,9 @@ impl FusedKernels for Flex {
         eps: f64,
     ) -> LayerNormParts<Self> {
         let (x, gamma, beta) = (
-            f32_contiguous(x),
-            f32_contiguous(gamma),
-            f32_contiguous(beta),
+            contiguous_f32(x),
+            contiguous_f32(gamma),
+            contiguous_f32(beta),
         );
         let shape = x.shape();
         let rows = rows_shape(&shape);
@@ -130,11 +130,11 @@ impl FusedKernels for Flex {
         dy: FloatTensor<Self>,
     ) -> LayerNormGradients<Self> {
         let (x, gamma, mean, rstd, dy) = (
-            f32_contiguous(x),
-            f32_contiguous(gamma),
-            f32_contiguous(mean),
-            f32_contiguous(rstd),
-            f32_contiguous(dy),
+            contiguous_f32(x),
+            contiguous_f32(gamma),
+            contiguous_f32(mean),
+            contiguous_f32(rstd),
+            contiguous_f32(dy),
         );
         let (shape, gamma_shape) = (x.shape(), gamma.shape());
         let g = kernels::layer_norm_rows_backward(
@@ -152,15 +152,21 @@ impl FusedKernels for Flex {
     }
 
     fn kernel_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        let x = f32_contiguous(x);
+        let x = contiguous_f32(x);
         let shape = x.shape();
         from_vec(kernels::gelu(values(&x)), shape)
     }
 
     fn kernel_gelu_backward(x: FloatTensor<Self>, dy: FloatTensor<Self>) -> FloatTensor<Self> {
-        let (x, dy) = (f32_contiguous(x), f32_contiguous(dy));
+        let (x, dy) = (contiguous_f32(x), contiguous_f32(dy));
         let shape = x.shape();
         from_vec(kernels::gelu_backward(values(&x), values(&dy)), shape)
+    }
+
+    fn kernel_dropout(x: FloatTensor<Self>, seed: u64, p: f64) -> FloatTensor<Self> {
+        let x = contiguous_f32(x);
+        let shape = x.shape();
+        from_vec(kernels::dropout(values(&x), seed, p), shape)
     }
 }
 
@@ -189,5 +195,9 @@ impl FusedOps for Flex {
 
     fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
         <Flex as FusedKernels>::kernel_gelu(x)
+    }
+
+    fn fused_dropout(x: FloatTensor<Self>, seed: u64, p: f64) -> FloatTensor<Self> {
+        <Flex as FusedKernels>::kernel_dropout(x, seed, p)
     }
 }

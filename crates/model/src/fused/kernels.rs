@@ -8,6 +8,8 @@
 
 use rayon::prelude::*;
 
+use super::math;
+
 /// About this many elements per parallel task: large enough that scheduling is noise, small
 /// enough that two cores share a BERT-mini step's tensors evenly.
 const ELEMENTS_PER_TASK: usize = 32 * 1024;
@@ -17,25 +19,43 @@ fn rows_per_task(row_len: usize) -> usize {
     (ELEMENTS_PER_TASK / row_len.max(1)).max(1)
 }
 
+math::widest! {
+    /// Softmax of each `row_len` row of `x` into `y`.
+    fn softmax_task(y: &mut [f32], x: &[f32], row_len: usize) {
+        for (y, x) in y.chunks_exact_mut(row_len).zip(x.chunks_exact(row_len)) {
+            let max = math::max(x);
+            for (y, &x) in y.iter_mut().zip(x) {
+                *y = math::exp(x - max);
+            }
+            let inv = 1.0 / math::sum_map(y, |v| v);
+            y.iter_mut().for_each(|y| *y *= inv);
+        }
+    }
+}
+
 /// Softmax of every row of `x` (rows of `row_len`).
 pub fn softmax_rows(x: &[f32], row_len: usize) -> Vec<f32> {
     let mut y = vec![0.0f32; x.len()];
     let task = rows_per_task(row_len) * row_len;
     y.par_chunks_mut(task)
         .zip(x.par_chunks(task))
-        .for_each(|(y, x)| {
-            for (y, x) in y.chunks_exact_mut(row_len).zip(x.chunks_exact(row_len)) {
-                let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let mut sum = 0.0f32;
-                for (y, &x) in y.iter_mut().zip(x) {
-                    *y = (x - max).exp();
-                    sum += *y;
-                }
-                let inv = 1.0 / sum;
-                y.iter_mut().for_each(|y| *y *= inv);
-            }
-        });
+        .for_each(|(y, x)| softmax_task(y, x, row_len));
     y
+}
+
+math::widest! {
+    fn softmax_backward_task(dx: &mut [f32], y: &[f32], dy: &[f32], row_len: usize) {
+        for ((dx, y), dy) in dx
+            .chunks_exact_mut(row_len)
+            .zip(y.chunks_exact(row_len))
+            .zip(dy.chunks_exact(row_len))
+        {
+            let dot = math::dot(y, dy);
+            for ((dx, &y), &dy) in dx.iter_mut().zip(y).zip(dy) {
+                *dx = y * (dy - dot);
+            }
+        }
+    }
 }
 
 /// Gradient of the softmax input from its output `y` and the output's gradient `dy`:
@@ -45,18 +65,7 @@ pub fn softmax_rows_backward(y: &[f32], dy: &[f32], row_len: usize) -> Vec<f32> 
     let task = rows_per_task(row_len) * row_len;
     dx.par_chunks_mut(task)
         .zip(y.par_chunks(task).zip(dy.par_chunks(task)))
-        .for_each(|(dx, (y, dy))| {
-            for ((dx, y), dy) in dx
-                .chunks_exact_mut(row_len)
-                .zip(y.chunks_exact(row_len))
-                .zip(dy.chunks_exact(row_len))
-            {
-                let dot: f32 = y.iter().zip(dy).map(|(y, dy)| y * dy).sum();
-                for ((dx, &y), &dy) in dx.iter_mut().zip(y).zip(dy) {
-                    *dx = y * (dy - dot);
-                }
-            }
-        });
+        .for_each(|(dx, (y, dy))| softmax_backward_task(dx, y, dy, row_len));
     dx
 }
 
@@ -71,27 +80,30 @@ pub struct CrossEntropyRows {
     pub log_sum_exp: Vec<f32>,
 }
 
+/// Row index of `label` if it names one of `classes`.
+fn class(label: i64, classes: usize) -> Option<usize> {
+    usize::try_from(label).ok().filter(|&l| l < classes)
+}
+
+math::widest! {
+    /// `(nll, hit, log Σ exp)` of one row.
+    fn cross_entropy_row(x: &[f32], label: i64) -> (f32, f32, f32) {
+        let (max, arg) = math::max_and_first_index(x);
+        let lse = max + math::sum_map(x, |v| math::exp(v - max)).ln();
+        match class(label, x.len()) {
+            Some(l) => (lse - x[l], if arg == l { 1.0 } else { 0.0 }, lse),
+            None => (f32::NAN, 0.0, lse),
+        }
+    }
+}
+
 /// Cross-entropy of each row of `logits` (rows of `classes`) against `labels`, with whether the
 /// row's arg-max is the label: one pass for the maximum and its position, one for the sum.
 pub fn cross_entropy_rows(logits: &[f32], classes: usize, labels: &[i64]) -> CrossEntropyRows {
     let rows: Vec<(f32, f32, f32)> = logits
         .par_chunks(classes)
         .zip(labels.par_iter())
-        .map(|(x, &label)| {
-            let (mut max, mut arg) = (f32::NEG_INFINITY, 0usize);
-            for (j, &v) in x.iter().enumerate() {
-                if v > max {
-                    max = v;
-                    arg = j;
-                }
-            }
-            let sum: f32 = x.iter().map(|&v| (v - max).exp()).sum();
-            let lse = max + sum.ln();
-            match usize::try_from(label).ok().filter(|&l| l < classes) {
-                Some(l) => (lse - x[l], if arg == l { 1.0 } else { 0.0 }, lse),
-                None => (f32::NAN, 0.0, lse),
-            }
-        })
+        .map(|(x, &label)| cross_entropy_row(x, label))
         .collect();
     let mut out = CrossEntropyRows {
         nll: Vec::with_capacity(rows.len()),
@@ -104,6 +116,17 @@ pub fn cross_entropy_rows(logits: &[f32], classes: usize, labels: &[i64]) -> Cro
         out.log_sum_exp.push(lse);
     }
     out
+}
+
+math::widest! {
+    fn cross_entropy_backward_row(dx: &mut [f32], x: &[f32], label: i64, lse: f32, g: f32) {
+        for (dx, &x) in dx.iter_mut().zip(x) {
+            *dx = g * math::exp(x - lse);
+        }
+        if let Some(l) = class(label, x.len()) {
+            dx[l] -= g;
+        }
+    }
 }
 
 /// Gradient of the logits from the gradient of each row's loss `dnll`:
@@ -124,12 +147,7 @@ pub fn cross_entropy_rows_backward(
                 .zip(log_sum_exp.par_iter().zip(dnll.par_iter())),
         )
         .for_each(|((dx, x), (&label, (&lse, &g)))| {
-            for (dx, &x) in dx.iter_mut().zip(x) {
-                *dx = g * (x - lse).exp();
-            }
-            if let Some(l) = usize::try_from(label).ok().filter(|&l| l < classes) {
-                dx[l] -= g;
-            }
+            cross_entropy_backward_row(dx, x, label, lse, g)
         });
     dx
 }
@@ -145,10 +163,48 @@ pub struct LayerNormRows {
     pub rstd: Vec<f32>,
 }
 
+math::widest! {
+    fn layer_norm_task(
+        y: &mut [f32],
+        x: &[f32],
+        mean: &mut [f32],
+        rstd: &mut [f32],
+        gamma: &[f32],
+        beta: Option<&[f32]>,
+        eps: f64,
+    ) {
+        let h = gamma.len();
+        for (((y, x), mean), rstd) in y
+            .chunks_exact_mut(h)
+            .zip(x.chunks_exact(h))
+            .zip(mean.iter_mut())
+            .zip(rstd.iter_mut())
+        {
+            let m = math::sum_map_f64(x, |v| v) / h as f64;
+            let var = math::sum_map_f64(x, |v| (v - m) * (v - m)) / h as f64;
+            let (mf, rf) = (m as f32, (1.0 / (var + eps).sqrt()) as f32);
+            match beta {
+                Some(beta) => {
+                    for (((y, &x), &g), &b) in y.iter_mut().zip(x).zip(gamma).zip(beta) {
+                        *y = (x - mf) * rf * g + b;
+                    }
+                }
+                None => {
+                    for ((y, &x), &g) in y.iter_mut().zip(x).zip(gamma) {
+                        *y = (x - mf) * rf * g;
+                    }
+                }
+            }
+            *mean = mf;
+            *rstd = rf;
+        }
+    }
+}
+
 /// LayerNorm over every row of `x` (rows of `gamma.len()`), statistics accumulated in f64.
 pub fn layer_norm_rows(x: &[f32], gamma: &[f32], beta: Option<&[f32]>, eps: f64) -> LayerNormRows {
-    let h = gamma.len();
-    let rows = x.len() / h.max(1);
+    let h = gamma.len().max(1);
+    let rows = x.len() / h;
     let mut y = vec![0.0f32; x.len()];
     let mut mean = vec![0.0f32; rows];
     let mut rstd = vec![0.0f32; rows];
@@ -156,33 +212,7 @@ pub fn layer_norm_rows(x: &[f32], gamma: &[f32], beta: Option<&[f32]>, eps: f64)
     y.par_chunks_mut(per * h)
         .zip(x.par_chunks(per * h))
         .zip(mean.par_chunks_mut(per).zip(rstd.par_chunks_mut(per)))
-        .for_each(|((y, x), (mean, rstd))| {
-            for (((y, x), mean), rstd) in y
-                .chunks_exact_mut(h)
-                .zip(x.chunks_exact(h))
-                .zip(mean.iter_mut())
-                .zip(rstd.iter_mut())
-            {
-                let m = x.iter().map(|&v| v as f64).sum::<f64>() / h as f64;
-                let var = x.iter().map(|&v| (v as f64 - m).powi(2)).sum::<f64>() / h as f64;
-                let r = 1.0 / (var + eps).sqrt();
-                let (mf, rf) = (m as f32, r as f32);
-                match beta {
-                    Some(beta) => {
-                        for (((y, &x), &g), &b) in y.iter_mut().zip(x).zip(gamma).zip(beta) {
-                            *y = (x - mf) * rf * g + b;
-                        }
-                    }
-                    None => {
-                        for ((y, &x), &g) in y.iter_mut().zip(x).zip(gamma) {
-                            *y = (x - mf) * rf * g;
-                        }
-                    }
-                }
-                *mean = mf;
-                *rstd = rf;
-            }
-        });
+        .for_each(|((y, x), (mean, rstd))| layer_norm_task(y, x, mean, rstd, gamma, beta, eps));
     LayerNormRows { y, mean, rstd }
 }
 
@@ -196,6 +226,44 @@ pub struct LayerNormGrads {
     pub dbeta: Vec<f32>,
 }
 
+math::widest! {
+    /// One task's rows: writes `dx`, returns its partial `(dgamma, dbeta)`.
+    fn layer_norm_backward_task(
+        dx: &mut [f32],
+        x: &[f32],
+        dy: &[f32],
+        mean: &[f32],
+        rstd: &[f32],
+        gamma: &[f32],
+    ) -> (Vec<f32>, Vec<f32>) {
+        let h = gamma.len();
+        let mut dgamma = vec![0.0f32; h];
+        let mut dbeta = vec![0.0f32; h];
+        let mut xhat = vec![0.0f32; h];
+        let mut gy = vec![0.0f32; h];
+        for ((((dx, x), dy), &m), &r) in dx
+            .chunks_exact_mut(h)
+            .zip(x.chunks_exact(h))
+            .zip(dy.chunks_exact(h))
+            .zip(mean)
+            .zip(rstd)
+        {
+            for j in 0..h {
+                xhat[j] = (x[j] - m) * r;
+                gy[j] = dy[j] * gamma[j];
+                dgamma[j] += dy[j] * xhat[j];
+                dbeta[j] += dy[j];
+            }
+            let mean_g = math::sum_map(&gy, |v| v) / h as f32;
+            let mean_gx = math::dot(&gy, &xhat) / h as f32;
+            for ((dx, &g), &xh) in dx.iter_mut().zip(&gy).zip(&xhat) {
+                *dx = r * (g - mean_g - xh * mean_gx);
+            }
+        }
+        (dgamma, dbeta)
+    }
+}
+
 /// Backward pass of [`layer_norm_rows`], from its saved `mean` and `rstd`:
 /// `dx = rstd · (g − mean(g) − x̂ · mean(g · x̂))` with `g = dy · gamma`, `x̂` the normalised input.
 pub fn layer_norm_rows_backward(
@@ -205,48 +273,17 @@ pub fn layer_norm_rows_backward(
     rstd: &[f32],
     dy: &[f32],
 ) -> LayerNormGrads {
-    let h = gamma.len();
+    let h = gamma.len().max(1);
     let mut dx = vec![0.0f32; x.len()];
     let per = rows_per_task(h);
     let partials: Vec<(Vec<f32>, Vec<f32>)> = dx
         .par_chunks_mut(per * h)
         .zip(x.par_chunks(per * h).zip(dy.par_chunks(per * h)))
         .zip(mean.par_chunks(per).zip(rstd.par_chunks(per)))
-        .map(|((dx, (x, dy)), (mean, rstd))| {
-            let mut dgamma = vec![0.0f32; h];
-            let mut dbeta = vec![0.0f32; h];
-            for ((((dx, x), dy), &m), &r) in dx
-                .chunks_exact_mut(h)
-                .zip(x.chunks_exact(h))
-                .zip(dy.chunks_exact(h))
-                .zip(mean)
-                .zip(rstd)
-            {
-                let (mut sum_g, mut sum_gx) = (0.0f32, 0.0f32);
-                for (((&x, &dy), &g), (dg, db)) in x
-                    .iter()
-                    .zip(dy)
-                    .zip(gamma)
-                    .zip(dgamma.iter_mut().zip(dbeta.iter_mut()))
-                {
-                    let xhat = (x - m) * r;
-                    let gy = dy * g;
-                    sum_g += gy;
-                    sum_gx += gy * xhat;
-                    *dg += dy * xhat;
-                    *db += dy;
-                }
-                let (mean_g, mean_gx) = (sum_g / h as f32, sum_gx / h as f32);
-                for (((dx, &x), &dy), &g) in dx.iter_mut().zip(x).zip(dy).zip(gamma) {
-                    let xhat = (x - m) * r;
-                    *dx = r * (dy * g - mean_g - xhat * mean_gx);
-                }
-            }
-            (dgamma, dbeta)
-        })
+        .map(|((dx, (x, dy)), (mean, rstd))| layer_norm_backward_task(dx, x, dy, mean, rstd, gamma))
         .collect();
-    let mut dgamma = vec![0.0f32; h];
-    let mut dbeta = vec![0.0f32; h];
+    let mut dgamma = vec![0.0f32; gamma.len()];
+    let mut dbeta = vec![0.0f32; gamma.len()];
     for (pg, pb) in partials {
         dgamma.iter_mut().zip(pg).for_each(|(a, b)| *a += b);
         dbeta.iter_mut().zip(pb).for_each(|(a, b)| *a += b);
@@ -254,27 +291,137 @@ pub fn layer_norm_rows_backward(
     LayerNormGrads { dx, dgamma, dbeta }
 }
 
+/// 1/√(2π), the standard normal density at 0.
+const INV_SQRT_2PI: f32 = 0.398_942_3;
+
+math::widest! {
+    fn gelu_task(y: &mut [f32], x: &[f32]) {
+        for (y, &x) in y.iter_mut().zip(x) {
+            let (erf, _) = math::erf_and_gauss(x * std::f32::consts::FRAC_1_SQRT_2);
+            *y = 0.5 * x * (1.0 + erf);
+        }
+    }
+}
+
 /// Exact GELU, `x · Φ(x) = x/2 · (1 + erf(x/√2))`, as PyTorch's default.
 pub fn gelu(x: &[f32]) -> Vec<f32> {
-    x.par_iter()
-        .with_min_len(ELEMENTS_PER_TASK)
-        .map(|&x| 0.5 * x * (1.0 + libm::erff(x * std::f32::consts::FRAC_1_SQRT_2)))
-        .collect()
+    let mut y = vec![0.0f32; x.len()];
+    y.par_chunks_mut(ELEMENTS_PER_TASK)
+        .zip(x.par_chunks(ELEMENTS_PER_TASK))
+        .for_each(|(y, x)| gelu_task(y, x));
+    y
+}
+
+math::widest! {
+    fn gelu_backward_task(dx: &mut [f32], x: &[f32], dy: &[f32]) {
+        for ((dx, &x), &dy) in dx.iter_mut().zip(x).zip(dy) {
+            // erf(x/√2) and e^(−x²/2), the Gaussian density's factor, from one exp.
+            let (erf, gauss) = math::erf_and_gauss(x * std::f32::consts::FRAC_1_SQRT_2);
+            let cdf = 0.5 * (1.0 + erf);
+            *dx = dy * (cdf + x * INV_SQRT_2PI * gauss);
+        }
+    }
 }
 
 /// Gradient of the GELU input: `dy · (Φ(x) + x · φ(x))`.
 pub fn gelu_backward(x: &[f32], dy: &[f32]) -> Vec<f32> {
-    // 1/√(2π)
-    const INV_SQRT_2PI: f32 = 0.398_942_3;
-    x.par_iter()
-        .zip(dy.par_iter())
-        .with_min_len(ELEMENTS_PER_TASK)
-        .map(|(&x, &dy)| {
-            let cdf = 0.5 * (1.0 + libm::erff(x * std::f32::consts::FRAC_1_SQRT_2));
-            let pdf = INV_SQRT_2PI * (-0.5 * x * x).exp();
-            dy * (cdf + x * pdf)
-        })
-        .collect()
+    let mut dx = vec![0.0f32; x.len()];
+    dx.par_chunks_mut(ELEMENTS_PER_TASK)
+        .zip(
+            x.par_chunks(ELEMENTS_PER_TASK)
+                .zip(dy.par_chunks(ELEMENTS_PER_TASK)),
+        )
+        .for_each(|(dx, (x, dy))| gelu_backward_task(dx, x, dy));
+    dx
+}
+
+/// `x` with inverted dropout applied: each element kept and scaled by `1/(1−p)` or zeroed with
+/// probability `p`, decided by 32 random bits against a 32-bit threshold (`P(drop) = p` within
+/// 2⁻³²). The decisions are a function of `(seed, position)` only: every run of
+/// [`ELEMENTS_PER_TASK`] elements draws from its own stream `Rng::keyed(&[seed, run])`, so the
+/// backward pass regenerates the mask instead of storing it, and threads change nothing.
+pub fn dropout(x: &[f32], seed: u64, p: f64) -> Vec<f32> {
+    let keep_scale = (1.0 / (1.0 - p)) as f32;
+    let threshold = (p * 4_294_967_296.0).round().min(u32::MAX as f64) as u64;
+    let mut y = vec![0.0f32; x.len()];
+    y.par_chunks_mut(ELEMENTS_PER_TASK)
+        .zip(x.par_chunks(ELEMENTS_PER_TASK))
+        .enumerate()
+        .for_each(|(run, (y, x))| {
+            let mut rng = bert_rng::Rng::keyed(&[seed, run as u64]);
+            let value = |bits: u64, x: f32| {
+                if bits < threshold {
+                    0.0
+                } else {
+                    x * keep_scale
+                }
+            };
+            let mut ys = y.chunks_exact_mut(2);
+            let mut xs = x.chunks_exact(2);
+            for (y, x) in (&mut ys).zip(&mut xs) {
+                let r = rng.next_u64();
+                y[0] = value(r & 0xffff_ffff, x[0]);
+                y[1] = value(r >> 32, x[1]);
+            }
+            if let (Some(y), Some(&x)) = (ys.into_remainder().first_mut(), xs.remainder().first()) {
+                *y = value(rng.next_u64() & 0xffff_ffff, x);
+            }
+        });
+    y
+}
+
+/// Scalars of one AdamW update (f32, as the composed update applies them).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AdamwScalars {
+    /// First-moment decay β₁.
+    pub beta1: f32,
+    /// Second-moment decay β₂.
+    pub beta2: f32,
+    /// `1 − β₁`, rounded from its exact value (not `1.0 − beta1` in f32).
+    pub one_minus_beta1: f32,
+    /// `1 − β₂`, rounded from its exact value.
+    pub one_minus_beta2: f32,
+    /// Added to the second moment's root.
+    pub epsilon: f32,
+    /// Decoupled weight decay (0 for parameters without decay).
+    pub weight_decay: f32,
+    /// Learning rate of this step.
+    pub lr: f32,
+    /// `1 − β₁^t` with bias correction, else 1.
+    pub bias1: f32,
+    /// `1 − β₂^t` with bias correction, else 1.
+    pub bias2: f32,
+    /// Factor on the gradient (clipping, averaging), 1 for none.
+    pub grad_scale: f32,
+}
+
+math::widest! {
+    fn adamw_task(w: &[f32], g_then_w: &mut [f32], m: &mut [f32], v: &mut [f32], s: AdamwScalars) {
+        for i in 0..w.len() {
+            let g = g_then_w[i] * s.grad_scale;
+            let m1 = m[i] * s.beta1 + g * s.one_minus_beta1;
+            let v1 = v[i] * s.beta2 + g * g * s.one_minus_beta2;
+            let mut direction = (m1 / s.bias1) / ((v1 / s.bias2).sqrt() + s.epsilon);
+            if s.weight_decay != 0.0 {
+                direction += w[i] * s.weight_decay;
+            }
+            g_then_w[i] = w[i] - direction * s.lr;
+            m[i] = m1;
+            v[i] = v1;
+        }
+    }
+}
+
+/// One AdamW step over a flattened parameter `w`, in place: `g_then_w` holds the gradient and
+/// receives the new value, `m` and `v` (zeros before the first step) are updated. Every element
+/// is read and written once, and nothing is allocated.
+pub fn adamw(w: &[f32], g_then_w: &mut [f32], m: &mut [f32], v: &mut [f32], s: AdamwScalars) {
+    let t = ELEMENTS_PER_TASK;
+    g_then_w
+        .par_chunks_mut(t)
+        .zip(m.par_chunks_mut(t).zip(v.par_chunks_mut(t)))
+        .zip(w.par_chunks(t))
+        .for_each(|((g, (m, v)), w)| adamw_task(w, g, m, v, s));
 }
 
 #[cfg(test)]

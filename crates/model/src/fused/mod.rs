@@ -13,16 +13,21 @@
 //! Burn ops everywhere else (CUDA, wgpu, ndarray, half types), which is also the reference the
 //! tests hold the fused ops to.
 //!
-//! `BERT_UNFUSED` (comma-separated `softmax`, `cross_entropy`, `layer_norm`, `gelu`, or `all`)
+//! The optimiser's AdamW update is fused the same way on flex ([`adamw`]).
+//!
+//! `BERT_UNFUSED` (comma-separated `softmax`, `cross_entropy`, `layer_norm`, `gelu`, `dropout`,
+//! `adamw`, or `all`)
 //! turns fused ops off for a run, for measuring what each one is worth (`docs/benchmarks.md`).
 
 mod autodiff;
 mod flex;
 pub mod kernels;
+mod math;
 
 use std::any::{Any, TypeId};
 use std::sync::OnceLock;
 
+use burn::backend::flex::FlexTensor;
 use burn::backend::{Autodiff, Flex};
 use burn::nn::LayerNorm;
 use burn::tensor::activation::{log_softmax, softmax};
@@ -102,6 +107,9 @@ pub trait FusedKernels: Backend {
     fn kernel_gelu(x: FloatTensor<Self>) -> FloatTensor<Self>;
     /// Gradient of the GELU input from the output's gradient `dy`.
     fn kernel_gelu_backward(x: FloatTensor<Self>, dy: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// `x` with the dropout mask of `(seed, p)` applied; applied to the output's gradient it is
+    /// also the backward pass (the mask is regenerated, never stored).
+    fn kernel_dropout(x: FloatTensor<Self>, seed: u64, p: f64) -> FloatTensor<Self>;
 }
 
 /// The fused ops the model calls: one op (one autodiff node) each. Implemented for flex and
@@ -123,6 +131,8 @@ pub trait FusedOps: Backend {
     ) -> FloatTensor<Self>;
     /// Exact (erf) GELU.
     fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// Inverted dropout with the mask of `(seed, p)`.
+    fn fused_dropout(x: FloatTensor<Self>, seed: u64, p: f64) -> FloatTensor<Self>;
 }
 
 /// The fused ops, by name, as `BERT_UNFUSED` lists them.
@@ -136,6 +146,10 @@ pub enum Op {
     LayerNorm,
     /// The feed-forward activation (exact GELU).
     Gelu,
+    /// The AdamW update of every parameter.
+    Adamw,
+    /// Dropout (mask drawn and applied in one pass, regenerated in the backward pass).
+    Dropout,
 }
 
 impl Op {
@@ -145,6 +159,8 @@ impl Op {
             Op::CrossEntropy => "cross_entropy",
             Op::LayerNorm => "layer_norm",
             Op::Gelu => "gelu",
+            Op::Adamw => "adamw",
+            Op::Dropout => "dropout",
         }
     }
 }
@@ -171,9 +187,9 @@ enum Route {
 }
 
 impl Route {
-    /// The route for backend `B` when `op` is on and the tensor is f32.
-    fn of<B: Backend>(op: Op, dtype: DType) -> Option<Route> {
-        if dtype != DType::F32 || !enabled(op) {
+    /// The route for backend `B` when `op` is on and its inputs are f32.
+    fn of<B: Backend>(op: Op, f32_inputs: bool) -> Option<Route> {
+        if !f32_inputs || !enabled(op) {
             return None;
         }
         let id = TypeId::of::<B>();
@@ -223,7 +239,7 @@ fn tensor<B: Backend, const D: usize>(p: FloatTensor<B>) -> Tensor<B, D> {
 
 /// Softmax over the last dimension (the attention probabilities).
 pub fn softmax_last<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
-    match Route::of::<B>(Op::Softmax, x.dtype()) {
+    match Route::of::<B>(Op::Softmax, x.dtype() == DType::F32) {
         Some(route) => {
             let p = float(x);
             let out: FloatTensor<B> = routed!(route, |F| same(F::fused_softmax_last(same(p))));
@@ -239,7 +255,7 @@ pub fn cross_entropy<B: Backend>(
     logits: Tensor<B, 2>,
     labels: Tensor<B, 1, Int>,
 ) -> (Tensor<B, 1>, Tensor<B, 1>) {
-    match Route::of::<B>(Op::CrossEntropy, logits.dtype()) {
+    match Route::of::<B>(Op::CrossEntropy, logits.dtype() == DType::F32) {
         Some(route) => {
             let (x, l) = (float(logits), labels.into_primitive());
             let (nll, hit): (FloatTensor<B>, FloatTensor<B>) = routed!(route, |F| {
@@ -276,7 +292,7 @@ pub fn layer_norm<B: Backend, const D: usize>(
     eps: f64,
     x: Tensor<B, D>,
 ) -> Tensor<B, D> {
-    let route = Route::of::<B>(Op::LayerNorm, x.dtype());
+    let route = Route::of::<B>(Op::LayerNorm, x.dtype() == DType::F32);
     match (route, norm.beta.as_ref()) {
         (Some(route), Some(beta)) => {
             let (p, g, b) = (float(x), float(norm.gamma.val()), float(beta.val()));
@@ -297,12 +313,85 @@ pub fn gelu<B: Backend, const D: usize>(
     x: Tensor<B, D>,
     composed: impl FnOnce(Tensor<B, D>) -> Tensor<B, D>,
 ) -> Tensor<B, D> {
-    match Route::of::<B>(Op::Gelu, x.dtype()) {
+    match Route::of::<B>(Op::Gelu, x.dtype() == DType::F32) {
         Some(route) => {
             let p = float(x);
             let out: FloatTensor<B> = routed!(route, |F| same(F::fused_gelu(same(p))));
             tensor(out)
         }
         None => composed(x),
+    }
+}
+
+/// Inverted dropout of `x` with the mask of `(seed, p)` ([`kernels::dropout`]); `composed`
+/// computes the same where the fused op does not apply.
+pub fn dropout<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+    seed: u64,
+    p: f64,
+    composed: impl FnOnce(Tensor<B, D>) -> Tensor<B, D>,
+) -> Tensor<B, D> {
+    match Route::of::<B>(Op::Dropout, x.dtype() == DType::F32) {
+        Some(route) => {
+            let x = float(x);
+            let out: FloatTensor<B> = routed!(route, |F| same(F::fused_dropout(same(x), seed, p)));
+            tensor(out)
+        }
+        None => composed(x),
+    }
+}
+
+/// One parameter's AdamW inputs for [`adamw`]: flattened value, gradient and moments (`None`
+/// before the first step).
+#[derive(Debug, Clone)]
+pub struct AdamwInputs<B: Backend> {
+    /// Current value.
+    pub value: Tensor<B, 1>,
+    /// Gradient (before `grad_scale`).
+    pub grad: Tensor<B, 1>,
+    /// First and second moments.
+    pub moments: Option<(Tensor<B, 1>, Tensor<B, 1>)>,
+}
+
+/// The fused AdamW update on flex (one pass over value, gradient and moments):
+/// `Ok((value, m, v))`, or the inputs back (`Err`) on backends without it, for the caller's
+/// composed update.
+#[allow(clippy::type_complexity)]
+pub fn adamw<B: Backend>(
+    inputs: AdamwInputs<B>,
+    scalars: kernels::AdamwScalars,
+) -> Result<(Tensor<B, 1>, Tensor<B, 1>, Tensor<B, 1>), AdamwInputs<B>> {
+    let all_f32 = inputs.value.dtype() == DType::F32
+        && inputs.grad.dtype() == DType::F32
+        && inputs
+            .moments
+            .as_ref()
+            .is_none_or(|(m, v)| m.dtype() == DType::F32 && v.dtype() == DType::F32);
+    match Route::of::<B>(Op::Adamw, all_f32) {
+        Some(Route::Flex) => {
+            let flex_f32 = |t: Tensor<B, 1>| flex::contiguous_f32(same(float(t)));
+            let w = flex_f32(inputs.value);
+            // The gradient's buffer receives the new value, the moments are updated where they
+            // are: in place when this is their only owner (the trainer's case), else on a copy.
+            let mut out = flex_f32(inputs.grad);
+            let n = flex::values(&w).len();
+            let (mut m, mut v) = match inputs.moments {
+                Some((m, v)) => (flex_f32(m), flex_f32(v)),
+                None => (
+                    flex::from_vec(vec![0.0; n], [n].into()),
+                    flex::from_vec(vec![0.0; n], [n].into()),
+                ),
+            };
+            kernels::adamw(
+                flex::values(&w),
+                out.storage_mut::<f32>(),
+                m.storage_mut::<f32>(),
+                v.storage_mut::<f32>(),
+                scalars,
+            );
+            let back = |t: FlexTensor| tensor::<B, 1>(same(t));
+            Ok((back(out), back(m), back(v)))
+        }
+        _ => Err(inputs),
     }
 }
