@@ -58,7 +58,9 @@ pub fn apply<B: Backend, const D: usize>(dropout: &Dropout, x: Tensor<B, D>) -> 
 /// The `n` mask values of `(seed, p)`: 0 with probability `p`, else `1/(1-p)`; the same mask
 /// the fused op applies ([`crate::fused::kernels::dropout`]).
 fn host_mask(seed: u64, n: usize, p: f64) -> Vec<f32> {
-    crate::fused::kernels::dropout(&vec![1.0; n], seed, p)
+    let mut mask = vec![1.0; n];
+    crate::fused::kernels::dropout(&mut mask, seed, p);
+    mask
 }
 
 #[cfg(test)]

@@ -52,16 +52,18 @@ fn labels_i64(labels: IntTensor<Flex>) -> Vec<i64> {
 
 impl FusedKernels for Flex {
     fn kernel_softmax(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        let x = contiguous_f32(x);
-        let shape = x.shape();
-        from_vec(kernels::softmax_rows(values(&x), last_dim(&shape)), shape)
+        // In place: the scores are usually owned by this op alone (a copy is made otherwise).
+        let mut x = contiguous_f32(x);
+        let row = last_dim(&x.shape());
+        kernels::softmax_rows(x.storage_mut::<f32>(), row);
+        x
     }
 
     fn kernel_softmax_backward(y: FloatTensor<Self>, dy: FloatTensor<Self>) -> FloatTensor<Self> {
-        let (y, dy) = (contiguous_f32(y), contiguous_f32(dy));
-        let shape = y.shape();
-        let dx = kernels::softmax_rows_backward(values(&y), values(&dy), last_dim(&shape));
-        from_vec(dx, shape)
+        let (y, mut dy) = (contiguous_f32(y), contiguous_f32(dy));
+        let row = last_dim(&y.shape());
+        kernels::softmax_rows_backward(values(&y), dy.storage_mut::<f32>(), row);
+        dy
     }
 
     fn kernel_cross_entropy(
@@ -85,20 +87,21 @@ impl FusedKernels for Flex {
         log_sum_exp: FloatTensor<Self>,
         dnll: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
-        let (x, lse, g) = (
+        // The logits are dropped after this: their buffer receives the gradient.
+        let (mut x, lse, g) = (
             contiguous_f32(logits),
             contiguous_f32(log_sum_exp),
             contiguous_f32(dnll),
         );
-        let shape = x.shape();
-        let dx = kernels::cross_entropy_rows_backward(
-            values(&x),
-            last_dim(&shape),
+        let classes = last_dim(&x.shape());
+        kernels::cross_entropy_rows_backward(
+            x.storage_mut::<f32>(),
+            classes,
             &labels_i64(labels),
             values(&lse),
             values(&g),
         );
-        from_vec(dx, shape)
+        x
     }
 
     fn kernel_layer_norm(
@@ -129,23 +132,23 @@ impl FusedKernels for Flex {
         rstd: FloatTensor<Self>,
         dy: FloatTensor<Self>,
     ) -> LayerNormGradients<Self> {
-        let (x, gamma, mean, rstd, dy) = (
+        let (x, gamma, mean, rstd, mut dy) = (
             contiguous_f32(x),
             contiguous_f32(gamma),
             contiguous_f32(mean),
             contiguous_f32(rstd),
             contiguous_f32(dy),
         );
-        let (shape, gamma_shape) = (x.shape(), gamma.shape());
+        let gamma_shape = gamma.shape();
         let g = kernels::layer_norm_rows_backward(
             values(&x),
             values(&gamma),
             values(&mean),
             values(&rstd),
-            values(&dy),
+            dy.storage_mut::<f32>(),
         );
         LayerNormGradients {
-            x: from_vec(g.dx, shape),
+            x: dy,
             gamma: from_vec(g.dgamma, gamma_shape.clone()),
             beta: from_vec(g.dbeta, gamma_shape),
         }
@@ -158,15 +161,15 @@ impl FusedKernels for Flex {
     }
 
     fn kernel_gelu_backward(x: FloatTensor<Self>, dy: FloatTensor<Self>) -> FloatTensor<Self> {
-        let (x, dy) = (contiguous_f32(x), contiguous_f32(dy));
-        let shape = x.shape();
-        from_vec(kernels::gelu_backward(values(&x), values(&dy)), shape)
+        let (x, mut dy) = (contiguous_f32(x), contiguous_f32(dy));
+        kernels::gelu_backward(values(&x), dy.storage_mut::<f32>());
+        dy
     }
 
     fn kernel_dropout(x: FloatTensor<Self>, seed: u64, p: f64) -> FloatTensor<Self> {
-        let x = contiguous_f32(x);
-        let shape = x.shape();
-        from_vec(kernels::dropout(values(&x), seed, p), shape)
+        let mut x = contiguous_f32(x);
+        kernels::dropout(x.storage_mut::<f32>(), seed, p);
+        x
     }
 }
 

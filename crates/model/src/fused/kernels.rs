@@ -20,53 +20,42 @@ fn rows_per_task(row_len: usize) -> usize {
 }
 
 math::widest! {
-    /// Softmax of each `row_len` row of `x` into `y`.
-    fn softmax_task(y: &mut [f32], x: &[f32], row_len: usize) {
-        for (y, x) in y.chunks_exact_mut(row_len).zip(x.chunks_exact(row_len)) {
+    /// Softmax of each `row_len` row of `x`, in place.
+    fn softmax_task(x: &mut [f32], row_len: usize) {
+        for x in x.chunks_exact_mut(row_len) {
             let max = math::max(x);
-            for (y, &x) in y.iter_mut().zip(x) {
-                *y = math::exp(x - max);
-            }
-            let inv = 1.0 / math::sum_map(y, |v| v);
-            y.iter_mut().for_each(|y| *y *= inv);
+            x.iter_mut().for_each(|v| *v = math::exp(*v - max));
+            let inv = 1.0 / math::sum_map(x, |v| v);
+            x.iter_mut().for_each(|v| *v *= inv);
         }
     }
 }
 
-/// Softmax of every row of `x` (rows of `row_len`).
-pub fn softmax_rows(x: &[f32], row_len: usize) -> Vec<f32> {
-    let mut y = vec![0.0f32; x.len()];
+/// Softmax of every row of `x` (rows of `row_len`), in place.
+pub fn softmax_rows(x: &mut [f32], row_len: usize) {
     let task = rows_per_task(row_len) * row_len;
-    y.par_chunks_mut(task)
-        .zip(x.par_chunks(task))
-        .for_each(|(y, x)| softmax_task(y, x, row_len));
-    y
+    x.par_chunks_mut(task)
+        .for_each(|x| softmax_task(x, row_len));
 }
 
 math::widest! {
-    fn softmax_backward_task(dx: &mut [f32], y: &[f32], dy: &[f32], row_len: usize) {
-        for ((dx, y), dy) in dx
-            .chunks_exact_mut(row_len)
-            .zip(y.chunks_exact(row_len))
-            .zip(dy.chunks_exact(row_len))
-        {
+    fn softmax_backward_task(dy: &mut [f32], y: &[f32], row_len: usize) {
+        for (dy, y) in dy.chunks_exact_mut(row_len).zip(y.chunks_exact(row_len)) {
             let dot = math::dot(y, dy);
-            for ((dx, &y), &dy) in dx.iter_mut().zip(y).zip(dy) {
-                *dx = y * (dy - dot);
+            for (dy, &y) in dy.iter_mut().zip(y) {
+                *dy = y * (*dy - dot);
             }
         }
     }
 }
 
-/// Gradient of the softmax input from its output `y` and the output's gradient `dy`:
-/// `y · (dy − Σ dy·y)` per row.
-pub fn softmax_rows_backward(y: &[f32], dy: &[f32], row_len: usize) -> Vec<f32> {
-    let mut dx = vec![0.0f32; y.len()];
+/// Gradient of the softmax input from its output `y` and the output's gradient `dy`, written
+/// over `dy`: `y · (dy − Σ dy·y)` per row.
+pub fn softmax_rows_backward(y: &[f32], dy: &mut [f32], row_len: usize) {
     let task = rows_per_task(row_len) * row_len;
-    dx.par_chunks_mut(task)
-        .zip(y.par_chunks(task).zip(dy.par_chunks(task)))
-        .for_each(|(dx, (y, dy))| softmax_backward_task(dx, y, dy, row_len));
-    dx
+    dy.par_chunks_mut(task)
+        .zip(y.par_chunks(task))
+        .for_each(|(dy, y)| softmax_backward_task(dy, y, row_len));
 }
 
 /// Per-row results of [`cross_entropy_rows`].
@@ -119,37 +108,30 @@ pub fn cross_entropy_rows(logits: &[f32], classes: usize, labels: &[i64]) -> Cro
 }
 
 math::widest! {
-    fn cross_entropy_backward_row(dx: &mut [f32], x: &[f32], label: i64, lse: f32, g: f32) {
-        for (dx, &x) in dx.iter_mut().zip(x) {
-            *dx = g * math::exp(x - lse);
-        }
+    fn cross_entropy_backward_row(x: &mut [f32], label: i64, lse: f32, g: f32) {
+        x.iter_mut().for_each(|v| *v = g * math::exp(*v - lse));
         if let Some(l) = class(label, x.len()) {
-            dx[l] -= g;
+            x[l] -= g;
         }
     }
 }
 
-/// Gradient of the logits from the gradient of each row's loss `dnll`:
-/// `dnll · (softmax(logits) − onehot(label))`.
+/// Gradient of the logits from the gradient of each row's loss `dnll`, written over the
+/// logits: `dnll · (softmax(logits) − onehot(label))`.
 pub fn cross_entropy_rows_backward(
-    logits: &[f32],
+    logits: &mut [f32],
     classes: usize,
     labels: &[i64],
     log_sum_exp: &[f32],
     dnll: &[f32],
-) -> Vec<f32> {
-    let mut dx = vec![0.0f32; logits.len()];
-    dx.par_chunks_mut(classes)
-        .zip(logits.par_chunks(classes))
-        .zip(
-            labels
-                .par_iter()
-                .zip(log_sum_exp.par_iter().zip(dnll.par_iter())),
-        )
-        .for_each(|((dx, x), (&label, (&lse, &g)))| {
-            cross_entropy_backward_row(dx, x, label, lse, g)
-        });
-    dx
+) {
+    let per_row = labels
+        .par_iter()
+        .zip(log_sum_exp.par_iter().zip(dnll.par_iter()));
+    logits
+        .par_chunks_mut(classes)
+        .zip(per_row)
+        .for_each(|(x, (&label, (&lse, &g)))| cross_entropy_backward_row(x, label, lse, g));
 }
 
 /// Per-row results of [`layer_norm_rows`].
@@ -216,22 +198,19 @@ pub fn layer_norm_rows(x: &[f32], gamma: &[f32], beta: Option<&[f32]>, eps: f64)
     LayerNormRows { y, mean, rstd }
 }
 
-/// Gradients of LayerNorm's input, `gamma` and `beta` from the output's gradient `dy`.
-pub struct LayerNormGrads {
-    /// Gradient of the input.
-    pub dx: Vec<f32>,
-    /// Gradient of `gamma` (summed over rows).
+/// Gradients of LayerNorm's `gamma` and `beta` (summed over rows).
+pub struct LayerNormParamGrads {
+    /// Gradient of `gamma`.
     pub dgamma: Vec<f32>,
-    /// Gradient of `beta` (summed over rows).
+    /// Gradient of `beta`.
     pub dbeta: Vec<f32>,
 }
 
 math::widest! {
-    /// One task's rows: writes `dx`, returns its partial `(dgamma, dbeta)`.
+    /// One task's rows: writes `dx` over `dy`, returns its partial `(dgamma, dbeta)`.
     fn layer_norm_backward_task(
-        dx: &mut [f32],
         x: &[f32],
-        dy: &[f32],
+        dy: &mut [f32],
         mean: &[f32],
         rstd: &[f32],
         gamma: &[f32],
@@ -241,13 +220,7 @@ math::widest! {
         let mut dbeta = vec![0.0f32; h];
         let mut xhat = vec![0.0f32; h];
         let mut gy = vec![0.0f32; h];
-        for ((((dx, x), dy), &m), &r) in dx
-            .chunks_exact_mut(h)
-            .zip(x.chunks_exact(h))
-            .zip(dy.chunks_exact(h))
-            .zip(mean)
-            .zip(rstd)
-        {
+        for (((dy, x), &m), &r) in dy.chunks_exact_mut(h).zip(x.chunks_exact(h)).zip(mean).zip(rstd) {
             for j in 0..h {
                 xhat[j] = (x[j] - m) * r;
                 gy[j] = dy[j] * gamma[j];
@@ -256,7 +229,8 @@ math::widest! {
             }
             let mean_g = math::sum_map(&gy, |v| v) / h as f32;
             let mean_gx = math::dot(&gy, &xhat) / h as f32;
-            for ((dx, &g), &xh) in dx.iter_mut().zip(&gy).zip(&xhat) {
+            // This row of `dy` has been read in full: overwrite it with `dx`.
+            for ((dx, &g), &xh) in dy.iter_mut().zip(&gy).zip(&xhat) {
                 *dx = r * (g - mean_g - xh * mean_gx);
             }
         }
@@ -264,23 +238,23 @@ math::widest! {
     }
 }
 
-/// Backward pass of [`layer_norm_rows`], from its saved `mean` and `rstd`:
-/// `dx = rstd · (g − mean(g) − x̂ · mean(g · x̂))` with `g = dy · gamma`, `x̂` the normalised input.
+/// Backward pass of [`layer_norm_rows`], from its saved `mean` and `rstd`: the input's
+/// gradient written over `dy`, `dx = rstd · (g − mean(g) − x̂ · mean(g · x̂))` with
+/// `g = dy · gamma` and `x̂` the normalised input; returns the gradients of `gamma` and `beta`.
 pub fn layer_norm_rows_backward(
     x: &[f32],
     gamma: &[f32],
     mean: &[f32],
     rstd: &[f32],
-    dy: &[f32],
-) -> LayerNormGrads {
+    dy: &mut [f32],
+) -> LayerNormParamGrads {
     let h = gamma.len().max(1);
-    let mut dx = vec![0.0f32; x.len()];
     let per = rows_per_task(h);
-    let partials: Vec<(Vec<f32>, Vec<f32>)> = dx
+    let partials: Vec<(Vec<f32>, Vec<f32>)> = dy
         .par_chunks_mut(per * h)
-        .zip(x.par_chunks(per * h).zip(dy.par_chunks(per * h)))
+        .zip(x.par_chunks(per * h))
         .zip(mean.par_chunks(per).zip(rstd.par_chunks(per)))
-        .map(|((dx, (x, dy)), (mean, rstd))| layer_norm_backward_task(dx, x, dy, mean, rstd, gamma))
+        .map(|((dy, x), (mean, rstd))| layer_norm_backward_task(x, dy, mean, rstd, gamma))
         .collect();
     let mut dgamma = vec![0.0f32; gamma.len()];
     let mut dbeta = vec![0.0f32; gamma.len()];
@@ -288,7 +262,7 @@ pub fn layer_norm_rows_backward(
         dgamma.iter_mut().zip(pg).for_each(|(a, b)| *a += b);
         dbeta.iter_mut().zip(pb).for_each(|(a, b)| *a += b);
     }
-    LayerNormGrads { dx, dgamma, dbeta }
+    LayerNormParamGrads { dgamma, dbeta }
 }
 
 /// 1/√(2π), the standard normal density at 0.
@@ -313,61 +287,52 @@ pub fn gelu(x: &[f32]) -> Vec<f32> {
 }
 
 math::widest! {
-    fn gelu_backward_task(dx: &mut [f32], x: &[f32], dy: &[f32]) {
-        for ((dx, &x), &dy) in dx.iter_mut().zip(x).zip(dy) {
+    fn gelu_backward_task(dy: &mut [f32], x: &[f32]) {
+        for (dy, &x) in dy.iter_mut().zip(x) {
             // erf(x/√2) and e^(−x²/2), the Gaussian density's factor, from one exp.
             let (erf, gauss) = math::erf_and_gauss(x * std::f32::consts::FRAC_1_SQRT_2);
             let cdf = 0.5 * (1.0 + erf);
-            *dx = dy * (cdf + x * INV_SQRT_2PI * gauss);
+            *dy *= cdf + x * INV_SQRT_2PI * gauss;
         }
     }
 }
 
-/// Gradient of the GELU input: `dy · (Φ(x) + x · φ(x))`.
-pub fn gelu_backward(x: &[f32], dy: &[f32]) -> Vec<f32> {
-    let mut dx = vec![0.0f32; x.len()];
-    dx.par_chunks_mut(ELEMENTS_PER_TASK)
-        .zip(
-            x.par_chunks(ELEMENTS_PER_TASK)
-                .zip(dy.par_chunks(ELEMENTS_PER_TASK)),
-        )
-        .for_each(|(dx, (x, dy))| gelu_backward_task(dx, x, dy));
-    dx
+/// Gradient of the GELU input, written over `dy`: `dy · (Φ(x) + x · φ(x))`.
+pub fn gelu_backward(x: &[f32], dy: &mut [f32]) {
+    dy.par_chunks_mut(ELEMENTS_PER_TASK)
+        .zip(x.par_chunks(ELEMENTS_PER_TASK))
+        .for_each(|(dy, x)| gelu_backward_task(dy, x));
 }
 
-/// `x` with inverted dropout applied: each element kept and scaled by `1/(1−p)` or zeroed with
+/// Inverted dropout applied to `x` in place: each element kept and scaled by `1/(1−p)` or zeroed with
 /// probability `p`, decided by 32 random bits against a 32-bit threshold (`P(drop) = p` within
 /// 2⁻³²). The decisions are a function of `(seed, position)` only: every run of
 /// [`ELEMENTS_PER_TASK`] elements draws from its own stream `Rng::keyed(&[seed, run])`, so the
 /// backward pass regenerates the mask instead of storing it, and threads change nothing.
-pub fn dropout(x: &[f32], seed: u64, p: f64) -> Vec<f32> {
+pub fn dropout(x: &mut [f32], seed: u64, p: f64) {
     let keep_scale = (1.0 / (1.0 - p)) as f32;
     let threshold = (p * 4_294_967_296.0).round().min(u32::MAX as f64) as u64;
-    let mut y = vec![0.0f32; x.len()];
-    y.par_chunks_mut(ELEMENTS_PER_TASK)
-        .zip(x.par_chunks(ELEMENTS_PER_TASK))
+    let apply = |bits: u64, x: &mut f32| {
+        *x = if bits < threshold {
+            0.0
+        } else {
+            *x * keep_scale
+        }
+    };
+    x.par_chunks_mut(ELEMENTS_PER_TASK)
         .enumerate()
-        .for_each(|(run, (y, x))| {
+        .for_each(|(run, x)| {
             let mut rng = bert_rng::Rng::keyed(&[seed, run as u64]);
-            let value = |bits: u64, x: f32| {
-                if bits < threshold {
-                    0.0
-                } else {
-                    x * keep_scale
-                }
-            };
-            let mut ys = y.chunks_exact_mut(2);
-            let mut xs = x.chunks_exact(2);
-            for (y, x) in (&mut ys).zip(&mut xs) {
+            let mut pairs = x.chunks_exact_mut(2);
+            for pair in &mut pairs {
                 let r = rng.next_u64();
-                y[0] = value(r & 0xffff_ffff, x[0]);
-                y[1] = value(r >> 32, x[1]);
+                apply(r & 0xffff_ffff, &mut pair[0]);
+                apply(r >> 32, &mut pair[1]);
             }
-            if let (Some(y), Some(&x)) = (ys.into_remainder().first_mut(), xs.remainder().first()) {
-                *y = value(rng.next_u64() & 0xffff_ffff, x);
+            if let Some(last) = pairs.into_remainder().first_mut() {
+                apply(rng.next_u64() & 0xffff_ffff, last);
             }
         });
-    y
 }
 
 /// Scalars of one AdamW update (f32, as the composed update applies them).
@@ -440,7 +405,8 @@ mod tests {
         let x: Vec<f32> = (0..3 * 50)
             .map(|i| ((i * 37) % 23) as f32 * 0.7 - 8.0)
             .collect();
-        let y = softmax_rows(&x, 50);
+        let mut y = x.clone();
+        softmax_rows(&mut y, 50);
         for (row, yr) in x.chunks(50).zip(y.chunks(50)) {
             let denom: f64 = row.iter().map(|&v| (v as f64).exp()).sum();
             let expect: Vec<f32> = row
