@@ -298,8 +298,6 @@ pub(crate) fn select_model_files(
         .collect())
 }
 
-/// `a, b, c, … (N more)`.
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

@@ -1,6 +1,7 @@
 //! How sizes and lists of names read in messages.
 
-/// `a, b, c, … (N more)`.
+/// The first `max` names as `a, b, c, … (N more)` (`none` for no names): what a message shows
+/// of a long listing.
 pub fn preview(names: &[&str], max: usize) -> String {
     let mut s = names
         .iter()

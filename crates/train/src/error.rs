@@ -22,7 +22,7 @@ pub enum TrainError {
     /// A data step the run pipeline or fill-mask ran failed (vocabulary training, preparing,
     /// reading a tokenizer); the data crate's message already says which file and why.
     #[error(transparent)]
-    DataStep(#[from] bert_data::DataError),
+    DataStep(Box<bert_data::DataError>),
     /// A data-parallel rank other than 0 found no shards (only rank 0 prepares them).
     #[error("`data.train` `{}` does not exist: prepare the data before starting ranks other than 0 (rank 0 prepares it when the config has a [prepare] table)", train.display())]
     NotPrepared {
@@ -127,6 +127,13 @@ pub enum TrainError {
         /// Where to look next.
         hint: String,
     },
+}
+
+impl From<bert_data::DataError> for TrainError {
+    fn from(e: bert_data::DataError) -> Self {
+        // Boxed: the data crate's error is large, and every `Result` of this crate carries it.
+        TrainError::DataStep(Box::new(e))
+    }
 }
 
 impl TrainError {
