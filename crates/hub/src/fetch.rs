@@ -16,6 +16,7 @@ use crate::select::{
 use crate::settings::HubSettings;
 use crate::text::{human_bytes, preview};
 
+/// The Hub's answer to a revision listing, the fields read (names, sizes, the commit).
 #[derive(Deserialize)]
 struct Listing {
     sha: Option<String>,

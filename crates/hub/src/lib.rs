@@ -6,21 +6,21 @@
 //! sizes, plus the commit the revision points at); the files are then fetched at that commit, so
 //! a branch that moves mid-download cannot mix two versions. Each file lands in hf-hub's cache
 //! (`$HF_HOME/hub`, resumable there) and is then hard-linked (same filesystem) or copied into
-//! the output folder under a hidden temporary name, fsynced and renamed ([`place`](mod@place)),
+//! the output folder under a hidden temporary name, fsynced and renamed (`place`),
 //! so a partial file never sits under its final name. A file already there with the listed size
 //! is skipped.
 //!
-//! [`select`](mod@select) (which files) and [`failure`](mod@failure) (the error messages) are
-//! pure functions, tested offline; [`fetch`](mod@fetch) (the network path) is tested against a
-//! loopback stand-in of the Hub.
+//! `select` (which files) and `failure` (the error messages) are pure functions, tested
+//! offline; [`fetch`](mod@fetch) (the network path) is tested against a loopback stand-in of
+//! the Hub.
 
 #![warn(missing_docs)]
 
 pub mod error;
-pub mod failure;
+mod failure;
 pub mod fetch;
-pub mod place;
-pub mod select;
+mod place;
+mod select;
 pub mod settings;
 pub mod text;
 
