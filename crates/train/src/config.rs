@@ -460,8 +460,9 @@ pub fn apply_override(doc: &mut toml::Table, assignment: &str) -> Result<()> {
     Ok(())
 }
 
-/// A TOML deserialisation error as one line naming the table and the key: the toml crate puts
-/// the table on a line of its own (`in `data.masking``), or nothing for the top level.
+/// A TOML deserialisation error as one line naming the table and the key. The toml crate puts
+/// the path on a line of its own (`in `data.masking``): for an unknown, missing or duplicate
+/// field it is the table holding it, for a bad value it is the key itself.
 pub fn describe_toml_error(e: &toml::de::Error) -> String {
     let text = e.to_string();
     let mut lines: Vec<&str> = text
@@ -469,15 +470,24 @@ pub fn describe_toml_error(e: &toml::de::Error) -> String {
         .map(str::trim)
         .filter(|l| !l.is_empty())
         .collect();
-    let table = match lines.last().and_then(|l| l.strip_prefix("in `")) {
+    let path = match lines.last().and_then(|l| l.strip_prefix("in `")) {
         Some(rest) => {
-            let name = rest.trim_end_matches('`').to_string();
+            let path = rest.trim_end_matches('`').to_string();
             lines.pop();
-            format!("table `[{name}]`")
+            Some(path)
         }
-        None => "the top level".to_string(),
+        None => None,
     };
-    format!("{table}: {}", lines.join(" "))
+    let message = lines.join(" ");
+    let about_a_field = ["unknown field", "missing field", "duplicate field"]
+        .iter()
+        .any(|p| message.starts_with(p));
+    match (path, about_a_field) {
+        (Some(path), true) => format!("table `[{path}]`: {message}"),
+        (Some(path), false) => format!("`{path}`: {message}"),
+        (None, true) => format!("the top level: {message}"),
+        (None, false) => message,
+    }
 }
 
 /// Reads the `[prepare]` table of a TOML file (a run config, or a file of prepare keys only,
@@ -937,6 +947,14 @@ mod tests {
         }
         let err = parse(&full, &["colour=1"]).unwrap_err().to_string();
         assert!(err.contains("top level") && err.contains("colour"), "{err}");
+        // A bad value names its key.
+        let err = parse(&full, &["tokenizer.vocab_size=\"big\""])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`tokenizer.vocab_size`: invalid type"),
+            "{err}"
+        );
         // Values the prepare step would refuse are refused when the run file is read.
         let err = parse(&full, &["prepare.dupe_factor=0"])
             .unwrap_err()
