@@ -2,9 +2,9 @@
 //! `tokenizer train` (a WordPiece vocabulary from a corpus). Parsing and wiring only; the work
 //! is in `bert-data`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 use bert_data::corpus::CorpusOptions;
 use bert_data::train_vocab::{train_wordpiece, TrainVocabOptions};
 use bert_data::{InputFormat, MaskingMode, PrepareConfig};
@@ -83,30 +83,11 @@ pub struct PrepareArgs {
     pub json: bool,
 }
 
-/// Reads the `[prepare]` table of a TOML file, or the whole file if it has none.
-fn read_config(path: &Path) -> Result<PrepareConfig> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading config `{}`", path.display()))?;
-    let mut table: toml::Table =
-        toml::from_str(&text).with_context(|| format!("`{}` is not valid TOML", path.display()))?;
-    let value = match table.remove("prepare") {
-        Some(toml::Value::Table(t)) => toml::Value::Table(t),
-        Some(_) => bail!("`{}`: `prepare` must be a table", path.display()),
-        None => toml::Value::Table(table),
-    };
-    let mut config: PrepareConfig = value
-        .try_into()
-        .with_context(|| format!("`{}`: invalid [prepare] settings", path.display()))?;
-    // Paths in a config file are relative to the file, as in run configs.
-    config.resolve_relative_to(path.parent().unwrap_or(Path::new("")));
-    Ok(config)
-}
-
 impl PrepareArgs {
     /// The effective config: file (if any), then flags.
     pub fn to_config(&self) -> Result<PrepareConfig> {
         let mut c = match &self.config {
-            Some(p) => read_config(p)?,
+            Some(p) => bert_train::config::load_prepare_config(p)?,
             None => PrepareConfig::default(),
         };
         if !self.input.is_empty() {
@@ -241,19 +222,19 @@ pub struct TokenizerTrainArgs {
     #[arg(long = "input", num_args = 1.., required = true)]
     pub input: Vec<String>,
     /// Target vocabulary size, special tokens included.
-    #[arg(long, default_value_t = 30_522)]
+    #[arg(long, default_value_t = TrainVocabOptions::default().vocab_size)]
     pub vocab_size: usize,
     /// Lowercase and strip accents (an uncased vocabulary).
     #[arg(long)]
     pub lowercase: bool,
     /// Minimum pair frequency for a merge.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = TrainVocabOptions::default().min_frequency)]
     pub min_frequency: u64,
     /// auto (by extension), text, jsonl or parquet.
     #[arg(long, default_value = "auto")]
     pub format: InputFormat,
     /// JSONL/Parquet field holding the text.
-    #[arg(long, default_value = "text")]
+    #[arg(long, default_value_t = CorpusOptions::default().text_field)]
     pub text_field: String,
     /// Skip and count malformed records instead of failing.
     #[arg(long)]

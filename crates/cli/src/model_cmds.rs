@@ -3,7 +3,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use bert_model::{load_model_dir, save_model_dir, ForwardInputs};
+use bert_model::{save_model_dir, ForwardInputs};
+use bert_train::checkpoint::load_model_verified;
+use bert_train::fill_mask::predict_masks;
 use burn::tensor::backend::Backend;
 use clap::Args;
 
@@ -42,7 +44,7 @@ impl BackendTask for &ForwardArgs {
                 self.inputs.display()
             )
         })?;
-        let (config, model, _) = load_checked::<B>(&self.model, 0, &device)?;
+        let (config, model, _) = load_model_verified::<B>(&self.model, 0, &device)?;
         let outputs = inputs
             .run(&model, &config, &device)
             .with_context(|| format!("in `{}`", self.inputs.display()))?;
@@ -90,27 +92,9 @@ pub struct ImportArgs {
     pub seed: u64,
 }
 
-/// Loads a model folder; one of this project's checkpoints has its recorded checksums checked
-/// first, so a damaged file is reported as such rather than loaded (a HuggingFace folder
-/// records none).
-pub fn load_checked<B: Backend>(
-    dir: &Path,
-    seed: u64,
-    device: &B::Device,
-) -> Result<(
-    bert_model::BertConfig,
-    bert_model::BertForPreTraining<B>,
-    bert_model::hf::LoadReport,
-)> {
-    if dir.join(bert_train::checkpoint::STATE_FILE).is_file() {
-        bert_train::checkpoint::read_verified_state(dir)?;
-    }
-    Ok(load_model_dir::<B>(dir, seed, device)?)
-}
-
 fn convert(from: &Path, to: &Path, seed: u64) -> Result<()> {
     let device = Default::default();
-    let (config, model, report) = load_checked::<burn::backend::Flex>(from, seed, &device)?;
+    let (config, model, report) = load_model_verified::<burn::backend::Flex>(from, seed, &device)?;
     for group in &report.initialized {
         tracing::warn!(
             "{} not in `{}`: freshly initialised (seed {seed})",
@@ -161,68 +145,15 @@ pub struct FillMaskArgs {
     pub cased: bool,
 }
 
-/// The top `top_k` candidates `(token, probability)` for each `[MASK]` of `text`, with the model
-/// and tokenizer of `model_dir`.
-pub fn predict_masks(
-    model_dir: &Path,
-    text: &str,
-    top_k: usize,
-    cased: bool,
-) -> Result<Vec<Vec<(String, f32)>>> {
-    use bert_data::tokenizer::{VocabTxtOptions, WordPieceTokenizer};
-    let json = model_dir.join("tokenizer.json");
-    let txt = model_dir.join("vocab.txt");
-    let tokenizer = if json.is_file() {
-        WordPieceTokenizer::from_tokenizer_json(&json)?
-    } else if txt.is_file() {
-        WordPieceTokenizer::from_vocab_txt(
-            &txt,
-            VocabTxtOptions {
-                lowercase: !cased,
-                strip_accents: None,
-            },
-        )?
-    } else {
-        anyhow::bail!(
-            "`{}` has no tokenizer.json or vocab.txt; fill-mask needs the tokenizer the model was trained with \
-             (`bert export` copies it into the exported folder)",
-            model_dir.display()
-        );
-    };
-    let special = tokenizer.vocab().special();
-    let pieces: Vec<&str> = text.split("[MASK]").collect();
-    anyhow::ensure!(
-        pieces.len() > 1,
-        "the text has no `[MASK]`: write e.g. \"the cat [MASK] on the mat\""
-    );
-    let mut ids: Vec<i64> = vec![i64::from(special.cls)];
-    let mut positions = Vec::new();
-    for (i, piece) in pieces.iter().enumerate() {
-        if i > 0 {
-            positions.push(ids.len());
-            ids.push(i64::from(special.mask));
-        }
-        ids.extend(tokenizer.encode(piece)?.into_iter().map(i64::from));
-    }
-    ids.push(i64::from(special.sep));
-    let device = Default::default();
-    let (config, model, _) = load_checked::<burn::backend::Flex>(model_dir, 0, &device)?;
-    let predictions = bert_model::fill_mask(&model, &config, &ids, &positions, top_k, &device)?;
-    let vocab = tokenizer.vocab();
-    Ok(predictions
-        .iter()
-        .map(|cands| {
-            cands
-                .iter()
-                .map(|p| (vocab.token(p.id).to_string(), p.probability))
-                .collect()
-        })
-        .collect())
-}
-
 /// Runs `bert fill-mask` (on the CPU: one sentence needs no accelerator).
 pub fn fill_mask(args: &FillMaskArgs) -> Result<()> {
-    let predictions = predict_masks(&args.model, &args.text, args.top_k, args.cased)?;
+    let predictions = predict_masks::<burn::backend::Flex>(
+        &args.model,
+        &args.text,
+        args.top_k,
+        args.cased,
+        &Default::default(),
+    )?;
     if args.json {
         let out: Vec<Vec<serde_json::Value>> = predictions
             .iter()

@@ -8,8 +8,11 @@ use anyhow::Result;
 use bert_data::loader::{EvalLoader, LoaderConfig, ShardSet};
 use bert_model::{BertConfig, Precision};
 use bert_train::bench::{run_bench, BenchConfig, BenchReport};
+use bert_train::checkpoint::load_model_verified;
 use bert_train::distributed::{train_replicas, ProcessGroup};
+use bert_train::fill_mask::predict_masks;
 use bert_train::metrics::EvalRecord;
+use bert_train::pipeline::{ensure_prepared, require_prepared, PipelineReport};
 use bert_train::run::{check_data_fits_model, evaluate, train, RunOptions, RunSummary};
 use bert_train::shard_data::ShardData;
 use bert_train::RunConfig;
@@ -279,14 +282,9 @@ pub fn train_command(args: &TrainArgs) -> Result<()> {
     let group = process_group(args)?;
     if group.as_ref().is_some_and(|g| g.process_rank > 0) {
         // Rank 0 prepares; the others find the shards ready or say where they are missing.
-        anyhow::ensure!(
-            config.data.train.exists(),
-            "`data.train` `{}` does not exist: prepare the data before starting ranks other than 0 \
-             (rank 0 prepares it when the config has a [prepare] table)",
-            config.data.train.display()
-        );
+        require_prepared(&config)?;
     } else {
-        ensure_prepared(&config, &args.config)?;
+        report_pipeline(&ensure_prepared(&config, std::io::stderr().is_terminal())?);
     }
     let data = ShardData::open(&config)?;
     let options = RunOptions {
@@ -347,7 +345,8 @@ pub fn train_command(args: &TrainArgs) -> Result<()> {
     if let Some(dir) = &summary.export {
         println!("exported:   {}", dir.display());
         for text in &config.eval.fill_mask {
-            let predictions = crate::model_cmds::predict_masks(dir, text, 3, false)?;
+            let predictions =
+                predict_masks::<burn::backend::Flex>(dir, text, 3, false, &Default::default())?;
             let shown: Vec<String> = predictions
                 .iter()
                 .map(|c| {
@@ -394,11 +393,8 @@ struct EvalTask<'a>(&'a EvalArgs, Vec<bert_data::HostBatch>);
 impl BackendTask for EvalTask<'_> {
     type Output = EvalRecord;
     fn run<B: Backend>(self, device: B::Device) -> Result<EvalRecord> {
-        let (_, model, _) = crate::model_cmds::load_checked::<burn::backend::Autodiff<B>>(
-            &self.0.checkpoint,
-            0,
-            &device,
-        )?;
+        let (_, model, _) =
+            load_model_verified::<burn::backend::Autodiff<B>>(&self.0.checkpoint, 0, &device)?;
         Ok(evaluate(&model, &self.1, 0, &device))
     }
 }
@@ -474,115 +470,20 @@ pub fn plot_command(args: &PlotArgs) -> Result<()> {
     Ok(())
 }
 
-/// The `[tokenizer]` table of a run config: a vocabulary trained before preparing the data.
-#[derive(Debug, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TokenizerTable {
-    /// Corpus files, folders or globs.
-    inputs: Vec<String>,
-    /// Target vocabulary size.
-    #[serde(default = "default_vocab_size")]
-    vocab_size: usize,
-    /// Uncased vocabulary.
-    #[serde(default = "default_true")]
-    lowercase: bool,
-    /// Minimum pair frequency for a merge.
-    #[serde(default = "default_min_frequency")]
-    min_frequency: u64,
-    /// Output folder for vocab.txt and tokenizer.json.
-    out: PathBuf,
-}
-
-fn default_vocab_size() -> usize {
-    30_522
-}
-fn default_true() -> bool {
-    true
-}
-fn default_min_frequency() -> u64 {
-    2
-}
-
-fn relative_to(base: &std::path::Path, p: &std::path::Path) -> PathBuf {
-    bert_train::config::resolve_relative(base, p)
-}
-
-/// Runs the config's `[tokenizer]` and `[prepare]` steps when their outputs do not exist yet,
-/// so that one `bert train` goes from raw text to a model. Paths are relative to the config.
-fn ensure_prepared(config: &RunConfig, config_path: &std::path::Path) -> Result<()> {
-    use anyhow::Context;
-    let Some(prepare_table) = &config.prepare else {
-        return Ok(());
-    };
-    if config.data.train.join("index.json").is_file() {
-        tracing::info!(
-            "using the prepared shards in {}",
-            config.data.train.display()
+/// Prints what the `[tokenizer]` and `[prepare]` steps of `bert train` did.
+fn report_pipeline(report: &PipelineReport) {
+    if let Some(v) = &report.vocabulary {
+        println!(
+            "tokenizer: {} ({} tokens from {} documents)",
+            v.vocab_txt.display(),
+            v.vocab_size,
+            v.documents
         );
-        return Ok(());
     }
-    let base = config_path
-        .parent()
-        .map(std::path::Path::to_path_buf)
-        .unwrap_or_default();
-    let bad = |what: &str| format!("config `{}`: invalid [{what}] table", config_path.display());
-    if let Some(table) = &config.tokenizer {
-        let t: TokenizerTable = table.clone().try_into().with_context(|| bad("tokenizer"))?;
-        let out = relative_to(&base, &t.out);
-        if !out.join("vocab.txt").is_file() {
-            tracing::info!(
-                "training a {}-entry WordPiece vocabulary into {}",
-                t.vocab_size,
-                out.display()
-            );
-            let report = bert_data::train_vocab::train_wordpiece(
-                &bert_data::train_vocab::TrainVocabOptions {
-                    corpus: bert_data::corpus::CorpusOptions {
-                        inputs: t
-                            .inputs
-                            .iter()
-                            .map(|i| {
-                                relative_to(&base, std::path::Path::new(i))
-                                    .display()
-                                    .to_string()
-                            })
-                            .collect(),
-                        ..Default::default()
-                    },
-                    vocab_size: t.vocab_size,
-                    lowercase: t.lowercase,
-                    min_frequency: t.min_frequency,
-                    out: out.clone(),
-                    ..Default::default()
-                },
-            )?;
-            println!(
-                "tokenizer: {} ({} tokens from {} documents)",
-                report.vocab_txt.display(),
-                report.vocab_size,
-                report.documents
-            );
-        }
+    if let Some(p) = &report.prepared {
+        println!(
+            "prepared: {} train + {} validation instances from {} documents ({} tokens) in {:.1} s",
+            p.train_instances, p.validation_instances, p.documents, p.tokens, p.elapsed_s
+        );
     }
-    let mut p: bert_data::PrepareConfig = prepare_table
-        .clone()
-        .try_into()
-        .with_context(|| bad("prepare"))?;
-    p.resolve_relative_to(&base);
-    p.progress = std::io::stderr().is_terminal();
-    tracing::info!(
-        "preparing {} into {}",
-        p.input_paths().join(", "),
-        p.out.display()
-    );
-    let report = bert_data::prepare(&p)?;
-    println!(
-        "prepared: {} train + {} validation instances from {} documents ({} tokens) in {:.1} s",
-        report.train_instances,
-        report.validation_instances,
-        report.documents,
-        report.tokens,
-        report.elapsed_s
-    );
-    Ok(())
 }

@@ -384,3 +384,37 @@ fn bench_precision_is_validated_and_bf16_runs_on_the_cpu() {
     assert!(report["losses"][0].as_f64().unwrap().is_finite());
     assert!(report["first_step_s"].as_f64().unwrap() > 0.0);
 }
+
+/// An unknown key in any table of a run config, `[tokenizer]` and `[prepare]` included, stops
+/// `bert train` before any work with one line naming the file, the table and the key.
+#[test]
+fn unknown_keys_in_a_run_config_name_file_table_and_key() {
+    let tmp = support::scratch("unknown-keys");
+    let config = tmp.path().join("run.toml");
+    let base = "out_dir = \"run\"\n[model]\npreset = \"tiny\"\n[data]\ntrain = \"data/train\"\n\
+                batch_size = 2\n[train]\nsteps = 1\n";
+    for (table, text) in [
+        (
+            "[tokenizer]",
+            "[tokenizer]\ninputs = [\"corpus\"]\nout = \"tok\"\nlowercas = true\n",
+        ),
+        (
+            "[prepare]",
+            "[prepare]\ninputs = [\"corpus\"]\nvocab = \"tok/vocab.txt\"\nlowercas = true\n",
+        ),
+        ("[train]", "[checkpoint]\nkeep = 1\n"),
+    ] {
+        let text = if table == "[train]" {
+            format!(
+                "{}{text}",
+                base.replace("steps = 1", "steps = 1\nlowercas = true")
+            )
+        } else {
+            format!("{base}{text}")
+        };
+        std::fs::write(&config, text).unwrap();
+        let out = bert(&["train", "--config", config.to_str().unwrap()]);
+        assert_user_error(&out, &[config.to_str().unwrap(), table, "lowercas"]);
+        assert!(!tmp.path().join("run").exists(), "no work done");
+    }
+}

@@ -108,28 +108,31 @@ pub struct PrepareConfig {
 
 impl Default for PrepareConfig {
     fn default() -> Self {
+        // Corpus, tokenizer and masking defaults are their own types' (one default per value).
+        let corpus = CorpusOptions::default();
+        let masking = MaskingParams::default();
         Self {
             inputs: Vec::new(),
-            format: InputFormat::Auto,
-            text_field: "text".into(),
-            doc_per_file: false,
+            format: corpus.format,
+            text_field: corpus.text_field,
+            doc_per_file: corpus.doc_per_file,
             document_id_field: None,
             records_per_document: 0,
             vocab: PathBuf::new(),
-            lowercase: true,
+            lowercase: VocabTxtOptions::default().lowercase,
             model_vocab_size: 0,
             out: PathBuf::from("data/shards"),
             masking: MaskingMode::Static,
             max_seq_length: 128,
             short_seq_prob: 0.1,
-            masked_lm_prob: 0.15,
-            max_predictions_per_seq: 20,
-            whole_word_masking: false,
-            mask_count: MaskCount::Fixed,
+            masked_lm_prob: masking.masked_lm_prob,
+            max_predictions_per_seq: masking.max_predictions_per_seq,
+            whole_word_masking: masking.whole_word_masking,
+            mask_count: masking.count,
             dupe_factor: 5,
             validation_fraction: 0.01,
             seed: 12345,
-            skip_bad_records: false,
+            skip_bad_records: corpus.skip_bad_records,
             shard_size: 65_536,
             random_document_pool: 2_000,
             threads: 0,

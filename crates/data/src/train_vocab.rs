@@ -24,7 +24,7 @@ use tokenizers::{
 use crate::corpus::{CorpusOptions, CorpusReader};
 use crate::error::{DataError, Result};
 use crate::fsutil::{create_dir_all, write_atomic};
-use crate::tokenizer::{WordPieceTokenizer, SPECIAL_TOKENS};
+use crate::tokenizer::{VocabTxtOptions, WordPieceTokenizer, SPECIAL_TOKENS};
 use crate::wordpiece_learn::{learn, LearnOptions, CONTINUATION};
 
 /// What to train.
@@ -49,7 +49,8 @@ impl Default for TrainVocabOptions {
         Self {
             corpus: CorpusOptions::default(),
             vocab_size: 30_522,
-            lowercase: true,
+            // Uncased unless asked, as a `vocab.txt` is read: one default for both.
+            lowercase: VocabTxtOptions::default().lowercase,
             min_frequency: 2,
             limit_alphabet: 1_000,
             out: PathBuf::from("vocab"),

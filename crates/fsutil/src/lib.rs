@@ -1,7 +1,7 @@
 //! Crash-safe file writing: nothing half-written is ever left under a final name.
 //!
-//! One copy for the data crate (no Burn) and the model crate (Burn) alike; each converts
-//! [`FsError`] into its own error type.
+//! One copy for the data crate (no Burn), the model crate (Burn) and the Hub client alike; each
+//! converts [`FsError`] into its own error type.
 
 use std::fs::{self, File};
 use std::io::Write;
@@ -58,6 +58,47 @@ pub fn write_atomic_parts(path: &Path, parts: &[&[u8]]) -> Result<(), FsError> {
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// How [`place_file_atomic`] put a file in place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// A hard link to the source: no second copy of a large file.
+    Linked,
+    /// A copy (the source is on another file system, or links are refused).
+    Copied,
+}
+
+/// Puts the contents of the file `src` at `path` as [`write_atomic`] writes bytes, without
+/// reading them into memory: a hard link to `src` where the file system allows, else a
+/// streamed copy, made under `tmp` (a name in `path`'s folder), fsynced, renamed over `path`,
+/// and the folder fsynced. A file an interrupted run left at `tmp` is replaced; on failure
+/// `tmp` is removed. The caller names `tmp` so that a rerun finds and replaces its own
+/// leftovers (a [`temp_sibling`] name changes with the process).
+pub fn place_file_atomic(src: &Path, tmp: &Path, path: &Path) -> Result<Placement, FsError> {
+    if fs::symlink_metadata(tmp).is_ok() {
+        fs::remove_file(tmp).map_err(io("removing", tmp))?;
+    }
+    let result = (|| {
+        let placement = match fs::hard_link(src, tmp) {
+            Ok(()) => Placement::Linked,
+            Err(_) => {
+                fs::copy(src, tmp).map_err(io("copying into", tmp))?;
+                Placement::Copied
+            }
+        };
+        // A linked blob may never have been synced by whoever wrote it.
+        File::open(tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(io("syncing", tmp))?;
+        fs::rename(tmp, path).map_err(io("renaming into place", path))?;
+        sync_dir(path.parent().unwrap_or(Path::new(".")));
+        Ok(placement)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(tmp);
     }
     result
 }

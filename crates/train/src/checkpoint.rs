@@ -311,6 +311,21 @@ pub fn read_verified_state(dir: &Path) -> Result<TrainerState> {
     Ok(state)
 }
 
+/// Loads a model folder for inference or conversion (`forward`, `eval`, `export`, `import`,
+/// `fill-mask`): one of this project's checkpoints has its recorded checksums checked first, so
+/// a damaged file is reported as such rather than loaded (a HuggingFace folder records none).
+/// Heads the folder lacks are initialised from `seed` and listed in the report.
+pub fn load_model_verified<B: burn::tensor::backend::Backend>(
+    dir: &Path,
+    seed: u64,
+    device: &B::Device,
+) -> Result<(BertConfig, BertForPreTraining<B>, bert_model::LoadReport)> {
+    if dir.join(STATE_FILE).is_file() {
+        read_verified_state(dir)?;
+    }
+    Ok(bert_model::load_model_dir::<B>(dir, seed, device)?)
+}
+
 /// The parameters a checkpoint's optimiser file says it saved without moments (no update had
 /// reached them yet); `None` for files written before the list was recorded.
 fn saved_without_moments(bytes: &[u8], path: &Path) -> Result<Option<BTreeSet<String>>> {

@@ -1,5 +1,7 @@
-//! The run configuration: one TOML file describes a run; unknown keys and impossible values are
-//! refused before any work, each naming the key.
+//! The run configuration: one TOML file describes a run. It is parsed once, here, into typed
+//! sections (the `[tokenizer]` and `[prepare]` tables included), so every default is written
+//! once, next to its field, and unknown keys and impossible values are refused before any work,
+//! each message naming the file, the table and the key.
 
 use std::path::{Path, PathBuf};
 
@@ -8,7 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TrainError};
 use crate::optim::OptimizerConfig;
-use bert_data::MaskingParams;
+use bert_data::train_vocab::TrainVocabOptions;
+use bert_data::{MaskingParams, PrepareConfig};
 
 /// A whole run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -45,13 +48,14 @@ pub struct RunConfig {
     #[serde(default)]
     pub distributed: DistributedSection,
     /// The `bert prepare` table, when the same file also prepares the data (`bert train` runs
-    /// it first when `data.train` does not exist yet); read by the data crate.
+    /// it first when `data.train` does not exist yet, and otherwise checks the shards' masking
+    /// against it). Its paths are resolved against the config's folder.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub prepare: Option<toml::Value>,
+    pub prepare: Option<PrepareConfig>,
     /// A `[tokenizer]` table: train a WordPiece vocabulary before preparing, when its output
     /// does not exist yet (see `bert tokenizer train`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tokenizer: Option<toml::Value>,
+    pub tokenizer: Option<TokenizerSection>,
     /// Where `bert train` exports the final model as a HuggingFace folder, if anywhere.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub export_dir: Option<PathBuf>,
@@ -59,6 +63,63 @@ pub struct RunConfig {
 
 fn default_device() -> String {
     "cpu".into()
+}
+
+/// The `[tokenizer]` table: a WordPiece vocabulary trained before the data is prepared (what
+/// `bert tokenizer train` does). Defaults are [`TrainVocabOptions`]'s, so the table and the
+/// library cannot disagree.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenizerSection {
+    /// Corpus files, folders or globs (resolved against the config's folder).
+    pub inputs: Vec<String>,
+    /// Vocabulary size, special tokens included.
+    #[serde(default = "default_tokenizer_vocab_size")]
+    pub vocab_size: usize,
+    /// Uncased vocabulary: lower-case and strip accents.
+    #[serde(default = "default_tokenizer_lowercase")]
+    pub lowercase: bool,
+    /// Minimum pair frequency for a merge.
+    #[serde(default = "default_tokenizer_min_frequency")]
+    pub min_frequency: u64,
+    /// Folder for `vocab.txt` and `tokenizer.json` (resolved against the config's folder).
+    pub out: PathBuf,
+}
+
+fn default_tokenizer_vocab_size() -> usize {
+    TrainVocabOptions::default().vocab_size
+}
+fn default_tokenizer_lowercase() -> bool {
+    TrainVocabOptions::default().lowercase
+}
+fn default_tokenizer_min_frequency() -> u64 {
+    TrainVocabOptions::default().min_frequency
+}
+
+impl TokenizerSection {
+    /// What the data crate's WordPiece trainer needs; the corpus is read with its defaults.
+    pub fn train_options(&self) -> TrainVocabOptions {
+        TrainVocabOptions {
+            corpus: bert_data::corpus::CorpusOptions {
+                inputs: self.inputs.clone(),
+                ..Default::default()
+            },
+            vocab_size: self.vocab_size,
+            lowercase: self.lowercase,
+            min_frequency: self.min_frequency,
+            out: self.out.clone(),
+            ..Default::default()
+        }
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        for input in &mut self.inputs {
+            *input = resolve_relative(base, Path::new(input.as_str()))
+                .display()
+                .to_string();
+        }
+        self.out = resolve_relative(base, &self.out);
+    }
 }
 
 /// What to do when the loss or the gradients are NaN or infinite.
@@ -399,6 +460,63 @@ pub fn apply_override(doc: &mut toml::Table, assignment: &str) -> Result<()> {
     Ok(())
 }
 
+/// A TOML deserialisation error as one line naming the table and the key. The toml crate puts
+/// the path on a line of its own (`in `data.masking``): for an unknown, missing or duplicate
+/// field it is the table holding it, for a bad value it is the key itself.
+pub fn describe_toml_error(e: &toml::de::Error) -> String {
+    let text = e.to_string();
+    let mut lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let path = match lines.last().and_then(|l| l.strip_prefix("in `")) {
+        Some(rest) => {
+            let path = rest.trim_end_matches('`').to_string();
+            lines.pop();
+            Some(path)
+        }
+        None => None,
+    };
+    let message = lines.join(" ");
+    let about_a_field = ["unknown field", "missing field", "duplicate field"]
+        .iter()
+        .any(|p| message.starts_with(p));
+    match (path, about_a_field) {
+        (Some(path), true) => format!("table `[{path}]`: {message}"),
+        (Some(path), false) => format!("`{path}`: {message}"),
+        (None, true) => format!("the top level: {message}"),
+        (None, false) => message,
+    }
+}
+
+/// Reads the `[prepare]` table of a TOML file (a run config, or a file of prepare keys only,
+/// for `bert prepare --config`), refusing unknown keys, with paths resolved against the file's
+/// folder. The other tables of a run config are not read: `bert prepare` needs none of them.
+pub fn load_prepare_config(path: &Path) -> Result<PrepareConfig> {
+    let bad = |message: String| TrainError::Config {
+        path: path.to_path_buf(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(TrainError::io("reading", path))?;
+    let mut table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| bad(format!("not valid TOML: {e}")))?;
+    let (value, name) = match table.remove("prepare") {
+        Some(toml::Value::Table(t)) => (toml::Value::Table(t), "table `[prepare]`"),
+        Some(_) => return Err(bad("`prepare` must be a table".into())),
+        None => (toml::Value::Table(table), "the prepare keys"),
+    };
+    let mut config: PrepareConfig = value.try_into().map_err(|e: toml::de::Error| {
+        // The table is the root of what was deserialised, so the error cannot name it.
+        let detail = describe_toml_error(&e);
+        let detail = detail.strip_prefix("the top level: ").unwrap_or(&detail);
+        bad(format!("{name}: {detail}"))
+    })?;
+    config.resolve_relative_to(path.parent().unwrap_or(Path::new("")));
+    Ok(config)
+}
+
 impl RunConfig {
     /// Reads a run config, applies `--set` overrides, and validates it.
     pub fn load(path: &Path, overrides: &[String]) -> Result<Self> {
@@ -420,7 +538,7 @@ impl RunConfig {
         }
         let mut config: RunConfig = toml::Value::Table(doc)
             .try_into()
-            .map_err(|e: toml::de::Error| bad(e.to_string()))?;
+            .map_err(|e: toml::de::Error| bad(describe_toml_error(&e)))?;
         // Relative paths are relative to the config file, so a config runs from anywhere.
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         config.resolve_paths(&base);
@@ -443,6 +561,12 @@ impl RunConfig {
         }
         if let Some(p) = self.export_dir.as_mut() {
             fix(p);
+        }
+        if let Some(p) = self.prepare.as_mut() {
+            p.resolve_relative_to(base);
+        }
+        if let Some(t) = self.tokenizer.as_mut() {
+            t.resolve_paths(base);
         }
     }
 
@@ -545,6 +669,18 @@ impl RunConfig {
             && self.model.init_from.is_none()
         {
             return Err("set `model.preset` (tiny, mini, small, medium, base, large), `model.config` or `model.init_from`".into());
+        }
+        if let Some(t) = &self.tokenizer {
+            if t.inputs.is_empty() {
+                return Err(
+                    "table `[tokenizer]`: `inputs`: give at least one corpus file, folder or glob"
+                        .into(),
+                );
+            }
+        }
+        if let Some(p) = &self.prepare {
+            p.validate()
+                .map_err(|e| format!("table `[prepare]`: {e}"))?;
         }
         Ok(())
     }
@@ -770,6 +906,83 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("vocab_size"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_in_every_table_naming_file_table_and_key() {
+        let full = format!(
+            "{MINIMAL}\n[tokenizer]\ninputs = [\"corpus\"]\nout = \"tok\"\n\
+             [prepare]\ninputs = [\"corpus\"]\nvocab = \"tok/vocab.txt\"\n"
+        );
+        let c = parse(&full, &[]).unwrap();
+        let t = c.tokenizer.as_ref().unwrap();
+        // Paths are the config folder's; defaults are the library's.
+        assert_eq!(t.out, Path::new("cfg/tok"));
+        assert_eq!(t.inputs, ["cfg/corpus"]);
+        let defaults = TrainVocabOptions::default();
+        assert_eq!(
+            (t.vocab_size, t.lowercase, t.min_frequency),
+            (
+                defaults.vocab_size,
+                defaults.lowercase,
+                defaults.min_frequency
+            )
+        );
+        let p = c.prepare.as_ref().unwrap();
+        assert_eq!(p.vocab, Path::new("cfg/tok/vocab.txt"));
+        assert_eq!(p.masked_lm_prob, MaskingParams::default().masked_lm_prob);
+        for (key, table) in [
+            ("tokenizer.lowercas=true", "[tokenizer]"),
+            ("prepare.max_seq_lenght=5", "[prepare]"),
+            ("train.stepz=3", "[train]"),
+            ("data.masking.rate=0.3", "[data.masking]"),
+        ] {
+            let err = parse(&full, &[key]).unwrap_err().to_string();
+            let name = key.split('=').next().unwrap().rsplit('.').next().unwrap();
+            assert!(
+                err.contains("cfg/run.toml") && err.contains(table) && err.contains(name),
+                "{key}: {err}"
+            );
+            assert!(!err.contains('\n'), "{err}");
+        }
+        let err = parse(&full, &["colour=1"]).unwrap_err().to_string();
+        assert!(err.contains("top level") && err.contains("colour"), "{err}");
+        // A bad value names its key.
+        let err = parse(&full, &["tokenizer.vocab_size=\"big\""])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`tokenizer.vocab_size`: invalid type"),
+            "{err}"
+        );
+        // Values the prepare step would refuse are refused when the run file is read.
+        let err = parse(&full, &["prepare.dupe_factor=0"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("[prepare]") && err.contains("dupe_factor"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_prepare_file_is_read_with_unknown_keys_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.toml");
+        std::fs::write(&path, "[prepare]\nvocab = \"v.txt\"\nseed = 3\n").unwrap();
+        let p = load_prepare_config(&path).unwrap();
+        assert_eq!((p.seed, p.vocab.clone()), (3, dir.path().join("v.txt")));
+        std::fs::write(&path, "vocab = \"v.txt\"\n").unwrap();
+        assert_eq!(
+            load_prepare_config(&path).unwrap().vocab,
+            dir.path().join("v.txt")
+        );
+        std::fs::write(&path, "[prepare]\nmax_seq_lenght = 5\n").unwrap();
+        let err = load_prepare_config(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("p.toml") && err.contains("[prepare]") && err.contains("max_seq_lenght"),
+            "{err}"
+        );
     }
 
     #[test]

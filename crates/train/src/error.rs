@@ -19,6 +19,19 @@ pub enum TrainError {
     /// The data crate failed (shards, loader).
     #[error("data: {0}")]
     Data(String),
+    /// A data step the run pipeline or fill-mask ran failed (vocabulary training, preparing,
+    /// reading a tokenizer); the data crate's message already says which file and why.
+    #[error(transparent)]
+    DataStep(Box<bert_data::DataError>),
+    /// A data-parallel rank other than 0 found no shards (only rank 0 prepares them).
+    #[error("`data.train` `{}` does not exist: prepare the data before starting ranks other than 0 (rank 0 prepares it when the config has a [prepare] table)", train.display())]
+    NotPrepared {
+        /// The missing `data.train` folder.
+        train: PathBuf,
+    },
+    /// `fill-mask` cannot run: no tokenizer beside the model, or no `[MASK]` in the text.
+    #[error("{0}")]
+    FillMask(String),
     /// A file operation failed.
     #[error("{action} `{path}`: {source}")]
     Io {
@@ -114,6 +127,13 @@ pub enum TrainError {
         /// Where to look next.
         hint: String,
     },
+}
+
+impl From<bert_data::DataError> for TrainError {
+    fn from(e: bert_data::DataError) -> Self {
+        // Boxed: the data crate's error is large, and every `Result` of this crate carries it.
+        TrainError::DataStep(Box::new(e))
+    }
 }
 
 impl TrainError {

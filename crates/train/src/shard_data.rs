@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bert_data::loader::{Cursor, EvalLoader, LoaderConfig, ShardSet, TrainLoader};
 use bert_data::shard::INDEX_FILE;
-use bert_data::{DatasetHeader, HostBatch, PrepareConfig};
+use bert_data::{DatasetHeader, HostBatch};
 
 use crate::config::RunConfig;
 use crate::error::{Result, TrainError};
@@ -37,17 +37,13 @@ fn tokenizer_dir(split: &Path) -> Option<PathBuf> {
 /// so a table edited after the shards were made would be ignored without a word: the masking
 /// it states must be the shards' masking.
 fn check_prepare_table(config: &RunConfig, header: &DatasetHeader) -> Result<()> {
-    let Some(table) = &config.prepare else {
+    let Some(recipe) = &config.prepare else {
         return Ok(());
     };
-    let recipe: PrepareConfig = table
-        .clone()
-        .try_into()
-        .map_err(|e| TrainError::Data(format!("invalid [prepare] table: {e}")))?;
     header
         .check_recipe(
             &config.data.train.join(INDEX_FILE),
-            &recipe,
+            recipe,
             "the run config's [prepare] table",
         )
         .map_err(data_err)
