@@ -83,6 +83,8 @@ fn identity(config: &RunConfig, world_size: usize) -> Vec<(&'static str, String)
     ]
 }
 
+/// Refuses checkpoint `dir` when it belongs to another run: an identity key or the vocabulary
+/// differs (the same global batch split over other ranks is the same run).
 fn check_resume(
     dir: &Path,
     state: &TrainerState,
