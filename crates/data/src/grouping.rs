@@ -13,7 +13,7 @@ use std::fmt;
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::corpus::RawDocument;
+use crate::record::{RawDocument, Record};
 
 /// How the records of one input are gathered into documents. The default keeps one document
 /// per record.
@@ -153,15 +153,6 @@ impl<'de> Deserialize<'de> for InputSpec {
         }
         deserializer.deserialize_any(SpecVisitor)
     }
-}
-
-/// One record as read from a file, before grouping.
-#[derive(Debug)]
-pub(crate) struct Record {
-    /// Its paragraphs (possibly none: an empty record joins no document).
-    pub paragraphs: Vec<String>,
-    /// The value of the document id field, when the input is grouped by one.
-    pub key: Option<String>,
 }
 
 /// The document being gathered.

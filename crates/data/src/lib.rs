@@ -21,9 +21,8 @@ pub mod inspect;
 pub mod instances;
 pub mod loader;
 pub mod masking;
-#[cfg(feature = "parquet")]
-mod parquet_input;
 pub mod prepare;
+mod record;
 pub mod segment;
 pub mod shard;
 mod staging;

@@ -10,37 +10,32 @@
 //! Deviation from the original for streaming: the `dupe_factor` passes are made per document
 //! (its copies are built one after the other) instead of re-reading the whole corpus
 //! `dupe_factor` times; the loader's global shuffle makes the order irrelevant.
+//!
+//! [`prepare()`] runs the stages of `prepare/job.rs` in order; `prepare/chunks.rs` reads the
+//! corpus on its own thread and `prepare/tokenizer_files.rs` writes the tokenizer beside the
+//! shards. This file holds the configuration, the report and the entry point.
+
+mod chunks;
+mod job;
+mod tokenizer_files;
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{sync_channel, SyncSender};
-use std::sync::Arc;
 use std::time::Instant;
 
-use bert_rng::Rng;
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::corpus::{CorpusOptions, CorpusReader, CorpusStats, InputFormat, RawDocument};
+use crate::corpus::{CorpusOptions, InputFormat, RawDocument};
 use crate::error::{DataError, Result};
-use crate::fsutil::write_atomic;
 use crate::grouping::{Grouping, InputSpec};
-use crate::instances::{
-    create_instances_from_document, DocInstances, DocPool, InstanceParams, TokenizedDoc,
-};
-use crate::masking::{mask_sequence, MaskCount, MaskTable, MaskingParams};
+use crate::instances::TokenizedDoc;
+use crate::masking::{MaskCount, MaskingParams};
 use crate::segment::split_sentences;
-use crate::shard::{DatasetHeader, MaskingMode, ShardWriter, FORMAT_NAME, FORMAT_VERSION};
+use crate::shard::MaskingMode;
 use crate::staging::{check_output, Staging};
-use crate::tokenizer::{TokenizerSource, VocabTxtOptions, WordPieceTokenizer};
-
-/// Key words separating the random streams of different purposes.
-const KEY_SPLIT: u64 = 0x5350_4c49_5400_0001;
-const KEY_INSTANCES: u64 = 0x494e_5354_0000_0002;
-
-/// Documents per processing chunk (fixed: chunking must not depend on the machine).
-const CHUNK_DOCS: usize = 1024;
-/// Bytes of text per processing chunk, whichever limit is reached first.
-const CHUNK_BYTES: usize = 16 << 20;
+use crate::tokenizer::{VocabTxtOptions, WordPieceTokenizer};
+use chunks::spawn_reader;
+use job::{log_summary, progress_bar, show_progress, Job};
+use tokenizer_files::write_tokenizer_files;
 
 /// Everything `prepare` needs; every field has a default, unknown keys are refused.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -313,177 +308,28 @@ pub struct PrepareReport {
     pub tokens_per_s: f64,
 }
 
-/// One split's streaming state.
-struct SplitState {
-    name: &'static str,
-    id: u64,
-    pool: DocPool,
-    writer: ShardWriter,
-    documents: u64,
-}
-
 /// Reads, tokenizes, builds and writes; see the module documentation.
 pub fn prepare(config: &PrepareConfig) -> Result<PrepareReport> {
     config.validate()?;
     check_output(&config.out)?;
     let start = Instant::now();
     // Everything that can be refused is checked before the output folder is touched.
-    let tokenizer = config.load_tokenizer()?;
-    let reader = CorpusReader::open(config.corpus_options())?;
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(config.threads)
-        .build()
-        .map_err(|e| DataError::Config(format!("threads: {e}")))?;
-
-    let vocab = tokenizer.vocab();
-    let special = vocab.special();
-    let table = MaskTable::from_vocab(vocab);
-    let mparams = config.masking_params();
-    let iparams = InstanceParams {
-        max_seq_length: config.max_seq_length,
-        short_seq_prob: config.short_seq_prob,
-    };
-    let dupe = config.effective_dupe_factor();
-    let prepare_json = serde_json::to_value(config).unwrap_or_default();
+    let (job, reader) = Job::new(config)?;
 
     // Everything is built in a staging folder and moved into place at the end: a failed run
     // leaves nothing under the output name, and a previous output stays whole until then.
     let staging = Staging::create(&config.out)?;
     let build = staging.path().to_path_buf();
-    write_tokenizer_files(&build, &tokenizer)?;
-    let mut splits = Vec::new();
-    for (id, name) in [(0u64, "train"), (1u64, "validation")] {
-        let dir = build.join(name);
-        let header = DatasetHeader {
-            format: FORMAT_NAME.into(),
-            format_version: FORMAT_VERSION,
-            split: name.into(),
-            vocab_hash: vocab.hash().to_string(),
-            vocab_size: vocab.len(),
-            max_seq_length: config.max_seq_length,
-            masking: config.masking,
-            masking_params: mparams,
-            dupe_factor: dupe,
-            instances: 0,
-            tokens: 0,
-        };
-        let writer = ShardWriter::create(&dir, header, config.shard_size)?;
-        write_tokenizer_files(&dir, &tokenizer)?;
-        splits.push(SplitState {
-            name,
-            id,
-            pool: DocPool::new(config.random_document_pool),
-            writer,
-            documents: 0,
-        });
-    }
+    write_tokenizer_files(&build, job.tokenizer())?;
+    let mut splits = job.open_splits(&build)?;
 
     let bar = progress_bar(config.progress, reader.total_bytes());
     let bytes_read = reader.progress_counter();
-    let mut report = PrepareReport {
-        out: config.out.clone(),
-        vocab_hash: vocab.hash().to_string(),
-        ..PrepareReport::default()
-    };
-    // Reading (decompression, JSON parsing) runs on its own thread, one chunk ahead of the
-    // workers; chunk boundaries depend only on the input, never on timing.
-    let (chunk_tx, chunk_rx) = sync_channel::<Result<Vec<(u64, RawDocument)>>>(1);
-    let reader_thread = std::thread::Builder::new()
-        .name("bert-data-reader".into())
-        .spawn(move || read_chunks(reader, chunk_tx))
-        .map_err(|e| DataError::Config(format!("cannot start the reader thread: {e}")))?;
-    for chunk in chunk_rx {
-        let chunk = chunk?;
-        // Paragraphs, not documents, are the unit of parallel work: one book-sized document
-        // would otherwise keep a single core busy while the others idle.
-        let paragraphs: Vec<(usize, &str)> = chunk
-            .iter()
-            .enumerate()
-            .flat_map(|(d, (_, raw))| raw.paragraphs.iter().map(move |p| (d, p.as_str())))
-            .collect();
-        let tokenized: Vec<Result<Vec<Vec<u32>>>> = pool.install(|| {
-            paragraphs
-                .par_iter()
-                .map(|(_, p)| tokenize_paragraph(p, &tokenizer))
-                .collect()
-        });
-        let mut docs: Vec<TokenizedDoc> = chunk
-            .iter()
-            .map(|(index, _)| TokenizedDoc {
-                index: *index,
-                sentences: Vec::new(),
-            })
-            .collect();
-        for ((d, _), sentences) in paragraphs.iter().zip(tokenized) {
-            docs[*d].sentences.extend(sentences?);
-        }
-        drop(paragraphs);
-        drop(chunk);
-        let mut per_split: [Vec<Arc<TokenizedDoc>>; 2] = [Vec::new(), Vec::new()];
-        for doc in docs {
-            if doc.sentences.is_empty() {
-                continue;
-            }
-            report.documents += 1;
-            report.sentences += doc.sentences.len() as u64;
-            report.tokens += doc.sentences.iter().map(|s| s.len() as u64).sum::<u64>();
-            let is_validation = Rng::keyed(&[config.seed, KEY_SPLIT, doc.index])
-                .bernoulli(config.validation_fraction);
-            per_split[usize::from(is_validation)].push(Arc::new(doc));
-        }
-        for (state, docs) in splits.iter_mut().zip(per_split) {
-            state.documents += docs.len() as u64;
-            for d in &docs {
-                state.pool.push(d.clone());
-            }
-            let jobs: Vec<(&Arc<TokenizedDoc>, usize)> = docs
-                .iter()
-                .flat_map(|d| (0..dupe).map(move |k| (d, k)))
-                .collect();
-            let doc_pool = &state.pool;
-            let split_id = state.id;
-            let built: Vec<DocInstances> = pool.install(|| {
-                jobs.par_iter()
-                    .map(|(doc, k)| {
-                        let mut rng = Rng::keyed(&[
-                            config.seed,
-                            KEY_INSTANCES,
-                            split_id,
-                            doc.index,
-                            *k as u64,
-                        ]);
-                        let mut out = create_instances_from_document(
-                            doc, doc_pool, &iparams, &special, &mut rng,
-                        );
-                        if config.masking == MaskingMode::Static {
-                            for inst in &mut out.instances {
-                                let (p, l) =
-                                    mask_sequence(&mut inst.input_ids, &mparams, &table, &mut rng);
-                                inst.masked_positions = p;
-                                inst.masked_labels = l;
-                            }
-                        }
-                        out
-                    })
-                    .collect()
-            });
-            for doc_out in built {
-                report.forced_random_next += doc_out.forced_random as u64;
-                for inst in &doc_out.instances {
-                    report.instance_tokens += inst.input_ids.len() as u64;
-                    state.writer.push(inst)?;
-                }
-            }
-        }
-        if let Some(bar) = &bar {
-            bar.set_position(bytes_read.load(std::sync::atomic::Ordering::Relaxed));
-            bar.set_message(format!(
-                "{} docs, {} tokens, {} instances",
-                report.documents,
-                report.tokens,
-                splits[0].writer.instances() + splits[1].writer.instances()
-            ));
-        }
+    let mut report = job.empty_report();
+    let (chunks, reader_thread) = spawn_reader(reader)?;
+    for chunk in chunks {
+        job.process_chunk(chunk?, &mut splits, &mut report)?;
+        show_progress(bar.as_ref(), &bytes_read, &report, &splits);
     }
     if let Some(bar) = &bar {
         bar.finish_and_clear();
@@ -491,97 +337,13 @@ pub fn prepare(config: &PrepareConfig) -> Result<PrepareReport> {
     let stats = reader_thread
         .join()
         .map_err(|_| DataError::Config("the reader thread panicked".into()))?;
-    report.files = stats.files;
-    report.records = stats.records;
-    report.bad_records = stats.bad_records;
-    report.invalid_utf8 = stats.invalid_utf8;
-    report.validation_documents = splits[1].documents;
-    for state in splits {
-        let name = state.name;
-        let index = state.writer.finish(prepare_json.clone())?;
-        match name {
-            "train" => report.train_instances = index.header.instances,
-            _ => report.validation_instances = index.header.instances,
-        }
-    }
+    job.finish_splits(splits, stats, &mut report)?;
     report.elapsed_s = start.elapsed().as_secs_f64();
     report.tokens_per_s = report.tokens as f64 / report.elapsed_s.max(1e-9);
-    let top = serde_json::json!({
-        "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
-        "splits": ["train", "validation"],
-        "prepare": prepare_json,
-        "report": report,
-    });
-    write_atomic(
-        &build.join(crate::shard::INDEX_FILE),
-        serde_json::to_string_pretty(&top)
-            .unwrap_or_default()
-            .as_bytes(),
-    )?;
+    job.write_set_index(&build, &report)?;
     staging.commit()?;
-    if report.bad_records > 0 {
-        tracing::warn!("skipped {} malformed records", report.bad_records);
-    }
-    if report.invalid_utf8 > 0 {
-        tracing::warn!(
-            "replaced invalid UTF-8 in {} lines/records",
-            report.invalid_utf8
-        );
-    }
-    tracing::info!(
-        "prepared {} train + {} validation instances from {} documents ({} tokens) in {:.1}s \
-         ({:.0} tokens/s) into {}",
-        report.train_instances,
-        report.validation_instances,
-        report.documents,
-        report.tokens,
-        report.elapsed_s,
-        report.tokens_per_s,
-        config.out.display()
-    );
+    log_summary(&report, &config.out);
     Ok(report)
-}
-
-/// Reads documents in chunks of at most [`CHUNK_DOCS`] documents or [`CHUNK_BYTES`] of text
-/// and sends them on, then the first error if any; returns the reader's counters.
-fn read_chunks(
-    mut reader: CorpusReader,
-    tx: SyncSender<Result<Vec<(u64, RawDocument)>>>,
-) -> CorpusStats {
-    let mut next_doc_index = 0u64;
-    loop {
-        let mut chunk = Vec::new();
-        let mut bytes = 0usize;
-        let mut failure = None;
-        while chunk.len() < CHUNK_DOCS && bytes < CHUNK_BYTES {
-            match reader.next_document() {
-                Ok(Some(doc)) => {
-                    bytes += doc.paragraphs.iter().map(String::len).sum::<usize>();
-                    chunk.push((next_doc_index, doc));
-                    next_doc_index += 1;
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    failure = Some(e);
-                    break;
-                }
-            }
-        }
-        let end = chunk.is_empty();
-        // A send fails only when the consumer stopped (it hit an error): stop too.
-        if !end && tx.send(Ok(chunk)).is_err() {
-            break;
-        }
-        if let Some(e) = failure {
-            let _ = tx.send(Err(e));
-            break;
-        }
-        if end {
-            break;
-        }
-    }
-    reader.stats().clone()
 }
 
 /// Segments a paragraph into sentences and tokenizes them; empty sentences are dropped.
@@ -610,57 +372,4 @@ pub fn tokenize_document(
         sentences.extend(tokenize_paragraph(para, tokenizer)?);
     }
     Ok(TokenizedDoc { index, sentences })
-}
-
-/// Writes the tokenizer as HuggingFace expects it beside a model into `dir`: `vocab.txt`,
-/// `tokenizer.json` (padding and truncation off), `tokenizer_config.json` and
-/// `special_tokens_map.json`. Checkpoints and exports copy these files, so an exported folder
-/// loads with `AutoTokenizer.from_pretrained`.
-fn write_tokenizer_files(dir: &Path, tokenizer: &WordPieceTokenizer) -> Result<()> {
-    write_atomic(
-        &dir.join("vocab.txt"),
-        tokenizer.vocab().to_vocab_txt().as_bytes(),
-    )?;
-    let json = tokenizer
-        .inner()
-        .to_string(true)
-        .map_err(|e| DataError::Tokenizer(format!("serialising tokenizer.json: {e}")))?;
-    write_atomic(&dir.join("tokenizer.json"), json.as_bytes())?;
-    let specials = serde_json::json!({
-        "unk_token": "[UNK]",
-        "sep_token": "[SEP]",
-        "pad_token": "[PAD]",
-        "cls_token": "[CLS]",
-        "mask_token": "[MASK]",
-    });
-    let mut config = specials.clone();
-    config["tokenizer_class"] = "BertTokenizer".into();
-    config["clean_up_tokenization_spaces"] = true.into();
-    config["tokenize_chinese_chars"] = true.into();
-    if let TokenizerSource::VocabTxt { lowercase, .. } = tokenizer.source() {
-        config["do_lower_case"] = (*lowercase).into();
-    }
-    let pretty = |v: &serde_json::Value| serde_json::to_string_pretty(v).unwrap_or_default();
-    write_atomic(
-        &dir.join("tokenizer_config.json"),
-        pretty(&config).as_bytes(),
-    )?;
-    write_atomic(
-        &dir.join("special_tokens_map.json"),
-        pretty(&specials).as_bytes(),
-    )?;
-    Ok(())
-}
-
-fn progress_bar(enabled: bool, total: u64) -> Option<indicatif::ProgressBar> {
-    if !enabled {
-        return None;
-    }
-    let bar = indicatif::ProgressBar::new(total);
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{elapsed_precise} [{wide_bar}] {bytes}/{total_bytes} ({eta}) {msg}",
-    ) {
-        bar.set_style(style);
-    }
-    Some(bar)
 }

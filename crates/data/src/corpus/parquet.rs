@@ -11,9 +11,10 @@ use parquet::record::reader::RowIter;
 use parquet::record::Field;
 use parquet::schema::types::Type;
 
-use crate::corpus::{paragraphs_of, CorpusOptions, CorpusStats};
+use super::text::paragraphs_of;
+use super::{CorpusOptions, CorpusStats};
 use crate::error::{io_err, DataError, Result};
-use crate::grouping::Record;
+use crate::record::Record;
 
 /// An open Parquet file streaming the text column.
 pub(crate) struct ParquetFile {

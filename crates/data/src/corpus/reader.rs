@@ -1,0 +1,190 @@
+//! [`CorpusReader`]: streams raw documents from all inputs in order, opening each file with
+//! the reader of its format and gathering its records into documents.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use super::decompress::open_lines;
+use super::inputs::{detect_format, expand_inputs_indexed};
+use super::jsonl::next_jsonl;
+use super::lines::LineFile;
+use super::text::next_text;
+use super::{CorpusOptions, CorpusStats, InputFormat};
+use crate::error::{io_err, DataError, Result};
+use crate::grouping::{Grouper, Grouping};
+use crate::record::{RawDocument, Record};
+
+/// Reader state for one open file.
+enum FileReader {
+    Lines(LineFile),
+    #[cfg(feature = "parquet")]
+    Parquet(super::parquet::ParquetFile),
+}
+
+/// Streams raw documents from all inputs, in input order.
+pub struct CorpusReader {
+    files: std::vec::IntoIter<(PathBuf, usize)>,
+    current: Option<FileReader>,
+    /// Grouping of the open file's input.
+    grouping: Grouping,
+    grouper: Grouper,
+    options: CorpusOptions,
+    stats: CorpusStats,
+    bytes_read: Arc<AtomicU64>,
+    total_bytes: u64,
+}
+
+impl CorpusReader {
+    /// Expands the inputs and prepares to read them; fails if an input matches nothing, or
+    /// if a file cannot be read as its input's settings ask.
+    pub fn open(options: CorpusOptions) -> Result<Self> {
+        let files = expand_inputs_indexed(&options.inputs)?;
+        let mut total_bytes = 0;
+        for (f, input) in &files {
+            total_bytes += std::fs::metadata(f).map_err(io_err("reading", f))?.len();
+            let format = detect_format(f, options.format);
+            #[cfg(not(feature = "parquet"))]
+            if format == InputFormat::Parquet {
+                return Err(DataError::Input {
+                    input: f.display().to_string(),
+                    message: "Parquet input needs bert-data built with the `parquet` feature"
+                        .into(),
+                });
+            }
+            let grouping = options.grouping(*input);
+            if let (Some(field), InputFormat::Text) = (&grouping.document_id_field, format) {
+                return Err(DataError::Input {
+                    input: f.display().to_string(),
+                    message: format!(
+                        "document_id_field {field:?} needs JSONL or Parquet records, and this \
+                         file is read as plain text (use records_per_document, or doc_per_file \
+                         for one document per file)"
+                    ),
+                });
+            }
+        }
+        Ok(Self {
+            files: files.into_iter(),
+            current: None,
+            grouping: Grouping::default(),
+            grouper: Grouper::default(),
+            options,
+            stats: CorpusStats::default(),
+            bytes_read: Arc::new(AtomicU64::new(0)),
+            total_bytes,
+        })
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> &CorpusStats {
+        &self.stats
+    }
+
+    /// Total size of the input files on disk (compressed), for a progress bar.
+    pub fn total_bytes(&self) -> u64 {
+        self.total_bytes
+    }
+
+    /// A shared counter of on-disk bytes consumed, readable from another thread.
+    pub fn progress_counter(&self) -> Arc<AtomicU64> {
+        self.bytes_read.clone()
+    }
+
+    /// On-disk bytes consumed so far, for a progress bar.
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes_read.load(Ordering::Relaxed)
+    }
+
+    /// The next document, or `None` at the end of the last file.
+    pub fn next_document(&mut self) -> Result<Option<RawDocument>> {
+        loop {
+            if let Some(doc) = self.grouper.pop() {
+                self.stats.documents += 1;
+                return Ok(Some(doc));
+            }
+            if self.current.is_none() {
+                let Some((path, input)) = self.files.next() else {
+                    return Ok(None);
+                };
+                self.open_file(path, input)?;
+            }
+            match self.next_record()? {
+                Some(record) => {
+                    self.stats.records += 1;
+                    self.grouper.push(record, &self.grouping);
+                }
+                None => {
+                    self.current = None;
+                    self.grouper.close();
+                }
+            }
+        }
+    }
+
+    /// Makes `path` (from input number `input`) the file being read.
+    fn open_file(&mut self, path: PathBuf, input: usize) -> Result<()> {
+        self.stats.files += 1;
+        self.grouping = self.options.grouping(input);
+        let id_field = self.grouping.document_id_field.clone();
+        let format = detect_format(&path, self.options.format);
+        self.current = Some(match format {
+            #[cfg(feature = "parquet")]
+            InputFormat::Parquet => FileReader::Parquet(super::parquet::ParquetFile::open(
+                &path,
+                &self.options.text_field,
+                id_field.as_deref(),
+                self.bytes_read.clone(),
+            )?),
+            _ => FileReader::Lines(LineFile {
+                reader: open_lines(&path, self.bytes_read.clone())?,
+                path,
+                format,
+                id_field,
+                line: 0,
+                buf: Vec::new(),
+                done: false,
+            }),
+        });
+        Ok(())
+    }
+
+    /// The next record of the open file, `None` at its end; malformed records are skipped
+    /// (and counted) when `skip_bad_records` allows it.
+    fn next_record(&mut self) -> Result<Option<Record>> {
+        loop {
+            let (result, file_done) = match self.current.as_mut() {
+                Some(FileReader::Lines(file)) => {
+                    let r = if file.format == InputFormat::Jsonl {
+                        next_jsonl(file, &self.options, &mut self.stats)
+                    } else {
+                        next_text(file, &self.options, &mut self.stats)
+                    };
+                    (r, file.done)
+                }
+                #[cfg(feature = "parquet")]
+                Some(FileReader::Parquet(file)) => {
+                    (file.next_record(&self.options, &mut self.stats), false)
+                }
+                None => return Ok(None),
+            };
+            match result {
+                Err(e @ DataError::BadRecord { .. }) if self.options.skip_bad_records => {
+                    tracing::warn!("skipping bad record: {e}");
+                    self.stats.bad_records += 1;
+                    if file_done {
+                        return Ok(None);
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+impl Iterator for CorpusReader {
+    type Item = Result<RawDocument>;
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_document().transpose()
+    }
+}

@@ -1,0 +1,199 @@
+//! Resuming a run: finding the newest intact checkpoint, checking that it belongs to the same
+//! run (its identity), and restoring model, optimiser and trainer state from it.
+
+use std::path::{Path, PathBuf};
+
+use bert_model::{load_model_dir, BertConfig};
+use burn::tensor::backend::AutodiffBackend;
+
+use super::setup::{RunContext, Started};
+use crate::checkpoint::{self, TrainerState};
+use crate::config::RunConfig;
+use crate::error::{Result, TrainError};
+use crate::step::TrainState;
+
+/// Continues from the newest intact checkpoint in `found` (oldest first): its state, with
+/// this invocation's config recorded in it.
+pub(super) fn resume<B: AutodiffBackend>(
+    ctx: &RunContext<'_, B>,
+    found: &[(u64, PathBuf)],
+) -> Result<Started<B>> {
+    let config = ctx.config;
+    let restored = restore_newest_good::<B>(
+        found,
+        &ctx.ckpt_root,
+        config,
+        &ctx.model_config,
+        (ctx.world_size, &ctx.facts.vocab_hash),
+        ctx.device,
+    )?;
+    let mut trainer_state = restored.trainer;
+    let state = restored.state;
+    let dir = restored.dir;
+    let world_size = ctx.world_size;
+    if trainer_state.world_size != world_size {
+        tracing::info!(
+            "the checkpoint was written by {} rank(s), the run continues on {world_size} \
+             with the same global batch",
+            trainer_state.world_size
+        );
+    }
+    if let Ok(old) = serde_json::from_value::<RunConfig>(trainer_state.run_config.clone()) {
+        if old.train.precision != config.train.precision {
+            tracing::warn!(
+                "`train.precision` was {} and is now {}: the run continues, but not \
+                 bit-for-bit as it would have in {}",
+                old.train.precision,
+                config.train.precision,
+                old.train.precision
+            );
+        }
+    }
+    trainer_state.run_config = ctx.run_config_json.clone();
+    tracing::info!(
+        "resuming from {} (step {})",
+        dir.display(),
+        trainer_state.step
+    );
+    Ok(Started {
+        trainer_state,
+        state,
+        resumed_from: Some(dir),
+    })
+}
+
+/// Keys whose change would make a resumed run a different run. The global batch counts, not
+/// how it is split over ranks and micro-batches: a run may resume on another number of ranks.
+fn identity(config: &RunConfig, world_size: usize) -> Vec<(&'static str, String)> {
+    let b = config.data.batch_size;
+    let a = config.train.accumulation;
+    vec![
+        ("seed", config.seed.to_string()),
+        ("model", format!("{:?}", config.model)),
+        ("data.train", config.data.train.display().to_string()),
+        (
+            "the global batch (data.batch_size × ranks × train.accumulation)",
+            format!("{} ({b} × {world_size} × {a})", b * world_size * a),
+        ),
+        (
+            "data.pad_to_max_length",
+            config.data.pad_to_max_length.to_string(),
+        ),
+        ("optimizer", format!("{:?}", config.optimizer)),
+    ]
+}
+
+/// Refuses checkpoint `dir` when it belongs to another run: an identity key or the vocabulary
+/// differs (the same global batch split over other ranks is the same run).
+fn check_resume(
+    dir: &Path,
+    state: &TrainerState,
+    config: &RunConfig,
+    world_size: usize,
+    vocab_hash: &str,
+) -> Result<()> {
+    let old: RunConfig =
+        serde_json::from_value(state.run_config.clone()).map_err(|e| TrainError::Checkpoint {
+            path: dir.to_path_buf(),
+            message: format!("unreadable run config: {e}"),
+        })?;
+    let global = |c: &RunConfig, w: usize| c.data.batch_size * w * c.train.accumulation;
+    let mut differ: Vec<String> = identity(&old, state.world_size)
+        .into_iter()
+        .zip(identity(config, world_size))
+        // The same global batch split another way is the same run (elastic resume).
+        .filter(|(a, b)| {
+            a.1 != b.1
+                && !(a.0.starts_with("the global batch")
+                    && global(&old, state.world_size) == global(config, world_size))
+        })
+        .map(|(a, b)| format!("`{}` was {} and is now {}", a.0, a.1, b.1))
+        .collect();
+    if state.vocab_hash != vocab_hash {
+        differ.push(format!(
+            "the vocabulary hash was {} and is now {vocab_hash}",
+            state.vocab_hash
+        ));
+    }
+    if !differ.is_empty() {
+        return Err(TrainError::ResumeMismatch {
+            path: dir.to_path_buf(),
+            message: format!(
+                "{}. Start a new run directory (`--out`) for a different run; total steps, evaluation and checkpoint intervals may change on resume",
+                differ.join("; ")
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// What a checkpoint restores.
+struct Restored<B: AutodiffBackend> {
+    dir: PathBuf,
+    trainer: TrainerState,
+    state: TrainState<B>,
+}
+
+/// Restores the newest intact checkpoint of `found` (oldest first), skipping damaged newer
+/// ones with a warning that names them. A checkpoint of another run (`check_resume`) stops at
+/// once: older ones of the same directory would not match either, and going back silently
+/// would hide the changed config. `run` is the world size and the data's vocabulary hash.
+fn restore_newest_good<B: AutodiffBackend>(
+    found: &[(u64, PathBuf)],
+    root: &Path,
+    config: &RunConfig,
+    model_config: &BertConfig,
+    run: (usize, &str),
+    device: &B::Device,
+) -> Result<Restored<B>> {
+    let mut tried = Vec::new();
+    for (_, dir) in found.iter().rev() {
+        match restore::<B>(dir, config, model_config, run, device) {
+            Ok(restored) => return Ok(restored),
+            Err(e) if e.is_damaged_checkpoint() => {
+                tracing::warn!(
+                    "skipping damaged checkpoint {}, trying an older one: {e}",
+                    dir.display()
+                );
+                tried.push(format!("`{}`: {e}", dir.display()));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(TrainError::NoUsableCheckpoint {
+        root: root.to_path_buf(),
+        tried,
+    })
+}
+
+/// Reads checkpoint `dir` whole: state, identity check, checksums, weights and moments.
+fn restore<B: AutodiffBackend>(
+    dir: &Path,
+    config: &RunConfig,
+    model_config: &BertConfig,
+    (world_size, vocab_hash): (usize, &str),
+    device: &B::Device,
+) -> Result<Restored<B>> {
+    let trainer = checkpoint::read_state(dir)?;
+    check_resume(dir, &trainer, config, world_size, vocab_hash)?;
+    checkpoint::verify_files(dir, &trainer)?;
+    let (loaded_config, mut model, _) = load_model_dir::<B>(dir, config.seed, device)?;
+    if loaded_config != *model_config {
+        return Err(TrainError::ResumeMismatch {
+            path: dir.to_path_buf(),
+            message: "the model config differs from the checkpoint's".into(),
+        });
+    }
+    let moments = checkpoint::load_moments::<B>(dir, &mut model, device, &[])?;
+    let state = TrainState {
+        model,
+        optimizer: trainer.optimizer.clone(),
+        moments,
+        loss_scaler: None,
+    };
+    Ok(Restored {
+        dir: dir.to_path_buf(),
+        trainer,
+        state,
+    })
+}

@@ -1,0 +1,233 @@
+//! Setting a run up: the data and configuration checked against the model and the device,
+//! the run directory, and the state the loop starts from (resumed, `init_from` or fresh) with
+//! the precision applied.
+
+use std::path::{Path, PathBuf};
+
+use bert_model::{BertConfig, Precision};
+use burn::tensor::backend::AutodiffBackend;
+
+use super::init::initial_state;
+use super::resume::resume;
+use crate::checkpoint::{self, TrainerState};
+use crate::config::RunConfig;
+use crate::distributed::Replica;
+use crate::error::{Result, TrainError};
+use crate::provider::{DataFacts, DataProvider};
+use crate::step::TrainState;
+
+/// What every part of a run needs, resolved and checked once before anything is trained.
+pub(super) struct RunContext<'a, B: AutodiffBackend> {
+    /// The run's configuration.
+    pub(super) config: &'a RunConfig,
+    /// The device this rank trains on.
+    pub(super) device: &'a B::Device,
+    /// This rank's place in a data-parallel group; `None` for a single-device run.
+    pub(super) replica: Option<&'a Replica<B::InnerBackend>>,
+    /// Rank 0 (or a single-device run): the one that writes the run directory.
+    pub(super) writer: bool,
+    /// Ranks in the group (1 without one).
+    pub(super) world_size: usize,
+    /// The data's facts (vocabulary, sequence length, tokenizer folder).
+    pub(super) facts: DataFacts,
+    /// The model the run trains.
+    pub(super) model_config: BertConfig,
+    /// `out_dir/checkpoints`.
+    pub(super) ckpt_root: PathBuf,
+    /// The configuration as recorded in `run_config.json` and every checkpoint.
+    pub(super) run_config_json: serde_json::Value,
+}
+
+/// The state the step loop starts from.
+pub(super) struct Started<B: AutodiffBackend> {
+    /// Counters, data cursor and recorded configuration.
+    pub(super) trainer_state: TrainerState,
+    /// Model, optimiser and moments.
+    pub(super) state: TrainState<B>,
+    /// The checkpoint resumed from, if any.
+    pub(super) resumed_from: Option<PathBuf>,
+}
+
+impl<'a, B: AutodiffBackend> RunContext<'a, B> {
+    /// Checks that the data fits the model and that the device supports the precision, then
+    /// creates the run directory and (rank 0) removes a checkpoint half-written by a kill.
+    pub(super) fn new(
+        config: &'a RunConfig,
+        data: &dyn DataProvider,
+        device: &'a B::Device,
+        replica: Option<&'a Replica<B::InnerBackend>>,
+    ) -> Result<Self> {
+        let writer = replica.is_none_or(|r| r.is_writer());
+        let world_size = replica.map_or(1, |r| r.world_size());
+        let facts = data.facts().clone();
+        let model_config = config.model_config(facts.vocab_size)?;
+        check_data_fits_model(
+            &config.data.train,
+            facts.vocab_size,
+            facts.max_seq_length,
+            &model_config,
+        )?;
+        let precision = config.train.precision;
+        precision
+            .ensure_supported::<B>(device)
+            .map_err(|why| TrainError::Config {
+                path: config.out_dir.clone(),
+                message: format!("`train.precision`: {why}"),
+            })?;
+        std::fs::create_dir_all(&config.out_dir)
+            .map_err(TrainError::io("creating", &config.out_dir))?;
+        let ckpt_root = checkpoints_dir(config);
+        if writer {
+            checkpoint::clean_partial(&ckpt_root);
+        }
+        let run_config_json = serde_json::to_value(config).expect("run config serialises");
+        Ok(Self {
+            config,
+            device,
+            replica,
+            writer,
+            world_size,
+            facts,
+            model_config,
+            ckpt_root,
+            run_config_json,
+        })
+    }
+
+    /// The state to start from: with `resume_run`, the newest intact checkpoint; else a new
+    /// run, refused when the directory already has checkpoints. Then the precision is applied
+    /// and (rank 0) `run_config.json` written.
+    pub(super) fn start(&self, resume_run: bool) -> Result<Started<B>> {
+        let config = self.config;
+        let found = checkpoint::list_checkpoints(&self.ckpt_root);
+        let mut started = if resume_run && !found.is_empty() {
+            resume(self, &found)?
+        } else {
+            if !found.is_empty() {
+                return Err(TrainError::Config {
+                    path: config.out_dir.clone(),
+                    message: "the run directory already has checkpoints: pass `--resume` to continue it, or choose another `out_dir`".into(),
+                });
+            }
+            let state = initial_state(self)?;
+            Started {
+                trainer_state: self.fresh_trainer_state(&state),
+                state,
+                resumed_from: None,
+            }
+        };
+        started.trainer_state.world_size = self.world_size;
+        self.apply_precision(&mut started);
+        if self.writer {
+            let write_config =
+                serde_json::to_vec_pretty(&self.run_config_json).expect("serialises");
+            bert_model::fsutil::write_atomic(
+                &config.out_dir.join("run_config.json"),
+                &write_config,
+            )?;
+        }
+        Ok(started)
+    }
+
+    /// The trainer state of a run at step 0.
+    fn fresh_trainer_state(&self, state: &TrainState<B>) -> TrainerState {
+        TrainerState {
+            step: 0,
+            sequences_seen: 0,
+            tokens_seen: 0,
+            skipped_steps: 0,
+            consecutive_skips: 0,
+            data_cursor: serde_json::Value::Null,
+            optimizer: state.optimizer.clone(),
+            seed: self.config.seed,
+            vocab_hash: self.facts.vocab_hash.clone(),
+            run_config: self.run_config_json.clone(),
+            elapsed_s: 0.0,
+            versions: checkpoint::versions(),
+            loss_scaler: None,
+            world_size: self.world_size,
+            files: Default::default(),
+        }
+    }
+
+    /// Sets the model's precision and, for fp16, the loss scaler (a resumed run keeps its
+    /// scale).
+    fn apply_precision(&self, started: &mut Started<B>) {
+        let precision = self.config.train.precision;
+        started.state.model.set_precision(precision);
+        started.state.loss_scaler = (precision == Precision::Fp16).then(|| {
+            started
+                .trainer_state
+                .loss_scaler
+                .clone()
+                .unwrap_or_default()
+        });
+        if precision.is_mixed() {
+            tracing::info!(
+                "mixed precision: {precision} matrix products, f32 weights and optimiser"
+            );
+        }
+    }
+}
+
+/// Where the run's checkpoints go.
+fn checkpoints_dir(config: &RunConfig) -> PathBuf {
+    config.out_dir.join("checkpoints")
+}
+
+/// Refuses shards the model cannot read: ids beyond its vocabulary or sequences longer than
+/// its position embeddings. `data` names the shard folder in the message.
+pub fn check_data_fits_model(
+    data: &Path,
+    vocab_size: usize,
+    max_seq_length: usize,
+    model: &BertConfig,
+) -> Result<()> {
+    let refuse = |message: String| {
+        Err(TrainError::Config {
+            path: data.to_path_buf(),
+            message,
+        })
+    };
+    if vocab_size > model.vocab_size {
+        return refuse(format!(
+            "prepared with a vocabulary of {vocab_size} entries, larger than the model's `vocab_size` {}",
+            model.vocab_size
+        ));
+    }
+    if max_seq_length > model.max_position_embeddings {
+        return refuse(format!(
+            "the shards hold sequences of up to {max_seq_length} tokens, the model's `max_position_embeddings` is {}",
+            model.max_position_embeddings
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_that_does_not_fit_the_model_is_refused_with_the_folder_named() {
+        let mut model = BertConfig::preset("tiny").unwrap();
+        model.vocab_size = 100;
+        model.max_position_embeddings = 64;
+        let dir = Path::new("shards/train");
+        assert!(check_data_fits_model(dir, 100, 64, &model).is_ok());
+        let err = check_data_fits_model(dir, 101, 64, &model)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("shards/train") && err.contains("vocab_size"),
+            "{err}"
+        );
+        let err = check_data_fits_model(dir, 100, 65, &model)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("max_position_embeddings") && err.contains("65"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,298 @@
+//! The step loop: from the starting state to `train.steps`, each step counted and logged,
+//! with evaluation and checkpoints at their intervals and an optional progress bar.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use bert_data::HostBatch;
+use burn::tensor::backend::AutodiffBackend;
+
+use super::eval::evaluate_replicated;
+use super::nan::account_skips;
+use super::setup::{RunContext, Started};
+use crate::checkpoint::{self, TrainerState};
+use crate::error::Result;
+use crate::metrics::{EvalRecord, MetricsLog, StepRecord};
+use crate::provider::{DataProvider, TrainBatches};
+use crate::schedule::Schedule;
+use crate::step::{StepOutcome, TrainState};
+
+/// Where the loop ended.
+pub(super) struct LoopEnd<B: AutodiffBackend> {
+    /// Counters after the last step.
+    pub(super) trainer_state: TrainerState,
+    /// The trained model and its optimiser.
+    pub(super) state: TrainState<B>,
+    /// The last evaluation, if any.
+    pub(super) final_eval: Option<EvalRecord>,
+    /// The newest good checkpoint (the one resumed from, when none was written since).
+    pub(super) newest_ckpt: Option<PathBuf>,
+    /// The step this invocation started at.
+    pub(super) start_step: u64,
+    /// When this invocation's loop started.
+    pub(super) started: Instant,
+}
+
+/// The loop's state between steps.
+struct StepLoop<'r, B: AutodiffBackend> {
+    ctx: &'r RunContext<'r, B>,
+    trainer_state: TrainerState,
+    state: TrainState<B>,
+    schedule: Schedule,
+    /// The metrics file (rank 0 only).
+    log: Option<MetricsLog>,
+    batches: Box<dyn TrainBatches + 'r>,
+    validation: Option<Vec<HostBatch>>,
+    bar: Option<indicatif::ProgressBar>,
+    final_eval: Option<EvalRecord>,
+    newest_ckpt: Option<PathBuf>,
+    /// The step's micro-batches, kept to reuse the allocation.
+    micro: Vec<HostBatch>,
+    started: Instant,
+    /// Training seconds of earlier invocations (resume).
+    elapsed_before: f64,
+}
+
+/// Trains from `start` until `train.steps`.
+pub(super) fn run_steps<'r, B: AutodiffBackend>(
+    ctx: &'r RunContext<'r, B>,
+    data: &'r dyn DataProvider,
+    start: Started<B>,
+    progress: bool,
+) -> Result<LoopEnd<B>> {
+    let config = ctx.config;
+    let Started {
+        trainer_state,
+        state,
+        resumed_from,
+    } = start;
+    let schedule = Schedule {
+        peak_lr: config.optimizer.learning_rate,
+        warmup_steps: config.warmup_steps(),
+        total_steps: config.train.steps,
+        power: config.schedule.power,
+        decay_over: config.schedule.decay_over,
+    };
+    let log = if ctx.writer {
+        Some(MetricsLog::open(&config.out_dir, trainer_state.step)?)
+    } else {
+        None
+    };
+    let cursor = (!trainer_state.data_cursor.is_null()).then_some(&trainer_state.data_cursor);
+    let batches = data.train(cursor)?;
+    let eval_batch = config.eval.batch_size.unwrap_or(config.data.batch_size);
+    let validation = data.validation(eval_batch, config.eval.max_batches)?;
+
+    let start_step = trainer_state.step;
+    let started = Instant::now();
+    let elapsed_before = trainer_state.elapsed_s;
+    let bar = progress_bar(progress, start_step, config.train.steps);
+    let mut run = StepLoop {
+        ctx,
+        trainer_state,
+        state,
+        schedule,
+        log,
+        batches,
+        validation,
+        bar,
+        final_eval: None,
+        // After a resume the newest good checkpoint is the one resumed from (newer ones may
+        // be damaged); a fresh run has none yet.
+        newest_ckpt: resumed_from,
+        micro: Vec::with_capacity(config.train.accumulation),
+        started,
+        elapsed_before,
+    };
+    while run.trainer_state.step < config.train.steps {
+        run.step()?;
+    }
+    if let Some(bar) = run.bar {
+        bar.finish();
+    }
+    Ok(LoopEnd {
+        trainer_state: run.trainer_state,
+        state: run.state,
+        final_eval: run.final_eval,
+        newest_ckpt: run.newest_ckpt,
+        start_step,
+        started,
+    })
+}
+
+impl<B: AutodiffBackend> StepLoop<'_, B> {
+    /// One optimiser step and everything due after it.
+    fn step(&mut self) -> Result<()> {
+        let ctx = self.ctx;
+        let config = ctx.config;
+        let step = self.trainer_state.step;
+        self.micro.clear();
+        for _ in 0..config.train.accumulation {
+            self.micro.push(self.batches.next_batch()?);
+        }
+        let lr = self.schedule.lr(step);
+        let t0 = Instant::now();
+        let dropout_seed = bert_rng::mix_seed(&[config.seed, 0xD80F, step]);
+        let out = self.state.step_replicated(
+            &self.micro,
+            lr,
+            config.train.max_grad_norm,
+            dropout_seed,
+            ctx.device,
+            ctx.replica,
+        )?;
+        let dt = t0.elapsed().as_secs_f64().max(1e-9);
+        let record = self.count(&out, lr, dt);
+        if let Some(log) = self.log.as_mut() {
+            log.append(&record)?;
+        }
+        self.trainer_state.loss_scaler = self.state.loss_scaler.clone();
+        account_skips(
+            &mut self.trainer_state,
+            &out,
+            self.state.loss_scaler.as_ref(),
+            config,
+            self.newest_ckpt.as_ref(),
+        )?;
+        self.trainer_state.optimizer = self.state.optimizer.clone();
+        self.show_progress(&out, lr, &record);
+        let last = self.trainer_state.step == config.train.steps;
+        self.evaluate_if_due(last)?;
+        self.checkpoint_if_due(last)
+    }
+
+    /// Advances the counters and the data cursor past the step, and returns its record.
+    fn count(&mut self, out: &StepOutcome, lr: f64, dt: f64) -> StepRecord {
+        let ts = &mut self.trainer_state;
+        ts.step += 1;
+        ts.sequences_seen += out.sequences as u64;
+        ts.tokens_seen += out.tokens as u64;
+        ts.data_cursor = self.batches.cursor();
+        ts.elapsed_s = self.elapsed_before + self.started.elapsed().as_secs_f64();
+        let m = out.metrics;
+        StepRecord {
+            kind: "train".into(),
+            step: ts.step,
+            loss: m.loss,
+            mlm_loss: m.mlm_loss,
+            nsp_loss: m.nsp_loss,
+            mlm_accuracy: m.mlm_accuracy(),
+            nsp_accuracy: m.nsp_accuracy(),
+            lr,
+            grad_norm: out.grad_norm,
+            seq_per_s: out.sequences as f64 / dt,
+            tokens_per_s: out.tokens as f64 / dt,
+            elapsed_s: ts.elapsed_s,
+            skipped: !out.applied,
+            loss_scale: out.loss_scale,
+            overflow: out.overflow,
+            comm_s: out.comm_s,
+        }
+    }
+
+    /// The progress bar, and (rank 0) a log line every `train.log_every` steps.
+    fn show_progress(&self, out: &StepOutcome, lr: f64, record: &StepRecord) {
+        let m = out.metrics;
+        if let Some(bar) = &self.bar {
+            bar.set_position(self.trainer_state.step);
+            bar.set_message(format!(
+                "loss {:.4} mlm acc {:.3} nsp acc {:.3} lr {:.2e}",
+                m.loss,
+                m.mlm_accuracy(),
+                m.nsp_accuracy(),
+                lr
+            ));
+        }
+        if self.ctx.writer
+            && self
+                .trainer_state
+                .step
+                .is_multiple_of(self.ctx.config.train.log_every)
+        {
+            tracing::info!(
+                step = self.trainer_state.step,
+                loss = format!("{:.4}", m.loss),
+                mlm_acc = format!("{:.3}", m.mlm_accuracy()),
+                nsp_acc = format!("{:.3}", m.nsp_accuracy()),
+                lr = format!("{lr:.3e}"),
+                grad_norm = format!("{:.3}", out.grad_norm),
+                seq_per_s = format!("{:.1}", record.seq_per_s),
+                "train"
+            );
+        }
+    }
+
+    /// Evaluates on the validation split at `eval.every` and after the `last` step.
+    fn evaluate_if_due(&mut self, last: bool) -> Result<()> {
+        let ctx = self.ctx;
+        let step = self.trainer_state.step;
+        let eval_due = last
+            || ctx
+                .config
+                .eval
+                .every
+                .is_some_and(|e| step.is_multiple_of(e));
+        if !eval_due {
+            return Ok(());
+        }
+        let Some(v) = &self.validation else {
+            return Ok(());
+        };
+        let e = evaluate_replicated(&self.state.model, v, step, ctx.device, ctx.replica)?;
+        if ctx.writer {
+            tracing::info!(
+                step = e.step,
+                mlm_loss = format!("{:.4}", e.mlm_loss),
+                mlm_acc = format!("{:.4}", e.mlm_accuracy),
+                nsp_loss = format!("{:.4}", e.nsp_loss),
+                nsp_acc = format!("{:.4}", e.nsp_accuracy),
+                "validation"
+            );
+        }
+        if let Some(log) = self.log.as_mut() {
+            log.append(&e)?;
+        }
+        self.final_eval = Some(e);
+        Ok(())
+    }
+
+    /// (Rank 0) writes a checkpoint at `checkpoint.every` and after the `last` step.
+    fn checkpoint_if_due(&mut self, last: bool) -> Result<()> {
+        let ctx = self.ctx;
+        let config = ctx.config;
+        if ctx.writer
+            && (last
+                || self
+                    .trainer_state
+                    .step
+                    .is_multiple_of(config.checkpoint.every))
+        {
+            let dir = checkpoint::save(
+                &ctx.ckpt_root,
+                &mut self.state,
+                &ctx.model_config,
+                &self.trainer_state,
+                ctx.facts.tokenizer_dir.as_deref(),
+                config.checkpoint.keep,
+            )?;
+            tracing::info!("checkpoint {}", dir.display());
+            self.newest_ckpt = Some(dir);
+        }
+        Ok(())
+    }
+}
+
+/// The bar over the run's steps, starting at `start`, when `show`.
+fn progress_bar(show: bool, start: u64, total: u64) -> Option<indicatif::ProgressBar> {
+    if !show {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_position(start);
+    let style = indicatif::ProgressStyle::with_template(
+        "{elapsed_precise} [{bar:30}] {pos}/{len} steps (eta {eta}) {msg}",
+    )
+    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    bar.set_style(style);
+    Some(bar)
+}
