@@ -242,7 +242,14 @@ fn tokenizer_train_is_uncased_unless_told_otherwise_like_the_config_table() {
     let (_, corpus) = fixture(tmp.path());
     let train = |name: &str, extra: &[&str]| {
         let out = tmp.path().join(name);
-        let mut args = vec!["tokenizer", "train", "--input", s(&corpus), "--vocab-size", "200"];
+        let mut args = vec![
+            "tokenizer",
+            "train",
+            "--input",
+            s(&corpus),
+            "--vocab-size",
+            "200",
+        ];
         args.extend_from_slice(extra);
         args.extend_from_slice(&["--out", s(&out)]);
         assert_ok(&bert(&args));
@@ -256,8 +263,14 @@ fn tokenizer_train_is_uncased_unless_told_otherwise_like_the_config_table() {
     };
     // The default, the bare switch and `true` give the same uncased vocabulary.
     let default = train("default", &[]);
-    assert!(!has_upper(&default), "default vocabulary has upper-case entries");
+    assert!(
+        !has_upper(&default),
+        "default vocabulary has upper-case entries"
+    );
     assert_eq!(train("switch", &["--lowercase"]), default);
     assert_eq!(train("true", &["--lowercase", "true"]), default);
-    assert!(has_upper(&train("cased", &["--lowercase", "false"])), "cased vocabulary");
+    assert!(
+        has_upper(&train("cased", &["--lowercase", "false"])),
+        "cased vocabulary"
+    );
 }
