@@ -224,8 +224,15 @@ pub struct TokenizerTrainArgs {
     /// Target vocabulary size, special tokens included.
     #[arg(long, default_value_t = TrainVocabOptions::default().vocab_size)]
     pub vocab_size: usize,
-    /// Lowercase and strip accents (an uncased vocabulary).
-    #[arg(long)]
+    /// Lowercase and strip accents (an uncased vocabulary, the default as in the `[tokenizer]`
+    /// table); `--lowercase false` for a cased one.
+    #[arg(
+        long,
+        num_args = 0..=1,
+        default_value_t = TrainVocabOptions::default().lowercase,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
     pub lowercase: bool,
     /// Minimum pair frequency for a merge.
     #[arg(long, default_value_t = TrainVocabOptions::default().min_frequency)]

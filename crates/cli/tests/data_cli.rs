@@ -235,3 +235,42 @@ fn tokenizer_train_writes_a_usable_vocabulary() {
     ]));
     assert!(tmp.path().join("shards/train/tokenizer.json").is_file());
 }
+
+#[test]
+fn tokenizer_train_is_uncased_unless_told_otherwise_like_the_config_table() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, corpus) = fixture(tmp.path());
+    let train = |name: &str, extra: &[&str]| {
+        let out = tmp.path().join(name);
+        let mut args = vec![
+            "tokenizer",
+            "train",
+            "--input",
+            s(&corpus),
+            "--vocab-size",
+            "200",
+        ];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--out", s(&out)]);
+        assert_ok(&bert(&args));
+        std::fs::read_to_string(out.join("vocab.txt")).unwrap()
+    };
+    let has_upper = |vocab: &str| {
+        vocab
+            .lines()
+            .filter(|l| !l.starts_with('['))
+            .any(|l| l.chars().any(char::is_uppercase))
+    };
+    // The default, the bare switch and `true` give the same uncased vocabulary.
+    let default = train("default", &[]);
+    assert!(
+        !has_upper(&default),
+        "default vocabulary has upper-case entries"
+    );
+    assert_eq!(train("switch", &["--lowercase"]), default);
+    assert_eq!(train("true", &["--lowercase", "true"]), default);
+    assert!(
+        has_upper(&train("cased", &["--lowercase", "false"])),
+        "cased vocabulary"
+    );
+}
