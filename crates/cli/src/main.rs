@@ -9,6 +9,7 @@ mod kernel_cache;
 mod model_cmds;
 mod train_cmds;
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -109,7 +110,11 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            // One write call: a panicking thread (the collective's network tasks when a peer
+            // dies) writes its report to stderr without taking the lock, so a line written
+            // piece by piece, as `eprintln!` does, can be torn apart by it.
+            let line = format!("error: {err:#}\n");
+            let _ = std::io::stderr().lock().write_all(line.as_bytes());
             ExitCode::FAILURE
         }
     }

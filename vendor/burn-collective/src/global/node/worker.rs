@@ -237,10 +237,11 @@ impl<C: ProtocolClient> GlobalClientWorker<C> {
         }
 
         log::info!("Worker closing connection");
-        stream_response
-            .close()
-            .await
-            .expect("Can close the websocket stream.");
+        // PATCHED: the connection is usually gone already when this runs (the peer or the
+        // orchestrator died, which is why the loop ended); failing to close it is not an error.
+        if let Err(err) = stream_response.close().await {
+            log::warn!("Closing the websocket stream failed: {err:?}");
+        }
     }
 
     async fn request_sender(
@@ -281,10 +282,10 @@ impl<C: ProtocolClient> GlobalClientWorker<C> {
         }
 
         log::info!("Worker closing connection");
-        stream_request
-            .close()
-            .await
-            .expect("Can send the close message on the websocket.");
+        // PATCHED: as in `response_loader`, a connection that is already gone cannot be closed.
+        if let Err(err) = stream_request.close().await {
+            log::warn!("Sending the close message on the websocket failed: {err:?}");
+        }
     }
 
     pub(crate) async fn request(&self, req: RemoteRequest) -> RemoteResponse {
