@@ -133,12 +133,7 @@ impl Optimizer {
         if c.kind != OptimizerKind::Adamw {
             return self.update_composed(slot, lr);
         }
-        let t = (self.step + 1) as i32;
-        let (bias1, bias2) = if c.bias_correction {
-            (1.0 - c.beta1.powi(t), 1.0 - c.beta2.powi(t))
-        } else {
-            (1.0, 1.0)
-        };
+        let (bias1, bias2) = self.bias_corrections();
         let scalars = AdamwScalars {
             beta1: c.beta1 as f32,
             beta2: c.beta2 as f32,
@@ -181,10 +176,21 @@ impl Optimizer {
         }
     }
 
+    /// The divisors `(1 − β1^t, 1 − β2^t)` of this step's moments, `(1, 1)` without bias
+    /// correction; the fused and the composed update share them.
+    fn bias_corrections(&self) -> (f64, f64) {
+        let c = &self.config;
+        if c.bias_correction {
+            let t = (self.step + 1) as i32;
+            (1.0 - c.beta1.powi(t), 1.0 - c.beta2.powi(t))
+        } else {
+            (1.0, 1.0)
+        }
+    }
+
     /// [`Optimizer::update`] composed from tensor ops, on every backend and for both rules.
     pub fn update_composed<B: Backend>(&self, slot: ParamSlot<'_, B>, lr: f64) -> Tensor<B, 1> {
         let c = &self.config;
-        let t = (self.step + 1) as i32;
         let g = if slot.grad_scale != 1.0 {
             slot.grad.mul_scalar(slot.grad_scale)
         } else {
@@ -201,10 +207,8 @@ impl Optimizer {
             ),
         };
         let (m_hat, v_hat) = if c.bias_correction {
-            (
-                m.clone().div_scalar(1.0 - c.beta1.powi(t)),
-                v.clone().div_scalar(1.0 - c.beta2.powi(t)),
-            )
+            let (bias1, bias2) = self.bias_corrections();
+            (m.clone().div_scalar(bias1), v.clone().div_scalar(bias2))
         } else {
             (m.clone(), v.clone())
         };

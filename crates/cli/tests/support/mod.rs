@@ -53,13 +53,9 @@ pub fn ok(out: Output) -> String {
 }
 
 /// A fresh scratch folder named after the test, removed when the returned guard drops (also
-/// when the test panics).
-pub fn scratch(name: &str) -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix(&format!("bert-cli-{name}-"))
-        .tempdir()
-        .expect("creates a scratch folder")
-}
+/// when the test panics); shared with the other crates' tests.
+#[allow(unused_imports)] // each test binary uses a different part
+pub use bert_testutil::scratch_dir as scratch;
 
 /// Every tensor of a safetensors file as f32 values, sorted by name.
 pub fn read_safetensors(path: &Path) -> Vec<(String, Vec<f32>)> {

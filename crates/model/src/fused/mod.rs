@@ -153,6 +153,16 @@ pub enum Op {
 }
 
 impl Op {
+    /// Every fused op.
+    pub const ALL: [Op; 6] = [
+        Op::Softmax,
+        Op::CrossEntropy,
+        Op::LayerNorm,
+        Op::Gelu,
+        Op::Adamw,
+        Op::Dropout,
+    ];
+
     fn name(self) -> &'static str {
         match self {
             Op::Softmax => "softmax",
@@ -169,14 +179,26 @@ impl Op {
 pub fn enabled(op: Op) -> bool {
     static UNFUSED: OnceLock<Vec<String>> = OnceLock::new();
     let off = UNFUSED.get_or_init(|| {
-        std::env::var("BERT_UNFUSED")
-            .unwrap_or_default()
-            .split(',')
-            .map(|s| s.trim().to_ascii_lowercase())
-            .filter(|s| !s.is_empty())
-            .collect()
+        let (off, unknown) = parse_unfused(&std::env::var("BERT_UNFUSED").unwrap_or_default());
+        for name in unknown {
+            // A typo would otherwise measure the fused op while claiming the composed one.
+            tracing::warn!(
+                "BERT_UNFUSED: unknown op `{name}` ignored; expected a comma-separated list of {}, or all",
+                Op::ALL.map(Op::name).join(", ")
+            );
+        }
+        off
     });
     !off.iter().any(|s| s == "all" || s == op.name())
+}
+
+/// Splits a `BERT_UNFUSED` value into the names it turns off and the names it does not know.
+fn parse_unfused(value: &str) -> (Vec<String>, Vec<String>) {
+    value
+        .split(',')
+        .map(|s| s.trim().to_ascii_lowercase())
+        .filter(|s| !s.is_empty())
+        .partition(|s| s == "all" || Op::ALL.iter().any(|op| op.name() == s))
 }
 
 /// Which fused implementation a backend type has.
@@ -393,5 +415,22 @@ pub fn adamw<B: Backend>(
             Ok((back(out), back(m), back(v)))
         }
         _ => Err(inputs),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bert_unfused_names_are_split_into_known_and_unknown() {
+        let (off, unknown) = parse_unfused(" Softmax, gelu,,layernorm ,all");
+        assert_eq!(off, ["softmax", "gelu", "all"]);
+        assert_eq!(unknown, ["layernorm"]);
+        let (off, unknown) = parse_unfused("");
+        assert!(off.is_empty() && unknown.is_empty());
+        for op in Op::ALL {
+            assert_eq!(parse_unfused(op.name()).0, [op.name()]);
+        }
     }
 }

@@ -139,41 +139,5 @@ pub fn assert_close(
     );
 }
 
-/// A scratch path `name` inside a fresh temporary folder; the folder (and whatever was written
-/// under the path) is removed when this drops, also when the test panics. Derefs to the path.
-pub struct Scratch {
-    path: std::path::PathBuf,
-    _root: tempfile::TempDir,
-}
-
-impl std::ops::Deref for Scratch {
-    type Target = std::path::Path;
-    fn deref(&self) -> &std::path::Path {
-        &self.path
-    }
-}
-
-impl AsRef<std::path::Path> for Scratch {
-    fn as_ref(&self) -> &std::path::Path {
-        &self.path
-    }
-}
-
-/// A scratch path that does not exist yet (for a run or export directory to be created).
-pub fn scratch(name: &str) -> Scratch {
-    let root = tempfile::Builder::new()
-        .prefix("bert-test-")
-        .tempdir()
-        .expect("creates a scratch folder");
-    Scratch {
-        path: root.path().join(name),
-        _root: root,
-    }
-}
-
-/// A scratch folder that exists and is empty.
-pub fn scratch_dir(name: &str) -> Scratch {
-    let s = scratch(name);
-    std::fs::create_dir_all(&*s).expect("creates a scratch folder");
-    s
-}
+#[allow(unused_imports)] // each test binary uses a different part
+pub use bert_testutil::{scratch, scratch_dir, Scratch};
