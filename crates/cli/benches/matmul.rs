@@ -1,0 +1,270 @@
+//! The matrix products of one BERT pre-training step, timed one by one on the engines a CPU run
+//! could use: flex's (the `gemm` crate with its AVX-512 kernels, what `bert train` runs) and
+//! `matrixmultiply` (ndarray's default). `scripts/bench_matmul.py` times the same products in
+//! PyTorch (oneDNN/MKL) and NumPy (OpenBLAS), so the four can be put side by side
+//! (`docs/benchmarks.md`, issue 13).
+//!
+//! `cargo bench -p bert-cli --bench matmul -- [PRESET] [BATCH] [SEQ] [MASKED_PER_SEQ] [THREADS]`
+//! (defaults: mini 32 128 20, threads = Rayon's default). Each product runs as in the step:
+//! transposed operands are strided views, never copied first. Printed per product: how often a
+//! step runs it, milliseconds and GFLOP/s per engine; then Σ count × time, the matrix-product
+//! seconds of one step.
+
+use std::time::Instant;
+
+use bert_model::BertConfig;
+use burn::backend::Flex;
+use burn::tensor::{Distribution, Tensor};
+
+/// One matrix product of the step: `batch` products of `[m, k] × [k, n]`.
+struct Product {
+    name: String,
+    /// How many times one training step (forward + backward) runs it.
+    per_step: usize,
+    batch: usize,
+    m: usize,
+    k: usize,
+    n: usize,
+    /// The left operand is a transposed view (stored `[k, m]`).
+    lhs_t: bool,
+    /// The right operand is a transposed view (stored `[n, k]`).
+    rhs_t: bool,
+}
+
+impl Product {
+    fn flops(&self) -> f64 {
+        2.0 * (self.batch * self.m * self.k * self.n) as f64
+    }
+}
+
+/// Every product of a step of `config` at `batch × seq` with `masked` MLM positions in all,
+/// forward and backward (the gradient of a product `A·B` is `dC·Bᵀ` for `A` and `Aᵀ·dC` for `B`).
+fn products(config: &BertConfig, batch: usize, seq: usize, masked: usize) -> Vec<Product> {
+    let (h, i, v, layers) = (
+        config.hidden_size,
+        config.intermediate_size,
+        config.vocab_size,
+        config.num_hidden_layers,
+    );
+    let heads = config.num_attention_heads;
+    let d = h / heads;
+    let rows = batch * seq;
+    let mut out = Vec::new();
+    let mut linear = |name: &str, per_step: usize, m: usize, k: usize, n: usize| {
+        let p = |suffix: &str, m, k, n, lhs_t, rhs_t| Product {
+            name: format!("{name} {suffix}"),
+            per_step,
+            batch: 1,
+            m,
+            k,
+            n,
+            lhs_t,
+            rhs_t,
+        };
+        out.push(p("fwd", m, k, n, false, false));
+        out.push(p("dX", m, n, k, false, true));
+        out.push(p("dW", k, m, n, true, false));
+    };
+    linear(&format!("q/k/v/out {h}x{h}"), 4 * layers, rows, h, h);
+    linear(&format!("ffn in {h}x{i}"), layers, rows, h, i);
+    linear(&format!("ffn out {i}x{h}"), layers, rows, i, h);
+    linear(&format!("mlm transform {h}x{h}"), 1, masked, h, h);
+    // The decoder multiplies by the word embeddings transposed: [masked, h] × [v, h]ᵀ.
+    let b = batch * heads;
+    for (suffix, m, k, n, lhs_t, rhs_t) in [
+        ("fwd", masked, h, v, false, true),
+        ("dX", masked, v, h, false, false),
+        ("dW", v, masked, h, true, false),
+    ] {
+        out.push(Product {
+            name: format!("mlm decoder {h}x{v} {suffix}"),
+            per_step: 1,
+            batch: 1,
+            m,
+            k,
+            n,
+            lhs_t,
+            rhs_t,
+        });
+    }
+    // Attention, per head: scores = Q·Kᵀ, context = P·V, and their gradients.
+    for (name, m, k, n, lhs_t, rhs_t) in [
+        ("attn scores Q.Kt fwd", seq, d, seq, false, true),
+        ("attn scores dQ = dS.K", seq, seq, d, false, false),
+        ("attn scores dK = dSt.Q", seq, seq, d, true, false),
+        ("attn context P.V fwd", seq, seq, d, false, false),
+        ("attn context dP = dC.Vt", seq, d, seq, false, true),
+        ("attn context dV = Pt.dC", seq, seq, d, true, false),
+    ] {
+        out.push(Product {
+            name: format!("{name} ({b}x)"),
+            per_step: layers,
+            batch: b,
+            m,
+            k,
+            n,
+            lhs_t,
+            rhs_t,
+        });
+    }
+    out
+}
+
+/// Median seconds of `f` over enough runs to fill ≈0.4 s (at least 3), after one warm-up run.
+fn time(mut f: impl FnMut()) -> f64 {
+    f();
+    let mut times = Vec::new();
+    let start = Instant::now();
+    while times.len() < 3 || (start.elapsed().as_secs_f64() < 0.4 && times.len() < 50) {
+        let t = Instant::now();
+        f();
+        times.push(t.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+/// The product on flex, with transposed operands as strided views as autodiff makes them.
+fn flex_seconds(p: &Product) -> f64 {
+    let dev = Default::default();
+    let dist = Distribution::Uniform(-1.0, 1.0);
+    let lhs: Tensor<Flex, 3> = if p.lhs_t {
+        Tensor::random([p.batch, p.k, p.m], dist, &dev).swap_dims(1, 2)
+    } else {
+        Tensor::random([p.batch, p.m, p.k], dist, &dev)
+    };
+    let rhs: Tensor<Flex, 3> = if p.rhs_t {
+        Tensor::random([p.batch, p.n, p.k], dist, &dev).swap_dims(1, 2)
+    } else {
+        Tensor::random([p.batch, p.k, p.n], dist, &dev)
+    };
+    if p.batch == 1 {
+        // The linear layers run 2-D products (`precision::linear`), not batched ones.
+        let (l2, r2): (Tensor<Flex, 2>, Tensor<Flex, 2>) =
+            (lhs.clone().squeeze_dim(0), rhs.clone().squeeze_dim(0));
+        time(|| drop(l2.clone().matmul(r2.clone())))
+    } else {
+        time(|| drop(lhs.clone().matmul(rhs.clone())))
+    }
+}
+
+/// The product with `matrixmultiply::sgemm`, the rows (or batch entries) split over `threads`
+/// scoped threads, since the crate itself runs on one.
+fn matrixmultiply_seconds(p: &Product, threads: usize) -> f64 {
+    let fill = |len: usize| -> Vec<f32> {
+        (0..len)
+            .map(|x| ((x * 7919 % 1000) as f32) / 500.0 - 1.0)
+            .collect()
+    };
+    let (a, b) = (fill(p.batch * p.m * p.k), fill(p.batch * p.k * p.n));
+    let mut c = vec![0f32; p.batch * p.m * p.n];
+    // Row and column strides of each operand as stored (transposed views swap them).
+    let (rsa, csa) = if p.lhs_t {
+        (1, p.m as isize)
+    } else {
+        (p.k as isize, 1)
+    };
+    let (rsb, csb) = if p.rhs_t {
+        (1, p.k as isize)
+    } else {
+        (p.n as isize, 1)
+    };
+    let (a, b) = (&a, &b);
+    time(|| {
+        let one = |c: &mut [f32], bi: usize, r0: usize, rows: usize| unsafe {
+            matrixmultiply::sgemm(
+                rows,
+                p.k,
+                p.n,
+                1.0,
+                a.as_ptr().add(bi * p.m * p.k).offset(r0 as isize * rsa),
+                rsa,
+                csa,
+                b.as_ptr().add(bi * p.k * p.n),
+                rsb,
+                csb,
+                0.0,
+                c.as_mut_ptr(),
+                p.n as isize,
+                1,
+            );
+        };
+        std::thread::scope(|s| {
+            if p.batch >= threads {
+                let per = p.batch.div_ceil(threads);
+                for (t, chunk) in c.chunks_mut(per * p.m * p.n).enumerate() {
+                    s.spawn(move || {
+                        for (j, cm) in chunk.chunks_mut(p.m * p.n).enumerate() {
+                            one(cm, t * per + j, 0, p.m);
+                        }
+                    });
+                }
+            } else {
+                let per = p.m.div_ceil(threads);
+                for (t, chunk) in c.chunks_mut(per * p.n).enumerate() {
+                    let rows = chunk.len() / p.n;
+                    s.spawn(move || one(chunk, 0, t * per, rows));
+                }
+            }
+        });
+    })
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; only positional values are ours.
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let arg = |i: usize, default: &str| args.get(i).cloned().unwrap_or(default.to_string());
+    let preset = arg(0, "mini");
+    let number = |i: usize, default: &str| -> usize {
+        arg(i, default)
+            .parse()
+            .unwrap_or_else(|e| panic!("argument {} must be a number: {e}", i + 1))
+    };
+    let (batch, seq, per_seq) = (number(1, "32"), number(2, "128"), number(3, "20"));
+    let threads = number(4, &rayon_threads().to_string());
+    let config = BertConfig::preset(&preset).unwrap_or_else(|e| panic!("{e}"));
+    let products = products(&config, batch, seq, batch * per_seq);
+    println!(
+        "preset {preset}, batch {batch}, seq {seq}, {} masked positions, {threads} threads",
+        batch * per_seq
+    );
+    println!("| product | per step | flex (gemm) ms | GFLOP/s | matrixmultiply ms | GFLOP/s |");
+    println!("|---|---|---|---|---|---|");
+    let (mut flex_total, mut mm_total, mut flops_total) = (0.0, 0.0, 0.0);
+    for p in &products {
+        let f = flex_seconds(p);
+        let mm = matrixmultiply_seconds(p, threads);
+        flex_total += f * p.per_step as f64;
+        mm_total += mm * p.per_step as f64;
+        flops_total += p.flops() * p.per_step as f64;
+        println!(
+            "| {} | {} | {:.2} | {:.1} | {:.2} | {:.1} |",
+            p.name,
+            p.per_step,
+            f * 1e3,
+            p.flops() / f / 1e9,
+            mm * 1e3,
+            p.flops() / mm / 1e9
+        );
+    }
+    println!(
+        "| **step total** ({:.1} GFLOP) | | **{:.3} s** | {:.1} | **{:.3} s** | {:.1} |",
+        flops_total / 1e9,
+        flex_total,
+        flops_total / flex_total / 1e9,
+        mm_total,
+        flops_total / mm_total / 1e9
+    );
+}
+
+/// Rayon's thread count (what flex uses): `RAYON_NUM_THREADS` or the number of CPUs.
+fn rayon_threads() -> usize {
+    std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
