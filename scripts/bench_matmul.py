@@ -4,57 +4,34 @@ x86) and NumPy (its bundled OpenBLAS): the reference for `cargo bench -p bert-cl
 (crates/cli/benches/matmul.rs), which times the same list on flex (`gemm`) and `matrixmultiply`.
 
     pip install torch numpy      # e.g. the venv of scripts/bench_vs_pytorch.sh
-    python3 scripts/bench_matmul.py [--preset mini] [--batch 32] [--seq 128] [--masked-per-seq 20]
-                                    [--threads 2]
+    cargo bench -p bert-cli --bench matmul -- mini 32 128 20 --list > /tmp/products.jsonl
+    python3 scripts/bench_matmul.py /tmp/products.jsonl [--threads 2]
 
 Transposed operands are strided views (`.T` / `.transpose`), as autograd makes them. Prints a
 Markdown table: per product how often a step runs it, ms and GFLOP/s per engine, then
 sum(count x time), the matrix-product seconds of one step.
 """
 import argparse
+import json
 import os
 import statistics
 import time
 
-PRESETS = {
-    "tiny": (2, 128, 2, 512),
-    "mini": (4, 256, 4, 1024),
-    "small": (4, 512, 8, 2048),
-    "medium": (8, 512, 8, 2048),
-    "base": (12, 768, 12, 3072),
-    "large": (24, 1024, 16, 4096),
-}
-
-
-def products(preset, batch, seq, masked, vocab=30522):
-    """(name, per_step, batch, m, k, n, lhs_t, rhs_t), in the order of the Rust bench."""
-    layers, h, heads, i = PRESETS[preset]
-    d = h // heads
-    rows = batch * seq
+def products(path):
+    """(name, per_step, batch, m, k, n, lhs_t, rhs_t) from the Rust bench's `--list` output, so
+    the two benches time one list."""
     out = []
-
-    def linear(name, per_step, m, k, n):
-        out.append((f"{name} fwd", per_step, 1, m, k, n, False, False))
-        out.append((f"{name} dX", per_step, 1, m, n, k, False, True))
-        out.append((f"{name} dW", per_step, 1, k, m, n, True, False))
-
-    linear(f"q/k/v/out {h}x{h}", 4 * layers, rows, h, h)
-    linear(f"ffn in {h}x{i}", layers, rows, h, i)
-    linear(f"ffn out {i}x{h}", layers, rows, i, h)
-    linear(f"mlm transform {h}x{h}", 1, masked, h, h)
-    out.append((f"mlm decoder {h}x{vocab} fwd", 1, 1, masked, h, vocab, False, True))
-    out.append((f"mlm decoder {h}x{vocab} dX", 1, 1, masked, vocab, h, False, False))
-    out.append((f"mlm decoder {h}x{vocab} dW", 1, 1, vocab, masked, h, True, False))
-    b = batch * heads
-    for name, m, k, n, lt, rt in [
-        ("attn scores Q.Kt fwd", seq, d, seq, False, True),
-        ("attn scores dQ = dS.K", seq, seq, d, False, False),
-        ("attn scores dK = dSt.Q", seq, seq, d, True, False),
-        ("attn context P.V fwd", seq, seq, d, False, False),
-        ("attn context dP = dC.Vt", seq, d, seq, False, True),
-        ("attn context dV = Pt.dC", seq, seq, d, True, False),
-    ]:
-        out.append((f"{name} ({b}x)", layers, b, m, k, n, lt, rt))
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line.startswith("{"):
+                continue  # cargo's own lines, if they were captured too
+            p = json.loads(line)
+            out.append((p["name"], p["per_step"], p["batch"], p["m"], p["k"], p["n"],
+                        p["lhs_t"], p["rhs_t"]))
+    if not out:
+        raise SystemExit(f"{path}: no products; write it with "
+                         "`cargo bench -p bert-cli --bench matmul -- PRESET ... --list > FILE`")
     return out
 
 
@@ -72,10 +49,7 @@ def timed(f):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--preset", default="mini", choices=sorted(PRESETS))
-    ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--seq", type=int, default=128)
-    ap.add_argument("--masked-per-seq", type=int, default=20)
+    ap.add_argument("products", help="the products of a step: the Rust bench's `--list` output")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     # OpenBLAS reads its thread count when it loads.
@@ -84,10 +58,9 @@ def main():
     import torch
 
     torch.set_num_threads(args.threads)
-    masked = args.batch * args.masked_per_seq
-    rows = products(args.preset, args.batch, args.seq, masked)
-    print(f"preset {args.preset}, batch {args.batch}, seq {args.seq}, {masked} masked positions, "
-          f"{args.threads} threads, torch {torch.__version__}, numpy {np.__version__}")
+    rows = products(args.products)
+    print(f"{args.products}: {len(rows)} products, {args.threads} threads, "
+          f"torch {torch.__version__}, numpy {np.__version__}")
     print("| product | per step | PyTorch ms | GFLOP/s | NumPy (OpenBLAS) ms | GFLOP/s |")
     print("|---|---|---|---|---|---|")
     tot_t = tot_n = tot_f = 0.0

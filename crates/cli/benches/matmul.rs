@@ -5,7 +5,8 @@
 //! (`docs/benchmarks.md`, issue 13).
 //!
 //! `cargo bench -p bert-cli --bench matmul -- [PRESET] [BATCH] [SEQ] [MASKED_PER_SEQ] [THREADS]`
-//! (defaults: mini 32 128 20, threads = Rayon's default). Each product runs as in the step:
+//! (defaults: mini 32 128 20, threads = Rayon's default); with `--list` it prints the products as
+//! JSON lines instead of timing them, the list the Python script times. Each product runs as in the step:
 //! transposed operands are strided views, never copied first. Printed per product: how often a
 //! step runs it, milliseconds and GFLOP/s per engine; then Σ count × time, the matrix-product
 //! seconds of one step.
@@ -153,27 +154,61 @@ fn flex_seconds(p: &Product) -> f64 {
     }
 }
 
+/// Operand buffers of a product as stored, and their row/column strides (a transposed view
+/// swaps them), shared by the engines called on raw pointers.
+struct Operands {
+    a: Vec<f32>,
+    b: Vec<f32>,
+    c: Vec<f32>,
+    /// Row and column strides of `a` as the product reads it.
+    rsa: isize,
+    csa: isize,
+    /// Row and column strides of `b` as the product reads it.
+    rsb: isize,
+    csb: isize,
+}
+
+impl Operands {
+    fn new(p: &Product) -> Self {
+        let fill = |len: usize| -> Vec<f32> {
+            (0..len)
+                .map(|x| ((x * 7919 % 1000) as f32) / 500.0 - 1.0)
+                .collect()
+        };
+        let (rsa, csa) = if p.lhs_t {
+            (1, p.m as isize)
+        } else {
+            (p.k as isize, 1)
+        };
+        let (rsb, csb) = if p.rhs_t {
+            (1, p.k as isize)
+        } else {
+            (p.n as isize, 1)
+        };
+        Self {
+            a: fill(p.batch * p.m * p.k),
+            b: fill(p.batch * p.k * p.n),
+            c: vec![0f32; p.batch * p.m * p.n],
+            rsa,
+            csa,
+            rsb,
+            csb,
+        }
+    }
+}
+
 /// The product with `matrixmultiply::sgemm`, the rows (or batch entries) split over `threads`
 /// scoped threads, since the crate itself runs on one.
 fn matrixmultiply_seconds(p: &Product, threads: usize) -> f64 {
-    let fill = |len: usize| -> Vec<f32> {
-        (0..len)
-            .map(|x| ((x * 7919 % 1000) as f32) / 500.0 - 1.0)
-            .collect()
-    };
-    let (a, b) = (fill(p.batch * p.m * p.k), fill(p.batch * p.k * p.n));
-    let mut c = vec![0f32; p.batch * p.m * p.n];
-    // Row and column strides of each operand as stored (transposed views swap them).
-    let (rsa, csa) = if p.lhs_t {
-        (1, p.m as isize)
-    } else {
-        (p.k as isize, 1)
-    };
-    let (rsb, csb) = if p.rhs_t {
-        (1, p.k as isize)
-    } else {
-        (p.n as isize, 1)
-    };
+    let Operands {
+        a,
+        b,
+        mut c,
+        rsa,
+        csa,
+        rsb,
+        csb,
+    } = Operands::new(p);
     let (a, b) = (&a, &b);
     time(|| {
         let one = |c: &mut [f32], bi: usize, r0: usize, rows: usize| unsafe {
@@ -218,23 +253,15 @@ fn matrixmultiply_seconds(p: &Product, threads: usize) -> f64 {
 /// The product with the `gemm` crate called directly, as flex calls it (`swapped` false) or as
 /// the transposed problem `Cᵀ = Bᵀ·Aᵀ` (`swapped` true; same memory, operands' roles swapped).
 fn gemm_seconds(p: &Product, swapped: bool) -> f64 {
-    let fill = |len: usize| -> Vec<f32> {
-        (0..len)
-            .map(|x| ((x * 7919 % 1000) as f32) / 500.0 - 1.0)
-            .collect()
-    };
-    let (a, b) = (fill(p.batch * p.m * p.k), fill(p.batch * p.k * p.n));
-    let mut c = vec![0f32; p.batch * p.m * p.n];
-    let (rsa, csa) = if p.lhs_t {
-        (1, p.m as isize)
-    } else {
-        (p.k as isize, 1)
-    };
-    let (rsb, csb) = if p.rhs_t {
-        (1, p.k as isize)
-    } else {
-        (p.n as isize, 1)
-    };
+    let Operands {
+        a,
+        b,
+        mut c,
+        rsa,
+        csa,
+        rsb,
+        csb,
+    } = Operands::new(p);
     let par = if p.batch == 1 {
         gemm::Parallelism::Rayon(0)
     } else {
@@ -306,7 +333,8 @@ fn gemm_seconds(p: &Product, swapped: bool) -> f64 {
 fn main() {
     // SAFETY: sets a plain integer option (mimalloc 3's `mi_option_purge_delay`, as `bert` does).
     unsafe { libmimalloc_sys::mi_option_set(15, -1) };
-    // `cargo bench` passes `--bench`; only positional values are ours.
+    // `cargo bench` passes `--bench`; besides `--list`, only positional values are ours.
+    let list = std::env::args().any(|a| a == "--list");
     let args: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with("--"))
@@ -322,6 +350,19 @@ fn main() {
     let threads = number(4, &rayon_threads().to_string());
     let config = BertConfig::preset(&preset).unwrap_or_else(|e| panic!("{e}"));
     let products = products(&config, batch, seq, batch * per_seq);
+    if list {
+        // The one list of a step's products: `scripts/bench_matmul.py` reads it from here.
+        for p in &products {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "name": p.name, "per_step": p.per_step, "batch": p.batch,
+                    "m": p.m, "k": p.k, "n": p.n, "lhs_t": p.lhs_t, "rhs_t": p.rhs_t,
+                })
+            );
+        }
+        return;
+    }
     println!(
         "preset {preset}, batch {batch}, seq {seq}, {} masked positions, {threads} threads",
         batch * per_seq

@@ -227,7 +227,21 @@ pub fn load_run_config(args: &TrainArgs) -> Result<RunConfig> {
     }
     let mut config = RunConfig::load(&args.config, &overrides)?;
     if let Some(out) = &args.out {
-        config.out_dir = out.clone();
+        // An export folder named on the command line is where the user wants it.
+        let export_set = args
+            .set
+            .iter()
+            .any(|s| s.trim_start().starts_with("export_dir"));
+        if export_set {
+            config.out_dir = out.clone();
+        } else if let Some(kept) = config.move_run_to(out.clone()) {
+            tracing::warn!(
+                "--out moves the run to {} but the config's export_dir {} is outside the run \
+                 folder and stays; `--set export_dir=DIR` to export elsewhere",
+                out.display(),
+                kept.display()
+            );
+        }
     }
     Ok(config)
 }

@@ -12,6 +12,7 @@
 
 #![warn(missing_docs)]
 
+pub mod ascii_wordpiece;
 pub mod batch;
 pub mod corpus;
 pub mod error;

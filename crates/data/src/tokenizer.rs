@@ -17,6 +17,7 @@ use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
 use tokenizers::processors::bert::BertProcessing;
 use tokenizers::{AddedToken, Tokenizer};
 
+use crate::ascii_wordpiece::AsciiWordPiece;
 use crate::error::{io_err, DataError, Result};
 
 /// The five tokens every BERT vocabulary must have.
@@ -256,6 +257,9 @@ pub struct WordPieceTokenizer {
     source: TokenizerSource,
     /// Special ids that must never come out of text (they would break the instance layout).
     reserved: [u32; 4],
+    /// The same encoding without Unicode tables for ASCII text; only for tokenizers whose
+    /// pipeline is known to be BERT's (built from a `vocab.txt`).
+    ascii: Option<AsciiWordPiece>,
 }
 
 impl std::fmt::Debug for WordPieceTokenizer {
@@ -325,14 +329,17 @@ impl WordPieceTokenizer {
             .map(|t| AddedToken::from(*t, true))
             .collect();
         inner.add_special_tokens(&specials);
-        Ok(Self::assemble(
+        let ascii = AsciiWordPiece::new(vocab.tokens(), vocab.special().unk, options.lowercase);
+        let mut tokenizer = Self::assemble(
             inner,
             vocab,
             TokenizerSource::VocabTxt {
                 path: path.to_path_buf(),
                 lowercase: options.lowercase,
             },
-        ))
+        );
+        tokenizer.ascii = Some(ascii);
+        Ok(tokenizer)
     }
 
     /// Loads a HuggingFace `tokenizer.json`, switching off any padding and truncation it
@@ -385,13 +392,36 @@ impl WordPieceTokenizer {
             reserved: [s.pad, s.cls, s.sep, s.mask],
             vocab,
             source,
+            ascii: None,
         }
     }
 
     /// Ids of `text` without special tokens. Structural specials (`[CLS]`, `[SEP]`, `[PAD]`,
     /// `[MASK]`) that appear literally in the text are dropped: they would break the
     /// `[CLS] A [SEP] B [SEP]` layout and the masking statistics.
+    ///
+    /// ASCII text of a `vocab.txt` tokenizer is encoded without HuggingFace's Unicode tables
+    /// ([`AsciiWordPiece`]), with the same ids as [`WordPieceTokenizer::encode_hf`].
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        let Some(ascii) = &self.ascii else {
+            return self.encode_hf(text);
+        };
+        let mut ids = Vec::with_capacity(text.len() / 4 + 1);
+        ascii.encode(text, &mut ids, |chunk, ids| {
+            let enc = self
+                .inner
+                .encode_fast(chunk, false)
+                .map_err(|e| DataError::Tokenizer(e.to_string()))?;
+            ids.extend_from_slice(enc.get_ids());
+            Ok::<(), DataError>(())
+        })?;
+        ids.retain(|id| !self.reserved.contains(id));
+        Ok(ids)
+    }
+
+    /// [`WordPieceTokenizer::encode`] through HuggingFace's tokenizer alone, whatever the text:
+    /// the reference the ASCII encoder is checked against.
+    pub fn encode_hf(&self, text: &str) -> Result<Vec<u32>> {
         let enc = self
             .inner
             .encode_fast(text, false)
@@ -486,5 +516,42 @@ mod tests {
         assert_eq!(tok.vocab().decode(&[5, 7, 8]), "hello playing");
         assert!(tok.vocab().continuation()[8]);
         assert_eq!(tok.vocab().hash(), vocab_hash(tok.vocab().tokens()));
+    }
+
+    /// Every BERT normalisation and pre-tokenisation case of ASCII text, and text the ASCII
+    /// encoder hands to HuggingFace, against HuggingFace alone; cased and uncased.
+    #[test]
+    fn ascii_encoder_gives_huggingface_ids() {
+        let vocab = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sample-vocab.txt");
+        let long = "a".repeat(100);
+        let longer = "b".repeat(101);
+        let texts = [
+            "",
+            "   \t\n ",
+            "Hello, World! The clock-maker's ledger (1887) cost $5+3=8.",
+            "tabs\tand\nnewlines\r\nand  double  spaces",
+            "control\u{1}chars\u{7f}vanish\u{0b}here\u{0c}too\u{0}",
+            "punctuation!!!...???;:'\"`~@#%^&*_={}|\\/<>",
+            "UPPER lower MiXeD qwxzjq zzzzzzzz unknownable-words",
+            long.as_str(),
+            longer.as_str(),
+            "[MASK] masked [SEP] x[CLS]y [unused] [ bracket",
+            "caf\u{e9} na\u{ef}ve \u{2014} \u{201c}quoted\u{201d} it\u{2019}s \u{4e2d}\u{6587} ok",
+            "non\u{a0}breaking space and \u{fffd} replacement",
+        ];
+        for lowercase in [true, false] {
+            let options = VocabTxtOptions {
+                lowercase,
+                strip_accents: None,
+            };
+            let tok = WordPieceTokenizer::from_vocab_txt(&vocab, options).unwrap();
+            for text in texts {
+                assert_eq!(
+                    tok.encode(text).unwrap(),
+                    tok.encode_hf(text).unwrap(),
+                    "lowercase {lowercase}: {text:?}"
+                );
+            }
+        }
     }
 }

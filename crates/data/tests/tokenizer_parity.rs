@@ -164,3 +164,51 @@ fn ids_match_python_bert_tokenizer_on_the_bundled_sample() {
         "the sample vocabulary is checked uncased and cased"
     );
 }
+
+/// Every sentence and every whole paragraph of a corpus, through `encode` (the ASCII encoder
+/// with HuggingFace for the rest) and through HuggingFace alone; returns the sentences checked.
+fn check_ascii_encoder(tok: &WordPieceTokenizer, inputs: &[PathBuf]) -> usize {
+    let reader = CorpusReader::open(CorpusOptions {
+        inputs: inputs.iter().map(|p| p.display().to_string()).collect(),
+        doc_per_file: true,
+        ..Default::default()
+    })
+    .unwrap();
+    let mut sentences = 0;
+    for doc in reader {
+        for paragraph in doc.unwrap().paragraphs {
+            assert_eq!(
+                tok.encode(&paragraph).unwrap(),
+                tok.encode_hf(&paragraph).unwrap(),
+                "{paragraph:?}"
+            );
+            for s in split_sentences(&paragraph) {
+                assert_eq!(tok.encode(&s).unwrap(), tok.encode_hf(&s).unwrap(), "{s:?}");
+                sentences += 1;
+            }
+        }
+    }
+    sentences
+}
+
+#[test]
+fn ascii_encoder_matches_huggingface_on_whole_corpora() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let sample = root.join("../../data/sample");
+    let vocab = root.join("tests/fixtures/sample-vocab.txt");
+    for lowercase in [true, false] {
+        let options = VocabTxtOptions {
+            lowercase,
+            strip_accents: None,
+        };
+        let tok = WordPieceTokenizer::from_vocab_txt(&vocab, options).unwrap();
+        let n = check_ascii_encoder(&tok, std::slice::from_ref(&sample));
+        assert!(n > 2_000, "{n} sentences in data/sample");
+    }
+    let Some((vocab, _, corpora)) = shared_files() else {
+        return;
+    };
+    let tok = WordPieceTokenizer::from_vocab_txt(&vocab, VocabTxtOptions::default()).unwrap();
+    let n = check_ascii_encoder(&tok, &[corpora.join("books"), corpora.join("wiki")]);
+    assert!(n > 10_000, "{n} sentences in the shared corpora");
+}

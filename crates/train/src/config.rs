@@ -524,6 +524,23 @@ impl RunConfig {
         Self::parse(&text, path, overrides)
     }
 
+    /// Moves the run's outputs to `out` (`bert train --out`): `out_dir` becomes `out`, and an
+    /// `export_dir` inside the old `out_dir` moves with it to the same place inside `out`, so two
+    /// runs of one config with different `--out` never export into one folder. An `export_dir`
+    /// outside the old run folder is the config's own choice and stays; it is returned so the
+    /// caller can say where the export will go.
+    pub fn move_run_to(&mut self, out: PathBuf) -> Option<&Path> {
+        let old = std::mem::replace(&mut self.out_dir, out);
+        let export = self.export_dir.as_mut()?;
+        match export.strip_prefix(&old) {
+            Ok(inside) => {
+                *export = self.out_dir.join(inside);
+                None
+            }
+            Err(_) => Some(export.as_path()),
+        }
+    }
+
     /// Parses a run config text (see [`RunConfig::load`]).
     pub fn parse(text: &str, path: &Path, overrides: &[String]) -> Result<Self> {
         let bad = |message: String| TrainError::Config {
@@ -1002,5 +1019,27 @@ mod tests {
         assert_eq!(c.optimizer.kind, crate::optim::OptimizerKind::Lamb);
         assert_eq!(c.model_config(10).unwrap().hidden_act, Activation::Relu);
         assert!(parse(MINIMAL, &["novalue"]).is_err());
+    }
+
+    #[test]
+    fn out_moves_an_export_inside_the_run_folder_and_keeps_one_outside() {
+        let path = Path::new("/cfg/run.toml");
+        let inside = MINIMAL.replacen("[model]", "export_dir = \"runs/x/export\"\n[model]", 1);
+        let mut c = RunConfig::parse(&inside, path, &[]).unwrap();
+        assert_eq!(c.move_run_to(PathBuf::from("/elsewhere/y")), None);
+        assert_eq!(c.out_dir, PathBuf::from("/elsewhere/y"));
+        assert_eq!(c.export_dir, Some(PathBuf::from("/elsewhere/y/export")));
+
+        let outside = MINIMAL.replacen("[model]", "export_dir = \"exports/x\"\n[model]", 1);
+        let mut c = RunConfig::parse(&outside, path, &[]).unwrap();
+        assert_eq!(
+            c.move_run_to(PathBuf::from("/elsewhere/y")),
+            Some(Path::new("/cfg/exports/x"))
+        );
+        assert_eq!(c.export_dir, Some(PathBuf::from("/cfg/exports/x")));
+
+        let mut c = RunConfig::parse(MINIMAL, path, &[]).unwrap();
+        assert_eq!(c.move_run_to(PathBuf::from("/elsewhere/y")), None);
+        assert_eq!(c.export_dir, None);
     }
 }

@@ -1,0 +1,139 @@
+//! A WordPiece encoder for ASCII text that gives exactly the ids of HuggingFace's BERT tokenizer
+//! (BERT normaliser, BERT pre-tokeniser, WordPiece) built from a `vocab.txt`, without its
+//! per-character Unicode table lookups and per-piece allocations, which took most of
+//! `bert prepare`'s time (docs/benchmarks.md, issue 13).
+//!
+//! Text is cut at ASCII whitespace into chunks. A chunk of printable ASCII without `[` is encoded
+//! here; any other chunk (non-ASCII characters, or a `[` that may start a special token such as
+//! `[MASK]`) is handed back to the caller for HuggingFace's tokenizer. Every step of the BERT
+//! pipeline is local to a whitespace-separated chunk (the normaliser maps characters one by one,
+//! NFD never reorders across a space, the pre-tokeniser splits at whitespace), so encoding chunk
+//! by chunk gives the ids of encoding the whole text; the tests check that on the sample corpus
+//! and, when present, on the shared corpora.
+
+use ahash::AHashMap;
+
+/// The longest word WordPiece splits; a longer one is `[UNK]` (HuggingFace's default, 100).
+const MAX_CHARS_PER_WORD: usize = 100;
+
+/// WordPiece tables for ASCII text: word-initial pieces and `##` continuations in two maps keyed
+/// by their bytes, so a lookup never allocates.
+#[derive(Clone, Debug)]
+pub struct AsciiWordPiece {
+    initial: AHashMap<Box<[u8]>, u32>,
+    continuation: AHashMap<Box<[u8]>, u32>,
+    /// Longest piece in bytes: the greedy search starts no longer than this.
+    longest: usize,
+    unk: u32,
+    lowercase: bool,
+}
+
+impl AsciiWordPiece {
+    /// Tables for the ordered `tokens` of a vocabulary (id = position). `lowercase` as the BERT
+    /// normaliser's (accent stripping does nothing to ASCII).
+    pub fn new(tokens: &[String], unk: u32, lowercase: bool) -> Self {
+        let (mut initial, mut continuation) = (AHashMap::new(), AHashMap::new());
+        let mut longest = 0;
+        for (id, token) in tokens.iter().enumerate() {
+            let (map, piece) = match token.strip_prefix("##") {
+                Some(rest) => (&mut continuation, rest),
+                None => (&mut initial, token.as_str()),
+            };
+            longest = longest.max(piece.len());
+            // HuggingFace's vocabulary map keeps the last id of a repeated token; `vocab.txt`
+            // readers refuse repeats, so this is only for completeness.
+            map.insert(piece.as_bytes().into(), id as u32);
+        }
+        Self {
+            initial,
+            continuation,
+            longest,
+            unk,
+            lowercase,
+        }
+    }
+
+    /// Appends the ids of `text` to `ids`, and calls `fallback` with each chunk it cannot encode
+    /// itself, in order, for the caller to append that chunk's ids. Errors from `fallback` stop
+    /// the encoding.
+    pub fn encode<E>(
+        &self,
+        text: &str,
+        ids: &mut Vec<u32>,
+        mut fallback: impl FnMut(&str, &mut Vec<u32>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut word = Vec::with_capacity(32);
+        for chunk in text.split([' ', '\t', '\n', '\r']) {
+            if chunk.is_empty() {
+                continue;
+            }
+            if !chunk.is_ascii() || chunk.contains('[') {
+                fallback(chunk, ids)?;
+                continue;
+            }
+            for &b in chunk.as_bytes() {
+                if b.is_ascii_control() {
+                    // The normaliser drops control characters (tab, newline and carriage
+                    // return were split on above).
+                    continue;
+                }
+                if b.is_ascii_punctuation() {
+                    self.word(&word, ids);
+                    word.clear();
+                    self.word(&[b], ids);
+                } else {
+                    word.push(if self.lowercase {
+                        b.to_ascii_lowercase()
+                    } else {
+                        b
+                    });
+                }
+            }
+            self.word(&word, ids);
+            word.clear();
+        }
+        Ok(())
+    }
+
+    /// WordPiece on one pre-tokenised word: greedy longest match from the left, `##` pieces
+    /// after the first; the whole word is `[UNK]` if some part matches nothing.
+    fn word(&self, word: &[u8], ids: &mut Vec<u32>) {
+        if word.is_empty() {
+            return;
+        }
+        if word.len() > MAX_CHARS_PER_WORD {
+            ids.push(self.unk);
+            return;
+        }
+        let before = ids.len();
+        let mut start = 0;
+        while start < word.len() {
+            let map = if start == 0 {
+                &self.initial
+            } else {
+                &self.continuation
+            };
+            let mut end = word.len().min(start + self.longest);
+            let found = loop {
+                if end == start {
+                    break None;
+                }
+                if let Some(&id) = map.get(&word[start..end]) {
+                    break Some(id);
+                }
+                end -= 1;
+            };
+            match found {
+                Some(id) => {
+                    ids.push(id);
+                    start = end;
+                }
+                None => {
+                    ids.truncate(before);
+                    ids.push(self.unk);
+                    return;
+                }
+            }
+        }
+    }
+}
