@@ -83,6 +83,21 @@ fn identity(config: &RunConfig, world_size: usize) -> Vec<(&'static str, String)
     ]
 }
 
+/// The run config a checkpoint recorded, for its identity keys. Its `[tokenizer]` and
+/// `[prepare]` tables are not part of the identity and are dropped first: a key those tables
+/// have since renamed or refused must not make an older run impossible to resume.
+fn stored_run_config(dir: &Path, recorded: &serde_json::Value) -> Result<RunConfig> {
+    let mut value = recorded.clone();
+    if let Some(tables) = value.as_object_mut() {
+        tables.remove("tokenizer");
+        tables.remove("prepare");
+    }
+    serde_json::from_value(value).map_err(|e| TrainError::Checkpoint {
+        path: dir.to_path_buf(),
+        message: format!("unreadable run config: {e}"),
+    })
+}
+
 /// Refuses checkpoint `dir` when it belongs to another run: an identity key or the vocabulary
 /// differs (the same global batch split over other ranks is the same run).
 fn check_resume(
@@ -92,11 +107,7 @@ fn check_resume(
     world_size: usize,
     vocab_hash: &str,
 ) -> Result<()> {
-    let old: RunConfig =
-        serde_json::from_value(state.run_config.clone()).map_err(|e| TrainError::Checkpoint {
-            path: dir.to_path_buf(),
-            message: format!("unreadable run config: {e}"),
-        })?;
+    let old = stored_run_config(dir, &state.run_config)?;
     let global = |c: &RunConfig, w: usize| c.data.batch_size * w * c.train.accumulation;
     let mut differ: Vec<String> = identity(&old, state.world_size)
         .into_iter()
@@ -196,4 +207,44 @@ fn restore<B: AutodiffBackend>(
         trainer,
         state,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONFIG: &str = r#"
+        seed = 1
+        out_dir = "runs/x"
+        [model]
+        preset = "tiny"
+        [data]
+        train = "data/train"
+        batch_size = 8
+        [prepare]
+        inputs = ["corpus"]
+        vocab = "vocab.txt"
+        [train]
+        steps = 10
+    "#;
+
+    #[test]
+    fn a_recorded_config_resumes_whatever_its_prepare_and_tokenizer_tables_hold() {
+        let dir = Path::new("runs/x/checkpoints/step-00000010");
+        let config = RunConfig::parse(CONFIG, Path::new("/cfg/run.toml"), &[]).unwrap();
+        let mut recorded = serde_json::to_value(&config).unwrap();
+        // Keys an older version wrote and this one refuses.
+        recorded["prepare"]["whole_word"] = serde_json::json!(true);
+        recorded["tokenizer"] = serde_json::json!({ "retired_key": 1 });
+        let old = stored_run_config(dir, &recorded).unwrap();
+        assert_eq!(identity(&old, 1), identity(&config, 1));
+
+        // An identity table it cannot read is still an error naming the checkpoint.
+        recorded["optimizer"]["retired_key"] = serde_json::json!(1);
+        let err = stored_run_config(dir, &recorded).unwrap_err().to_string();
+        assert!(
+            err.contains("unreadable run config") && err.contains("step-00000010"),
+            "{err}"
+        );
+    }
 }
