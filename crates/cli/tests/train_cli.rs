@@ -540,3 +540,30 @@ fn an_unreachable_coordinator_is_an_error_within_the_timeout() {
     );
     assert!(waited < Duration::from_secs(30), "took {waited:?}");
 }
+
+#[test]
+fn out_moves_an_export_dir_inside_the_run_folder_with_the_run() {
+    let tmp = support::scratch("out-export");
+    let dir = tmp.path().to_path_buf();
+    let corpus = write_corpus(&dir);
+    let shards = prepare(&dir, &corpus, "dynamic");
+    // The config exports to `{run}/export`; `--out` names another run folder.
+    let config = write_config(&dir, &shards, &dir.join("run"), 4, 4);
+    let other = dir.join("other");
+    let out = ok(bert(&[
+        "train",
+        "--config",
+        config.to_str().unwrap(),
+        "--out",
+        other.to_str().unwrap(),
+    ]));
+    assert!(
+        out.contains(&format!("{}", other.join("export").display())),
+        "{out}"
+    );
+    assert!(other.join("export/model.safetensors").is_file());
+    assert!(
+        !dir.join("run").exists(),
+        "nothing is written to the config's run folder"
+    );
+}
