@@ -13,9 +13,6 @@
 
 use ahash::AHashMap;
 
-/// The longest word WordPiece splits; a longer one is `[UNK]` (HuggingFace's default, 100).
-const MAX_CHARS_PER_WORD: usize = 100;
-
 /// WordPiece tables for ASCII text: word-initial pieces and `##` continuations in two maps keyed
 /// by their bytes, so a lookup never allocates.
 #[derive(Clone, Debug)]
@@ -26,12 +23,14 @@ pub struct AsciiWordPiece {
     longest: usize,
     unk: u32,
     lowercase: bool,
+    /// The longest word WordPiece splits; a longer one is `[UNK]` (HuggingFace's default: 100).
+    max_chars_per_word: usize,
 }
 
 impl AsciiWordPiece {
     /// Tables for the ordered `tokens` of a vocabulary (id = position). `lowercase` as the BERT
-    /// normaliser's (accent stripping does nothing to ASCII).
-    pub fn new(tokens: &[String], unk: u32, lowercase: bool) -> Self {
+    /// normaliser's (accent stripping does nothing to ASCII), `max_chars_per_word` as WordPiece's.
+    pub fn new(tokens: &[String], unk: u32, lowercase: bool, max_chars_per_word: usize) -> Self {
         let (mut initial, mut continuation) = (AHashMap::new(), AHashMap::new());
         let mut longest = 0;
         for (id, token) in tokens.iter().enumerate() {
@@ -50,6 +49,7 @@ impl AsciiWordPiece {
             longest,
             unk,
             lowercase,
+            max_chars_per_word,
         }
     }
 
@@ -101,7 +101,7 @@ impl AsciiWordPiece {
         if word.is_empty() {
             return;
         }
-        if word.len() > MAX_CHARS_PER_WORD {
+        if word.len() > self.max_chars_per_word {
             ids.push(self.unk);
             return;
         }

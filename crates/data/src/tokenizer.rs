@@ -20,6 +20,9 @@ use tokenizers::{AddedToken, Tokenizer};
 use crate::ascii_wordpiece::AsciiWordPiece;
 use crate::error::{io_err, DataError, Result};
 
+/// The longest word WordPiece splits (longer ones are `[UNK]`): HuggingFace's and Google's value.
+const MAX_CHARS_PER_WORD: usize = 100;
+
 /// The five tokens every BERT vocabulary must have.
 pub const SPECIAL_TOKENS: [&str; 5] = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"];
 
@@ -249,6 +252,38 @@ impl Default for VocabTxtOptions {
     }
 }
 
+/// The ASCII encoder for a `tokenizer.json` whose pipeline is BERT's: a `BertNormalizer` that
+/// cleans text, the `BertPreTokenizer`, WordPiece with `##` continuations, and added tokens that
+/// all contain `[` (so text that could hold one is left to HuggingFace). Any other pipeline gets
+/// none and is encoded by HuggingFace alone.
+fn bert_pipeline_ascii_encoder(inner: &Tokenizer, vocab: &Vocab) -> Option<AsciiWordPiece> {
+    use tokenizers::{ModelWrapper, NormalizerWrapper, PreTokenizerWrapper};
+    let Some(NormalizerWrapper::BertNormalizer(normalizer)) = inner.get_normalizer() else {
+        return None;
+    };
+    let Some(PreTokenizerWrapper::BertPreTokenizer(_)) = inner.get_pre_tokenizer() else {
+        return None;
+    };
+    let ModelWrapper::WordPiece(model) = inner.get_model() else {
+        return None;
+    };
+    let added_have_brackets = inner
+        .get_added_tokens_decoder()
+        .values()
+        .all(|t| t.content.contains('['));
+    let unk = vocab.tokens().iter().position(|t| *t == model.unk_token)?;
+    (normalizer.clean_text && model.continuing_subword_prefix == "##" && added_have_brackets).then(
+        || {
+            AsciiWordPiece::new(
+                vocab.tokens(),
+                unk as u32,
+                normalizer.lowercase,
+                model.max_input_chars_per_word,
+            )
+        },
+    )
+}
+
 /// A WordPiece tokenizer with its vocabulary.
 #[derive(Clone)]
 pub struct WordPieceTokenizer {
@@ -302,7 +337,7 @@ impl WordPieceTokenizer {
             .vocab(map)
             .unk_token("[UNK]".into())
             .continuing_subword_prefix("##".into())
-            .max_input_chars_per_word(100)
+            .max_input_chars_per_word(MAX_CHARS_PER_WORD)
             .build()
             .map_err(|e| DataError::Vocab {
                 path: path.to_path_buf(),
@@ -329,7 +364,12 @@ impl WordPieceTokenizer {
             .map(|t| AddedToken::from(*t, true))
             .collect();
         inner.add_special_tokens(&specials);
-        let ascii = AsciiWordPiece::new(vocab.tokens(), vocab.special().unk, options.lowercase);
+        let ascii = AsciiWordPiece::new(
+            vocab.tokens(),
+            vocab.special().unk,
+            options.lowercase,
+            MAX_CHARS_PER_WORD,
+        );
         let mut tokenizer = Self::assemble(
             inner,
             vocab,
@@ -376,13 +416,16 @@ impl WordPieceTokenizer {
             }
         }
         let vocab = Vocab::from_tokens(tokens, path)?;
-        Ok(Self::assemble(
+        let ascii = bert_pipeline_ascii_encoder(&inner, &vocab);
+        let mut tokenizer = Self::assemble(
             inner,
             vocab,
             TokenizerSource::TokenizerJson {
                 path: path.to_path_buf(),
             },
-        ))
+        );
+        tokenizer.ascii = ascii;
+        Ok(tokenizer)
     }
 
     fn assemble(inner: Tokenizer, vocab: Vocab, source: TokenizerSource) -> Self {
@@ -442,6 +485,12 @@ impl WordPieceTokenizer {
             .encode(text, false)
             .map_err(|e| DataError::Tokenizer(e.to_string()))?;
         Ok(enc.get_ids().to_vec())
+    }
+
+    /// True when ASCII text is encoded by [`AsciiWordPiece`] (a `vocab.txt`, or a
+    /// `tokenizer.json` with BERT's pipeline), false when HuggingFace encodes everything.
+    pub fn uses_ascii_encoder(&self) -> bool {
+        self.ascii.is_some()
     }
 
     /// The vocabulary.
@@ -553,5 +602,36 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// A `tokenizer.json` with BERT's pipeline gets the ASCII encoder, with the same ids; one
+    /// with another normaliser does not.
+    #[test]
+    fn tokenizer_json_with_the_bert_pipeline_uses_the_ascii_encoder() {
+        let dir = tempfile::tempdir().unwrap();
+        let vocab = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sample-vocab.txt");
+        let text = "The clock-maker's LEDGER, 1887: caf\u{e9} [MASK] ok\u{1}.";
+        for lowercase in [true, false] {
+            let options = VocabTxtOptions {
+                lowercase,
+                strip_accents: None,
+            };
+            let from_txt = WordPieceTokenizer::from_vocab_txt(&vocab, options).unwrap();
+            let json = dir.path().join(format!("tokenizer-{lowercase}.json"));
+            from_txt.inner().save(&json, false).unwrap();
+            let tok = WordPieceTokenizer::from_tokenizer_json(&json).unwrap();
+            assert!(tok.ascii.is_some(), "lowercase {lowercase}");
+            assert_eq!(tok.encode(text).unwrap(), tok.encode_hf(text).unwrap());
+            assert_eq!(tok.encode(text).unwrap(), from_txt.encode(text).unwrap());
+        }
+        let mut other = WordPieceTokenizer::from_vocab_txt(&vocab, VocabTxtOptions::default())
+            .unwrap()
+            .inner
+            .clone();
+        other.with_normalizer(Some(tokenizers::normalizers::Lowercase));
+        let json = dir.path().join("other.json");
+        other.save(&json, false).unwrap();
+        let tok = WordPieceTokenizer::from_tokenizer_json(&json).unwrap();
+        assert!(tok.ascii.is_none());
     }
 }

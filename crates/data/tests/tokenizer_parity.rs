@@ -205,10 +205,17 @@ fn ascii_encoder_matches_huggingface_on_whole_corpora() {
         let n = check_ascii_encoder(&tok, std::slice::from_ref(&sample));
         assert!(n > 2_000, "{n} sentences in data/sample");
     }
-    let Some((vocab, _, corpora)) = shared_files() else {
+    let Some((vocab, json, corpora)) = shared_files() else {
         return;
     };
-    let tok = WordPieceTokenizer::from_vocab_txt(&vocab, VocabTxtOptions::default()).unwrap();
-    let n = check_ascii_encoder(&tok, &[corpora.join("books"), corpora.join("wiki")]);
-    assert!(n > 10_000, "{n} sentences in the shared corpora");
+    let from_txt = WordPieceTokenizer::from_vocab_txt(&vocab, VocabTxtOptions::default()).unwrap();
+    let from_json = WordPieceTokenizer::from_tokenizer_json(&json).unwrap();
+    assert!(
+        from_json.uses_ascii_encoder(),
+        "the published BERT tokenizer.json"
+    );
+    for tok in [&from_txt, &from_json] {
+        let n = check_ascii_encoder(tok, &[corpora.join("books"), corpora.join("wiki")]);
+        assert!(n > 10_000, "{n} sentences in the shared corpora");
+    }
 }
