@@ -3,7 +3,7 @@
 //! per-character Unicode table lookups and per-piece allocations, which took most of
 //! `bert prepare`'s time (docs/benchmarks.md, issue 13).
 //!
-//! Text is cut at ASCII whitespace into chunks. A chunk of printable ASCII without `[` is encoded
+//! Text is cut at ASCII whitespace into chunks. A chunk of ASCII characters without `[` is encoded
 //! here; any other chunk (non-ASCII characters, or a `[` that may start a special token such as
 //! `[MASK]`) is handed back to the caller for HuggingFace's tokenizer. Every step of the BERT
 //! pipeline is local to a whitespace-separated chunk (the normaliser maps characters one by one,

@@ -254,8 +254,8 @@ impl Default for VocabTxtOptions {
 
 /// The ASCII encoder for a `tokenizer.json` whose pipeline is BERT's: a `BertNormalizer` that
 /// cleans text, the `BertPreTokenizer`, WordPiece with `##` continuations, and added tokens that
-/// all contain `[` (so text that could hold one is left to HuggingFace). Any other pipeline gets
-/// none and is encoded by HuggingFace alone.
+/// all contain `[` and no whitespace (so a chunk of text that could hold one is left whole to
+/// HuggingFace). Any other pipeline gets none and is encoded by HuggingFace alone.
 fn bert_pipeline_ascii_encoder(inner: &Tokenizer, vocab: &Vocab) -> Option<AsciiWordPiece> {
     use tokenizers::{ModelWrapper, NormalizerWrapper, PreTokenizerWrapper};
     let Some(NormalizerWrapper::BertNormalizer(normalizer)) = inner.get_normalizer() else {
@@ -270,7 +270,7 @@ fn bert_pipeline_ascii_encoder(inner: &Tokenizer, vocab: &Vocab) -> Option<Ascii
     let added_have_brackets = inner
         .get_added_tokens_decoder()
         .values()
-        .all(|t| t.content.contains('['));
+        .all(|t| t.content.contains('[') && !t.content.contains([' ', '\t', '\n', '\r']));
     let unk = vocab.tokens().iter().position(|t| *t == model.unk_token)?;
     (normalizer.clean_text && model.continuing_subword_prefix == "##" && added_have_brackets).then(
         || {
@@ -293,7 +293,8 @@ pub struct WordPieceTokenizer {
     /// Special ids that must never come out of text (they would break the instance layout).
     reserved: [u32; 4],
     /// The same encoding without Unicode tables for ASCII text; only for tokenizers whose
-    /// pipeline is known to be BERT's (built from a `vocab.txt`).
+    /// pipeline is known to be BERT's (built from a `vocab.txt`, or a `tokenizer.json` that
+    /// [`bert_pipeline_ascii_encoder`] accepts).
     ascii: Option<AsciiWordPiece>,
 }
 
@@ -443,8 +444,9 @@ impl WordPieceTokenizer {
     /// `[MASK]`) that appear literally in the text are dropped: they would break the
     /// `[CLS] A [SEP] B [SEP]` layout and the masking statistics.
     ///
-    /// ASCII text of a `vocab.txt` tokenizer is encoded without HuggingFace's Unicode tables
-    /// ([`AsciiWordPiece`]), with the same ids as [`WordPieceTokenizer::encode_hf`].
+    /// With BERT's pipeline ([`WordPieceTokenizer::uses_ascii_encoder`]) ASCII text is encoded
+    /// without HuggingFace's Unicode tables ([`AsciiWordPiece`]), with the same ids as
+    /// [`WordPieceTokenizer::encode_hf`].
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
         let Some(ascii) = &self.ascii else {
             return self.encode_hf(text);
