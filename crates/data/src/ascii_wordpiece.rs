@@ -5,7 +5,8 @@
 //!
 //! Text is cut at ASCII whitespace into chunks. A chunk of ASCII characters without `[` is encoded
 //! here; any other chunk (non-ASCII characters, or a `[` that may start a special token such as
-//! `[MASK]`) is handed back to the caller for HuggingFace's tokenizer. Every step of the BERT
+//! `[MASK]`) is handed back to the caller for HuggingFace's tokenizer, consecutive ones together
+//! as one slice of the text. Every step of the BERT
 //! pipeline is local to a whitespace-separated chunk (the normaliser maps characters one by one,
 //! NFD never reorders across a space, the pre-tokeniser splits at whitespace), so encoding chunk
 //! by chunk gives the ids of encoding the whole text; the tests check that on the sample corpus
@@ -53,9 +54,10 @@ impl AsciiWordPiece {
         }
     }
 
-    /// Appends the ids of `text` to `ids`, and calls `fallback` with each chunk it cannot encode
-    /// itself, in order, for the caller to append that chunk's ids. Errors from `fallback` stop
-    /// the encoding.
+    /// Appends the ids of `text` to `ids`, and calls `fallback` with each run of consecutive
+    /// chunks it cannot encode itself (one slice of `text`, the whitespace between them
+    /// included), in order, for the caller to append their ids. Errors from `fallback` stop the
+    /// encoding.
     pub fn encode<E>(
         &self,
         text: &str,
@@ -63,13 +65,21 @@ impl AsciiWordPiece {
         mut fallback: impl FnMut(&str, &mut Vec<u32>) -> Result<(), E>,
     ) -> Result<(), E> {
         let mut word = Vec::with_capacity(32);
+        // Byte range of `text` waiting for `fallback`: a run of chunks goes in one call, so text
+        // that is mostly non-ASCII costs one HuggingFace call per text, not one per word.
+        let mut pending: Option<(usize, usize)> = None;
         for chunk in text.split([' ', '\t', '\n', '\r']) {
             if chunk.is_empty() {
                 continue;
             }
             if !chunk.is_ascii() || chunk.contains('[') {
-                fallback(chunk, ids)?;
+                let start = chunk.as_ptr() as usize - text.as_ptr() as usize;
+                let end = start + chunk.len();
+                pending = Some((pending.map_or(start, |(s, _)| s), end));
                 continue;
+            }
+            if let Some((start, end)) = pending.take() {
+                fallback(&text[start..end], ids)?;
             }
             for &b in chunk.as_bytes() {
                 if b.is_ascii_control() {
@@ -91,6 +101,9 @@ impl AsciiWordPiece {
             }
             self.word(&word, ids);
             word.clear();
+        }
+        if let Some((start, end)) = pending {
+            fallback(&text[start..end], ids)?;
         }
         Ok(())
     }
@@ -135,5 +148,33 @@ impl AsciiWordPiece {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_of_other_chunks_go_to_the_fallback_as_one_slice_each() {
+        let tokens: Vec<String> = ["[UNK]", "a", "b", "##b", "."]
+            .iter()
+            .map(|t| t.to_string())
+            .collect();
+        let encoder = AsciiWordPiece::new(&tokens, 0, true, 100);
+        let (mut ids, mut calls) = (Vec::new(), Vec::new());
+        encoder
+            .encode(
+                "A caf\u{e9}  na\u{ef}ve\tabb. [MASK] \u{e7}a b",
+                &mut ids,
+                |chunk, ids| {
+                    calls.push(chunk.to_string());
+                    ids.push(99);
+                    Ok::<(), ()>(())
+                },
+            )
+            .unwrap();
+        assert_eq!(calls, ["caf\u{e9}  na\u{ef}ve", "[MASK] \u{e7}a"]);
+        assert_eq!(ids, [1, 99, 1, 3, 3, 4, 99, 2]);
     }
 }
