@@ -123,17 +123,19 @@ pub fn import(args: &ImportArgs) -> Result<()> {
     convert(&args.hf, &args.out, args.seed)
 }
 
-/// `bert fill-mask`: the most probable tokens for each `[MASK]` of a sentence.
+/// `bert fill-mask`: the most probable tokens for each `[MASK]` of one or more sentences.
 #[derive(Args, Debug)]
 #[command(
-    after_help = "Example:\n  bert fill-mask --model runs/quickstart/export \"the cat [MASK] on the mat\" --top-k 5"
+    after_help = "Examples:\n  bert fill-mask --model runs/quickstart/export \"the cat [MASK] on the mat\" --top-k 5\n  \
+                  bert fill-mask --model runs/quickstart/checkpoints/step-00001600 \"a long [MASK] .\" \"he [MASK] .\""
 )]
 pub struct FillMaskArgs {
     /// A model folder with its tokenizer (`tokenizer.json` or `vocab.txt`): an export or a checkpoint.
     #[arg(long)]
     pub model: PathBuf,
-    /// The text, with one or more `[MASK]`.
-    pub text: String,
+    /// One or more sentences, each with one or more `[MASK]` (the model is loaded once).
+    #[arg(required = true, num_args = 1..)]
+    pub text: Vec<String>,
     /// Candidates per mask.
     #[arg(long, default_value_t = 5)]
     pub top_k: usize,
@@ -145,7 +147,8 @@ pub struct FillMaskArgs {
     pub cased: bool,
 }
 
-/// Runs `bert fill-mask` (on the CPU: one sentence needs no accelerator).
+/// Runs `bert fill-mask` (on the CPU: a few sentences need no accelerator). With `--json`, one
+/// line per sentence: a list per mask of `{token, probability}`.
 pub fn fill_mask(args: &FillMaskArgs) -> Result<()> {
     let predictions = predict_masks::<burn::backend::Flex>(
         &args.model,
@@ -154,19 +157,24 @@ pub fn fill_mask(args: &FillMaskArgs) -> Result<()> {
         args.cased,
         &Default::default(),
     )?;
-    if args.json {
-        let out: Vec<Vec<serde_json::Value>> = predictions
-            .iter()
-            .map(|cands| {
-                cands
-                    .iter()
-                    .map(|(t, p)| serde_json::json!({"token": t, "probability": p}))
-                    .collect()
-            })
-            .collect();
-        println!("{}", serde_json::to_string(&out)?);
-    } else {
-        for (n, cands) in predictions.iter().enumerate() {
+    for (text, masks) in args.text.iter().zip(&predictions) {
+        if args.json {
+            let out: Vec<Vec<serde_json::Value>> = masks
+                .iter()
+                .map(|cands| {
+                    cands
+                        .iter()
+                        .map(|(t, p)| serde_json::json!({"token": t, "probability": p}))
+                        .collect()
+                })
+                .collect();
+            println!("{}", serde_json::to_string(&out)?);
+            continue;
+        }
+        if args.text.len() > 1 {
+            println!("{text}");
+        }
+        for (n, cands) in masks.iter().enumerate() {
             println!("[MASK] #{}:", n + 1);
             for (t, p) in cands {
                 println!("  {t:<16} {p:.4}");

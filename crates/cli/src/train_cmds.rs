@@ -10,7 +10,7 @@ use bert_model::{BertConfig, Precision};
 use bert_train::bench::{run_bench, BenchConfig, BenchReport};
 use bert_train::checkpoint::load_model_verified;
 use bert_train::distributed::{train_replicas, ProcessGroup};
-use bert_train::fill_mask::predict_masks;
+use bert_train::fill_mask::{format_candidates, predict_masks};
 use bert_train::metrics::EvalRecord;
 use bert_train::pipeline::{ensure_prepared, require_prepared, PipelineReport};
 use bert_train::run::{check_data_fits_model, evaluate, train, RunOptions, RunSummary};
@@ -227,14 +227,7 @@ pub fn load_run_config(args: &TrainArgs) -> Result<RunConfig> {
     }
     let mut config = RunConfig::load(&args.config, &overrides)?;
     if let Some(out) = &args.out {
-        // An export folder named on the command line is where the user wants it.
-        let export_set = args
-            .set
-            .iter()
-            .any(|s| s.trim_start().starts_with("export_dir"));
-        if export_set {
-            config.out_dir = out.clone();
-        } else if let Some(kept) = config.move_run_to(out.clone()) {
+        if let Some(kept) = config.move_run_to(out.clone()) {
             tracing::warn!(
                 "--out moves the run to {} but the config's export_dir {} is outside the run \
                  folder and stays; `--set export_dir=DIR` to export elsewhere",
@@ -358,19 +351,17 @@ pub fn train_command(args: &TrainArgs) -> Result<()> {
     );
     if let Some(dir) = &summary.export {
         println!("exported:   {}", dir.display());
-        for text in &config.eval.fill_mask {
-            let predictions =
-                predict_masks::<burn::backend::Flex>(dir, text, 3, false, &Default::default())?;
-            let shown: Vec<String> = predictions
-                .iter()
-                .map(|c| {
-                    c.iter()
-                        .map(|(t, p)| format!("{t} ({p:.2})"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                })
-                .collect();
-            println!("fill-mask \"{text}\": {}", shown.join(" | "));
+        if !config.eval.fill_mask.is_empty() {
+            let predictions = predict_masks::<burn::backend::Flex>(
+                dir,
+                &config.eval.fill_mask,
+                3,
+                false,
+                &Default::default(),
+            )?;
+            for (text, masks) in config.eval.fill_mask.iter().zip(&predictions) {
+                println!("fill-mask \"{text}\": {}", format_candidates(masks));
+            }
         }
     }
     Ok(())

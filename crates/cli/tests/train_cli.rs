@@ -184,14 +184,40 @@ fn pipeline_end_to_end_with_resume_export_and_import() {
         "--steps",
         "6",
     ]));
+    // The resumed half fills two probe sentences at every evaluation (steps 10 and 12) and
+    // after exporting.
     let out = ok(bert(&[
         "train",
         "--config",
         config.to_str().unwrap(),
         "--resume",
+        "--set",
+        r#"eval.fill_mask=["the farmer [MASK] to the river .", "my [MASK] painted the [MASK] ."]"#,
     ]));
     assert!(out.contains("trained 12 steps (6 in this run)"), "{out}");
     assert!(out.contains("validation: MLM loss"), "{out}");
+    for step in [10, 12] {
+        for probe in [
+            "the farmer [MASK] to the river .",
+            "my [MASK] painted the [MASK] .",
+        ] {
+            assert!(
+                out.lines().any(|l| l.contains(&format!("step={step}"))
+                    && l.contains(&format!("fill-mask \"{probe}\""))),
+                "no fill-mask line for {probe} at step {step}:\n{out}"
+            );
+        }
+    }
+    let after_export: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("fill-mask \""))
+        .collect();
+    assert_eq!(after_export.len(), 2, "{out}");
+    assert_eq!(
+        after_export[1].matches(" | ").count(),
+        1,
+        "two masks: {out}"
+    );
     let export = run.join("export");
     for f in ["config.json", "model.safetensors", "vocab.txt"] {
         assert!(export.join(f).is_file(), "export lacks {f}");
@@ -232,6 +258,24 @@ fn pipeline_end_to_end_with_resume_export_and_import() {
         b.to_str().unwrap(),
     ]));
     assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    // `bert fill-mask` takes several sentences (one model load): a JSON line for each.
+    let out = ok(bert(&[
+        "fill-mask",
+        "--model",
+        export.to_str().unwrap(),
+        "--top-k",
+        "2",
+        "--json",
+        "the farmer [MASK] to the river .",
+        "my [MASK] painted the [MASK] .",
+    ]));
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let masks: Vec<usize> = lines.iter().map(|v| v.as_array().unwrap().len()).collect();
+    assert_eq!(masks, [1, 2], "{out}");
+    assert_eq!(lines[1][1].as_array().unwrap().len(), 2, "{out}");
     // Evaluate the final checkpoint directly.
     let last = run.join("checkpoints/step-00000012");
     let out = ok(bert(&[

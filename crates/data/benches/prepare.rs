@@ -99,37 +99,16 @@ fn child(mode: &str, repeat: usize, shared: &Path, scratch: &Path) {
                 .flatten()
                 .flat_map(|p| split_sentences(p))
                 .collect();
-            let t = Instant::now();
-            let tokens: usize = sentences
-                .par_iter()
-                .map(|s| tok.inner().encode_fast(s.as_str(), false).unwrap().len())
-                .sum();
-            let all = t.elapsed().as_secs_f64();
-            let t = Instant::now();
-            let one: usize = sentences
-                .iter()
-                .map(|s| tok.inner().encode_fast(s.as_str(), false).unwrap().len())
-                .sum();
-            let single = t.elapsed().as_secs_f64();
-            assert_eq!(tokens, one);
+            let (raw, raw_all, raw_single) = time_tokens(&sentences, |s| {
+                tok.inner().encode_fast(s, false).unwrap().len()
+            });
             // What prepare calls: the ASCII encoder, HuggingFace for other text.
-            let t = Instant::now();
-            let ours: usize = sentences
-                .par_iter()
-                .map(|s| tok.encode(s.as_str()).unwrap().len())
-                .sum();
-            let ours_all = t.elapsed().as_secs_f64();
-            let t = Instant::now();
-            let ours_one: usize = sentences
-                .iter()
-                .map(|s| tok.encode(s.as_str()).unwrap().len())
-                .sum();
-            let ours_single = t.elapsed().as_secs_f64();
-            assert_eq!(ours, ours_one);
+            let (ours, ours_all, ours_single) =
+                time_tokens(&sentences, |s| tok.encode(s).unwrap().len());
             println!(
                 "{}",
                 serde_json::json!({
-                    "tokens": tokens, "all_cores_s": all, "one_core_s": single,
+                    "raw_tokens": raw, "raw_all_cores_s": raw_all, "raw_one_core_s": raw_single,
                     "encode_tokens": ours, "encode_all_cores_s": ours_all,
                     "encode_one_core_s": ours_single,
                 })
@@ -196,6 +175,22 @@ fn run_child(mode: &str, repeat: usize, scratch: &Path) -> serde_json::Value {
     serde_json::from_str(line).unwrap()
 }
 
+// `bert` allocates through mimalloc; the bench measures prepare as the command runs it.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Tokens `count` gives over `sentences`, and the seconds it takes on all cores and on one.
+fn time_tokens(sentences: &[String], count: impl Fn(&str) -> usize + Sync) -> (usize, f64, f64) {
+    let t = Instant::now();
+    let tokens: usize = sentences.par_iter().map(|s| count(s)).sum();
+    let all_cores = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let one: usize = sentences.iter().map(|s| count(s)).sum();
+    let one_core = t.elapsed().as_secs_f64();
+    assert_eq!(tokens, one);
+    (tokens, all_cores, one_core)
+}
+
 fn main() {
     let Some(shared) = shared() else {
         eprintln!("note: ../shared corpora or vocabulary not found; skipping the benchmark");
@@ -214,28 +209,24 @@ fn main() {
     let s = scratch.path();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let tok = run_child("tokenize", 1, s);
-    let tokens = tok["tokens"].as_f64().unwrap();
     println!("| measurement | result |");
     println!("| --- | --- |");
-    println!(
-        "| raw `tokenizers` encode, {cores} cores (sentences pre-split) | {:.0} tokens/s ({} tokens) |",
-        tokens / tok["all_cores_s"].as_f64().unwrap(),
-        tokens
-    );
-    println!(
-        "| raw `tokenizers` encode, 1 core | {:.0} tokens/s |",
-        tokens / tok["one_core_s"].as_f64().unwrap()
-    );
-    let ours = tok["encode_tokens"].as_f64().unwrap();
-    println!(
-        "| `WordPieceTokenizer::encode` (ASCII encoder, `tokenizers` for the rest), {cores} cores | {:.0} tokens/s ({} tokens: structural specials written in the text dropped) |",
-        ours / tok["encode_all_cores_s"].as_f64().unwrap(),
-        ours
-    );
-    println!(
-        "| `WordPieceTokenizer::encode`, 1 core | {:.0} tokens/s |",
-        ours / tok["encode_one_core_s"].as_f64().unwrap()
-    );
+    for (prefix, label, note) in [
+        ("raw", "raw `tokenizers` encode", "sentences pre-split"),
+        (
+            "encode",
+            "`WordPieceTokenizer::encode` (ASCII encoder, `tokenizers` for the rest)",
+            "structural specials written in the text dropped",
+        ),
+    ] {
+        let n = tok[format!("{prefix}_tokens")].as_f64().unwrap();
+        let rate = |key: &str| n / tok[format!("{prefix}_{key}")].as_f64().unwrap();
+        println!(
+            "| {label}, {cores} cores | {:.0} tokens/s ({n} tokens; {note}) |",
+            rate("all_cores_s")
+        );
+        println!("| {label}, 1 core | {:.0} tokens/s |", rate("one_core_s"));
+    }
     for mode in ["prepare-dynamic", "prepare-static"] {
         for repeat in [1, 10] {
             let r = run_child(mode, repeat, s);

@@ -371,16 +371,15 @@ impl WordPieceTokenizer {
             options.lowercase,
             MAX_CHARS_PER_WORD,
         );
-        let mut tokenizer = Self::assemble(
+        Ok(Self::assemble(
             inner,
             vocab,
             TokenizerSource::VocabTxt {
                 path: path.to_path_buf(),
                 lowercase: options.lowercase,
             },
-        );
-        tokenizer.ascii = Some(ascii);
-        Ok(tokenizer)
+            Some(ascii),
+        ))
     }
 
     /// Loads a HuggingFace `tokenizer.json`, switching off any padding and truncation it
@@ -418,25 +417,29 @@ impl WordPieceTokenizer {
         }
         let vocab = Vocab::from_tokens(tokens, path)?;
         let ascii = bert_pipeline_ascii_encoder(&inner, &vocab);
-        let mut tokenizer = Self::assemble(
+        Ok(Self::assemble(
             inner,
             vocab,
             TokenizerSource::TokenizerJson {
                 path: path.to_path_buf(),
             },
-        );
-        tokenizer.ascii = ascii;
-        Ok(tokenizer)
+            ascii,
+        ))
     }
 
-    fn assemble(inner: Tokenizer, vocab: Vocab, source: TokenizerSource) -> Self {
+    fn assemble(
+        inner: Tokenizer,
+        vocab: Vocab,
+        source: TokenizerSource,
+        ascii: Option<AsciiWordPiece>,
+    ) -> Self {
         let s = vocab.special();
         Self {
             inner,
             reserved: [s.pad, s.cls, s.sep, s.mask],
             vocab,
             source,
-            ascii: None,
+            ascii,
         }
     }
 

@@ -59,6 +59,11 @@ pub struct RunConfig {
     /// Where `bert train` exports the final model as a HuggingFace folder, if anywhere.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub export_dir: Option<PathBuf>,
+    /// The keys the overrides (`--set` and the flags that stand for one) assigned, dotted, so
+    /// that a later rule can tell the command line's choices from the file's. Not part of the
+    /// file or of the recorded config.
+    #[serde(skip)]
+    pub overridden: Vec<String>,
 }
 
 fn default_device() -> String {
@@ -391,7 +396,8 @@ pub struct EvalSection {
     /// Batch size for evaluation (default: the training batch size).
     #[serde(default)]
     pub batch_size: Option<usize>,
-    /// Sentences with `[MASK]` whose top predictions `bert train` prints after exporting.
+    /// Sentences with `[MASK]` whose top predictions `bert train` logs at every evaluation
+    /// (from the model being trained) and prints after exporting.
     #[serde(default)]
     pub fill_mask: Vec<String>,
 }
@@ -428,7 +434,8 @@ pub use bert_data::fsutil::resolve_relative;
 
 /// Applies one `--set a.b.c=value` override to a parsed TOML document. The value is parsed as
 /// TOML (`3`, `1e-4`, `true`, `"x"`, `[1, 2]`), or taken as a string when it does not parse.
-pub fn apply_override(doc: &mut toml::Table, assignment: &str) -> Result<()> {
+/// Returns the dotted key it assigned.
+pub fn apply_override(doc: &mut toml::Table, assignment: &str) -> Result<String> {
     let bad = |message: String| TrainError::Config {
         path: PathBuf::from("--set"),
         message,
@@ -457,7 +464,7 @@ pub fn apply_override(doc: &mut toml::Table, assignment: &str) -> Result<()> {
             .ok_or_else(|| bad(format!("`{key}`: `{part}` is not a table")))?;
     }
     table.insert(parts[parts.len() - 1].to_string(), value);
-    Ok(())
+    Ok(key.to_string())
 }
 
 /// A TOML deserialisation error as one line naming the table and the key. The toml crate puts
@@ -525,12 +532,16 @@ impl RunConfig {
     }
 
     /// Moves the run's outputs to `out` (`bert train --out`): `out_dir` becomes `out`, and an
-    /// `export_dir` inside the old `out_dir` moves with it to the same place inside `out`, so two
-    /// runs of one config with different `--out` never export into one folder. An `export_dir`
-    /// outside the old run folder is the config's own choice and stays; it is returned so the
-    /// caller can say where the export will go.
+    /// `export_dir` from the file inside the old `out_dir` moves with it to the same place
+    /// inside `out`, so two runs of one config with different `--out` never export into one
+    /// folder. An `export_dir` an override set, or one outside the old run folder, is where the
+    /// user wants the export and stays; one outside is returned so the caller can say where the
+    /// export will go.
     pub fn move_run_to(&mut self, out: PathBuf) -> Option<&Path> {
         let old = std::mem::replace(&mut self.out_dir, out);
+        if self.overridden.iter().any(|k| k == "export_dir") {
+            return None;
+        }
         let export = self.export_dir.as_mut()?;
         match export.strip_prefix(&old) {
             Ok(inside) => {
@@ -550,12 +561,14 @@ impl RunConfig {
         let mut doc: toml::Table = text
             .parse()
             .map_err(|e: toml::de::Error| bad(e.to_string()))?;
+        let mut overridden = Vec::with_capacity(overrides.len());
         for o in overrides {
-            apply_override(&mut doc, o)?;
+            overridden.push(apply_override(&mut doc, o)?);
         }
         let mut config: RunConfig = toml::Value::Table(doc)
             .try_into()
             .map_err(|e: toml::de::Error| bad(describe_toml_error(&e)))?;
+        config.overridden = overridden;
         // Relative paths are relative to the config file, so a config runs from anywhere.
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         config.resolve_paths(&base);
@@ -672,6 +685,11 @@ impl RunConfig {
         if self.eval.every == Some(0) {
             return Err("`eval.every` must be at least 1".into());
         }
+        if let Some(text) = self.eval.fill_mask.iter().find(|t| !t.contains("[MASK]")) {
+            return Err(format!(
+                "`eval.fill_mask`: \"{text}\" has no `[MASK]` to fill"
+            ));
+        }
         if self.eval.batch_size == Some(0) {
             return Err("`eval.batch_size` must be at least 1".into());
         }
@@ -762,10 +780,11 @@ impl RunConfig {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    const MINIMAL: &str = r#"
+    /// The smallest valid run config; other modules' tests extend it.
+    pub(crate) const MINIMAL: &str = r#"
         seed = 1
         out_dir = "runs/x"
         [model]
@@ -893,6 +912,16 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("sgd"), "{err}");
+        let err = parse(
+            MINIMAL,
+            &["eval.fill_mask=[\"a [MASK] .\", \"no mask here\"]"],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("eval.fill_mask") && err.contains("\"no mask here\""),
+            "{err}"
+        );
         let err = parse(MINIMAL, &["train.precision=\"bfloat16\""])
             .unwrap_err()
             .to_string();
@@ -1041,5 +1070,12 @@ mod tests {
         let mut c = RunConfig::parse(MINIMAL, path, &[]).unwrap();
         assert_eq!(c.move_run_to(PathBuf::from("/elsewhere/y")), None);
         assert_eq!(c.export_dir, None);
+
+        // An export folder set on the command line stays where it was put, even inside.
+        let set = ["export_dir = \"runs/x/mine\"".to_string()];
+        let mut c = RunConfig::parse(&inside, path, &set).unwrap();
+        assert_eq!(c.move_run_to(PathBuf::from("/elsewhere/y")), None);
+        assert_eq!(c.out_dir, PathBuf::from("/elsewhere/y"));
+        assert_eq!(c.export_dir, Some(PathBuf::from("/cfg/runs/x/mine")));
     }
 }

@@ -4,12 +4,13 @@
 //! [`bert_model::fill_mask`], because it needs all three of the other crates' parts: the
 //! tokenizer saved beside the model (`bert-data`), the model (`bert-model`) and the checksum
 //! check of this project's checkpoints ([`crate::checkpoint::load_model_verified`]); the model
-//! crate depends on neither of the other two. `bert fill-mask` and the sentences `bert train`
-//! fills after exporting (`eval.fill_mask`) both call it.
+//! crate depends on neither of the other two. `bert fill-mask`, and `bert train` with
+//! `eval.fill_mask` (at every evaluation and after exporting), both use it.
 
 use std::path::Path;
 
 use bert_data::tokenizer::{VocabTxtOptions, WordPieceTokenizer};
+use bert_model::{BertConfig, BertForPreTraining};
 use burn::tensor::backend::Backend;
 
 use crate::checkpoint::load_model_verified;
@@ -42,44 +43,106 @@ fn model_tokenizer(model_dir: &Path, cased: bool) -> Result<WordPieceTokenizer> 
     }
 }
 
-/// The top `top_k` candidates for each `[MASK]` of `text`, in order, with the model and
-/// tokenizer of `model_dir` (an export or a checkpoint), on `device` (the CLI uses the CPU: one
-/// sentence needs no accelerator). `cased` keeps case for a cased `vocab.txt`.
+/// Sentences with `[MASK]`, encoded once with a model's tokenizer, whose masks can be filled by
+/// any model with that vocabulary: `bert fill-mask` loads a model and fills them, and the step
+/// loop fills `eval.fill_mask` with the model being trained at every evaluation.
+pub struct MaskProbes {
+    tokenizer: WordPieceTokenizer,
+    /// Each sentence with its ids (`[CLS] … [SEP]`) and the positions of its masks.
+    sentences: Vec<(String, Vec<i64>, Vec<usize>)>,
+}
+
+impl MaskProbes {
+    /// Encodes `texts` with the tokenizer in `tokenizer_dir` (`tokenizer.json`, else
+    /// `vocab.txt`, uncased unless `cased`). A text without `[MASK]` is an error naming it.
+    pub fn new(tokenizer_dir: &Path, texts: &[String], cased: bool) -> Result<Self> {
+        let tokenizer = model_tokenizer(tokenizer_dir, cased)?;
+        let special = tokenizer.vocab().special();
+        let mut sentences = Vec::with_capacity(texts.len());
+        for text in texts {
+            let pieces: Vec<&str> = text.split("[MASK]").collect();
+            if pieces.len() < 2 {
+                return Err(TrainError::FillMask(format!(
+                    "\"{text}\" has no `[MASK]`: write e.g. \"the cat [MASK] on the mat\""
+                )));
+            }
+            let mut ids: Vec<i64> = vec![i64::from(special.cls)];
+            let mut positions = Vec::new();
+            for (i, piece) in pieces.iter().enumerate() {
+                if i > 0 {
+                    positions.push(ids.len());
+                    ids.push(i64::from(special.mask));
+                }
+                ids.extend(tokenizer.encode(piece)?.into_iter().map(i64::from));
+            }
+            ids.push(i64::from(special.sep));
+            sentences.push((text.clone(), ids, positions));
+        }
+        Ok(Self {
+            tokenizer,
+            sentences,
+        })
+    }
+
+    /// The top `top_k` candidates for each mask of each sentence, in order, from `model`
+    /// (whose vocabulary must be the tokenizer's): `(sentence, candidates per mask)`.
+    pub fn fill<B: Backend>(
+        &self,
+        model: &BertForPreTraining<B>,
+        config: &BertConfig,
+        top_k: usize,
+        device: &B::Device,
+    ) -> Result<Vec<(&str, Vec<Candidates>)>> {
+        let vocab = self.tokenizer.vocab();
+        self.sentences
+            .iter()
+            .map(|(text, ids, positions)| {
+                let predictions =
+                    bert_model::fill_mask(model, config, ids, positions, top_k, device)?;
+                let named = predictions
+                    .iter()
+                    .map(|cands| {
+                        cands
+                            .iter()
+                            .map(|p| (vocab.token(p.id).to_string(), p.probability))
+                            .collect()
+                    })
+                    .collect();
+                Ok((text.as_str(), named))
+            })
+            .collect()
+    }
+}
+
+/// One line for the candidates of a sentence's masks: `tok (0.41), tok (0.20) | …`.
+pub fn format_candidates(masks: &[Candidates]) -> String {
+    masks
+        .iter()
+        .map(|c| {
+            c.iter()
+                .map(|(t, p)| format!("{t} ({p:.2})"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+/// The top `top_k` candidates for each `[MASK]` of each of `texts`, with the model and
+/// tokenizer of `model_dir` (an export or a checkpoint), loaded once, on `device` (the CLI uses
+/// the CPU: a few sentences need no accelerator). `cased` keeps case for a cased `vocab.txt`.
 pub fn predict_masks<B: Backend>(
     model_dir: &Path,
-    text: &str,
+    texts: &[String],
     top_k: usize,
     cased: bool,
     device: &B::Device,
-) -> Result<Vec<Candidates>> {
-    let tokenizer = model_tokenizer(model_dir, cased)?;
-    let special = tokenizer.vocab().special();
-    let pieces: Vec<&str> = text.split("[MASK]").collect();
-    if pieces.len() < 2 {
-        return Err(TrainError::FillMask(
-            "the text has no `[MASK]`: write e.g. \"the cat [MASK] on the mat\"".into(),
-        ));
-    }
-    let mut ids: Vec<i64> = vec![i64::from(special.cls)];
-    let mut positions = Vec::new();
-    for (i, piece) in pieces.iter().enumerate() {
-        if i > 0 {
-            positions.push(ids.len());
-            ids.push(i64::from(special.mask));
-        }
-        ids.extend(tokenizer.encode(piece)?.into_iter().map(i64::from));
-    }
-    ids.push(i64::from(special.sep));
+) -> Result<Vec<Vec<Candidates>>> {
+    let probes = MaskProbes::new(model_dir, texts, cased)?;
     let (config, model, _) = load_model_verified::<B>(model_dir, 0, device)?;
-    let predictions = bert_model::fill_mask(&model, &config, &ids, &positions, top_k, device)?;
-    let vocab = tokenizer.vocab();
-    Ok(predictions
-        .iter()
-        .map(|cands| {
-            cands
-                .iter()
-                .map(|p| (vocab.token(p.id).to_string(), p.probability))
-                .collect()
-        })
+    Ok(probes
+        .fill(&model, &config, top_k, device)?
+        .into_iter()
+        .map(|(_, c)| c)
         .collect())
 }

@@ -213,25 +213,15 @@ fn restore<B: AutodiffBackend>(
 mod tests {
     use super::*;
 
-    const CONFIG: &str = r#"
-        seed = 1
-        out_dir = "runs/x"
-        [model]
-        preset = "tiny"
-        [data]
-        train = "data/train"
-        batch_size = 8
-        [prepare]
-        inputs = ["corpus"]
-        vocab = "vocab.txt"
-        [train]
-        steps = 10
-    "#;
-
     #[test]
     fn a_recorded_config_resumes_whatever_its_prepare_and_tokenizer_tables_hold() {
         let dir = Path::new("runs/x/checkpoints/step-00000010");
-        let config = RunConfig::parse(CONFIG, Path::new("/cfg/run.toml"), &[]).unwrap();
+        let text = crate::config::tests::MINIMAL.replacen(
+            "[train]",
+            "[prepare]\ninputs = [\"corpus\"]\nvocab = \"vocab.txt\"\n[train]",
+            1,
+        );
+        let config = RunConfig::parse(&text, Path::new("/cfg/run.toml"), &[]).unwrap();
         let mut recorded = serde_json::to_value(&config).unwrap();
         // Keys an older version wrote and this one refuses.
         recorded["prepare"]["whole_word"] = serde_json::json!(true);

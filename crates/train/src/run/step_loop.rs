@@ -12,6 +12,7 @@ use super::nan::account_skips;
 use super::setup::{RunContext, Started};
 use crate::checkpoint::{self, TrainerState};
 use crate::error::Result;
+use crate::fill_mask::{format_candidates, MaskProbes};
 use crate::metrics::{EvalRecord, MetricsLog, StepRecord};
 use crate::provider::{DataProvider, TrainBatches};
 use crate::schedule::Schedule;
@@ -46,6 +47,9 @@ struct StepLoop<'r, B: AutodiffBackend> {
     bar: Option<indicatif::ProgressBar>,
     final_eval: Option<EvalRecord>,
     newest_ckpt: Option<PathBuf>,
+    /// `eval.fill_mask`, encoded (rank 0, when the data has a tokenizer), filled at every
+    /// evaluation so that a user sees what the model has learnt so far.
+    probes: Option<MaskProbes>,
     /// The step's micro-batches, kept to reuse the allocation.
     micro: Vec<HostBatch>,
     started: Instant,
@@ -83,6 +87,13 @@ pub(super) fn run_steps<'r, B: AutodiffBackend>(
     let eval_batch = config.eval.batch_size.unwrap_or(config.data.batch_size);
     let validation = data.validation(eval_batch, config.eval.max_batches)?;
 
+    let probes = match (&ctx.facts.tokenizer_dir, config.eval.fill_mask.is_empty()) {
+        (Some(dir), false) if ctx.writer => {
+            Some(MaskProbes::new(dir, &config.eval.fill_mask, false)?)
+        }
+        _ => None,
+    };
+
     let start_step = trainer_state.step;
     let started = Instant::now();
     let elapsed_before = trainer_state.elapsed_s;
@@ -100,6 +111,7 @@ pub(super) fn run_steps<'r, B: AutodiffBackend>(
         // After a resume the newest good checkpoint is the one resumed from (newer ones may
         // be damaged); a fresh run has none yet.
         newest_ckpt: resumed_from,
+        probes,
         micro: Vec::with_capacity(config.train.accumulation),
         started,
         elapsed_before,
@@ -235,6 +247,7 @@ impl<B: AutodiffBackend> StepLoop<'_, B> {
         if !eval_due {
             return Ok(());
         }
+        self.fill_probes(step);
         let Some(v) = &self.validation else {
             return Ok(());
         };
@@ -254,6 +267,27 @@ impl<B: AutodiffBackend> StepLoop<'_, B> {
         }
         self.final_eval = Some(e);
         Ok(())
+    }
+
+    /// Logs the top candidates for `eval.fill_mask` from the model as it is at `step`. A probe
+    /// the model cannot take (longer than its positions) is warned about once and the probes
+    /// dropped: they must not stop a run.
+    fn fill_probes(&mut self, step: u64) {
+        let Some(probes) = &self.probes else {
+            return;
+        };
+        let model = burn::module::AutodiffModule::valid(&self.state.model);
+        match probes.fill(&model, &self.ctx.model_config, 3, self.ctx.device) {
+            Ok(filled) => {
+                for (text, masks) in filled {
+                    tracing::info!(step, "fill-mask \"{text}\": {}", format_candidates(&masks));
+                }
+            }
+            Err(e) => {
+                tracing::warn!("`eval.fill_mask` is not filled during this run: {e}");
+                self.probes = None;
+            }
+        }
     }
 
     /// (Rank 0) writes a checkpoint at `checkpoint.every` and after the `last` step.
