@@ -184,19 +184,17 @@ impl PrepareConfig {
         }
         for (name, p) in [
             ("short_seq_prob", self.short_seq_prob),
-            ("masked_lm_prob", self.masked_lm_prob),
             ("validation_fraction", self.validation_fraction),
         ] {
             if !(0.0..=1.0).contains(&p) {
                 return err(format!("{name} {p} must be between 0 and 1"));
             }
         }
-        if self.mask_count == MaskCount::Bernoulli && self.masked_lm_prob == 0.0 {
-            return err("masked_lm_prob 0 with mask_count = \"bernoulli\" masks nothing".into());
-        }
-        if self.max_predictions_per_seq == 0 {
-            return err("max_predictions_per_seq must be at least 1".into());
-        }
+        // The one range check of the masking keys, shared with the run config's
+        // `[data.masking]` and the loader.
+        self.masking_params()
+            .validate()
+            .map_err(DataError::Config)?;
         if self.dupe_factor == 0 {
             return err("dupe_factor must be at least 1".into());
         }
@@ -372,4 +370,36 @@ pub fn tokenize_document(
         sentences.extend(tokenize_paragraph(para, tokenizer)?);
     }
     Ok(TokenizedDoc { index, sentences })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every range check names its key; the masking keys go through the same check as the
+    /// run config's `[data.masking]` and the loader (`MaskingParams::validate`).
+    #[test]
+    fn out_of_range_values_are_refused_naming_the_key() {
+        let good = PrepareConfig {
+            inputs: vec!["corpus".into()],
+            vocab: PathBuf::from("vocab.txt"),
+            ..PrepareConfig::default()
+        };
+        assert!(good.validate().is_ok());
+        type Spoil = fn(&mut PrepareConfig);
+        let cases: [(&str, Spoil); 6] = [
+            ("masked_lm_prob 1.5", |c| c.masked_lm_prob = 1.5),
+            ("masked_lm_prob 0", |c| c.masked_lm_prob = 0.0),
+            ("max_predictions_per_seq", |c| c.max_predictions_per_seq = 0),
+            ("short_seq_prob", |c| c.short_seq_prob = 1.5),
+            ("dupe_factor", |c| c.dupe_factor = 0),
+            ("max_seq_length", |c| c.max_seq_length = 4),
+        ];
+        for (key, spoil) in cases {
+            let mut bad = good.clone();
+            spoil(&mut bad);
+            let err = bad.validate().unwrap_err().to_string();
+            assert!(err.contains(key), "{key}: {err}");
+        }
+    }
 }

@@ -611,16 +611,12 @@ impl RunConfig {
         if self.train.accumulation == 0 {
             return Err("`train.accumulation` must be at least 1".into());
         }
-        if let Some(p) = self.data.masking.masked_lm_prob {
-            if !(p > 0.0 && p <= 1.0) {
-                return Err(format!(
-                    "`data.masking.masked_lm_prob` {p} must be in (0, 1]"
-                ));
-            }
-        }
-        if self.data.masking.max_predictions_per_seq == Some(0) {
-            return Err("`data.masking.max_predictions_per_seq` must be at least 1".into());
-        }
+        // The keys given, over valid defaults, through the masking's own range check.
+        self.data
+            .masking
+            .apply(MaskingParams::default())
+            .validate()
+            .map_err(|m| format!("`[data.masking]`: {m}"))?;
         if self.data.prefetch == 0 {
             return Err("`data.prefetch` must be at least 1".into());
         }
