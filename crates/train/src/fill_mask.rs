@@ -146,3 +146,66 @@ pub fn predict_masks<B: Backend>(
         .map(|(_, c)| c)
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type B = burn::backend::Flex;
+
+    /// A folder with an 11-entry `vocab.txt`, and a matching model of 8 positions.
+    fn setup() -> (tempfile::TempDir, BertConfig, BertForPreTraining<B>) {
+        let dir = tempfile::tempdir().unwrap();
+        let words = "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nthe\ncat\nsat\non\nmat\n.\n";
+        std::fs::write(dir.path().join("vocab.txt"), words).unwrap();
+        let mut config = BertConfig::preset("tiny").unwrap();
+        config.vocab_size = 11;
+        config.hidden_size = 32;
+        config.num_attention_heads = 2;
+        config.intermediate_size = 64;
+        config.max_position_embeddings = 8;
+        let model = BertForPreTraining::<B>::new(&config, 3, &Default::default());
+        (dir, config, model)
+    }
+
+    #[test]
+    fn probes_are_encoded_once_and_filled_by_any_model_of_the_vocabulary() {
+        let (dir, config, model) = setup();
+        let texts = vec![
+            "the [MASK] sat .".to_string(),
+            "[MASK] on the [MASK]".to_string(),
+        ];
+        let probes = MaskProbes::new(dir.path(), &texts, false).unwrap();
+        let filled = probes
+            .fill(&model, &config, 3, &Default::default())
+            .unwrap();
+        assert_eq!(filled.len(), 2);
+        assert_eq!(filled[0].0, "the [MASK] sat .");
+        let masks: Vec<usize> = filled.iter().map(|(_, m)| m.len()).collect();
+        assert_eq!(masks, [1, 2]);
+        for (_, m) in &filled {
+            for cands in m {
+                assert_eq!(cands.len(), 3);
+                assert!(cands.windows(2).all(|w| w[0].1 >= w[1].1), "{cands:?}");
+            }
+        }
+        let line = format_candidates(&filled[1].1);
+        assert_eq!(line.matches(" | ").count(), 1, "{line}");
+    }
+
+    #[test]
+    fn a_text_without_a_mask_or_longer_than_the_model_is_an_error() {
+        let (dir, config, model) = setup();
+        let err = MaskProbes::new(dir.path(), &["the cat sat".to_string()], false)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("\"the cat sat\" has no `[MASK]`"), "{err}");
+        // 10 tokens with [CLS] and [SEP], against 8 positions.
+        let long = vec!["the cat sat on the mat the [MASK]".to_string()];
+        let probes = MaskProbes::new(dir.path(), &long, false).unwrap();
+        assert!(probes
+            .fill(&model, &config, 3, &Default::default())
+            .is_err());
+    }
+}
