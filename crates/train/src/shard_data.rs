@@ -46,7 +46,16 @@ fn check_prepare_table(config: &RunConfig, header: &DatasetHeader) -> Result<()>
             recipe,
             "the run config's [prepare] table",
         )
-        .map_err(data_err)
+        .map_err(|e| {
+            // The data crate's advice (`bert prepare`) is not what a `bert train` user does:
+            // say why the table was not applied and how to have it applied.
+            TrainError::Data(format!(
+                "{e}; `bert train` runs the [prepare] table only when `{}` does not exist: \
+                 delete `{}` and it prepares the data again with this table",
+                config.data.train.display(),
+                recipe.out.display()
+            ))
+        })
 }
 
 impl ShardData {

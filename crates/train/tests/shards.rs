@@ -62,6 +62,9 @@ fn the_prepare_table_masking_must_match_the_shards() {
         };
         assert!(err.contains(want), "{err}");
         assert!(err.contains("train/index.json"), "{err}");
+        let out = format!("delete `{}`", shards.display());
+        assert!(err.contains(&out), "{err}");
+        assert!(err.contains("prepares the data again"), "{err}");
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
