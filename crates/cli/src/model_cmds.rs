@@ -63,7 +63,7 @@ pub fn forward(args: &ForwardArgs) -> Result<()> {
 /// `bert export`: write a HuggingFace folder from a checkpoint.
 #[derive(Args, Debug)]
 #[command(
-    after_help = "Example:\n  bert export --checkpoint runs/quickstart/checkpoints/step-000200 --out my-bert\n\n\
+    after_help = "Example:\n  bert export --checkpoint runs/quickstart/checkpoints/step-00020000 --out my-bert\n\n\
 Then in Python: transformers.BertForPreTraining.from_pretrained(\"my-bert\")"
 )]
 pub struct ExportArgs {
@@ -127,7 +127,7 @@ pub fn import(args: &ImportArgs) -> Result<()> {
 #[derive(Args, Debug)]
 #[command(
     after_help = "Examples:\n  bert fill-mask --model runs/quickstart/export \"the cat [MASK] on the mat\" --top-k 5\n  \
-                  bert fill-mask --model runs/quickstart/checkpoints/step-00001600 \"a long [MASK] .\" \"he [MASK] .\""
+                  bert fill-mask --model runs/quickstart/checkpoints/step-00018000 \"a long [MASK] .\" \"he [MASK] .\""
 )]
 pub struct FillMaskArgs {
     /// A model folder with its tokenizer (`tokenizer.json` or `vocab.txt`): an export or a checkpoint.

@@ -370,7 +370,7 @@ pub fn train_command(args: &TrainArgs) -> Result<()> {
 /// `bert eval`: MLM and NSP loss and accuracy of a checkpoint on a shard folder.
 #[derive(Args, Debug)]
 #[command(
-    after_help = "Example:\n  bert eval --checkpoint runs/quickstart/checkpoints/step-00000300 --data data/prepared/validation"
+    after_help = "Example:\n  bert eval --checkpoint runs/quickstart/checkpoints/step-00020000 --data runs/quickstart/data/validation"
 )]
 pub struct EvalArgs {
     /// A checkpoint directory or HuggingFace folder.
