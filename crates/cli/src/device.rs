@@ -143,14 +143,34 @@ impl<T: BackendTask> DevicesTask for OneDevice<T> {
     }
 }
 
+/// Runs `work` on a thread of rayon's global pool, where the CPU backend's operations run
+/// their parallel parts. Called from any other thread, every operation hands its work to the
+/// pool and sleeps until it is done: with a small model's thousands of small operations per
+/// step, those hand-offs and wake-ups cost a quarter of the step (1.23–1.32× more
+/// sequences/s for the quickstart's model, `docs/benchmarks.md`). The results are the same
+/// bits: the work is split the same way, only the thread that waits differs. Not for several
+/// replicas in one process: each would hold a pool thread while it waits for the others at the
+/// all-reduce, and a pool smaller than the replicas would never start the last one.
+fn on_pool_thread<R: Send>(work: impl FnOnce() -> R + Send) -> R {
+    rayon::scope(|_| work())
+}
+
 /// Runs `task` on the backend `spec` names, or explains how to build it in.
-pub fn dispatch<T: BackendTask>(spec: DeviceSpec, task: T) -> Result<T::Output> {
+pub fn dispatch<T>(spec: DeviceSpec, task: T) -> Result<T::Output>
+where
+    T: BackendTask + Send,
+    T::Output: Send,
+{
     dispatch_devices(&[spec], OneDevice(task))
 }
 
 /// Runs `task` on the devices `specs` name (one backend family, checked by
 /// [`parse_device_list`]), or explains how to build the backend in.
-pub fn dispatch_devices<T: DevicesTask>(specs: &[DeviceSpec], task: T) -> Result<T::Output> {
+pub fn dispatch_devices<T>(specs: &[DeviceSpec], task: T) -> Result<T::Output>
+where
+    T: DevicesTask + Send,
+    T::Output: Send,
+{
     let Some(&first) = specs.first() else {
         bail!("no device named");
     };
@@ -168,6 +188,9 @@ pub fn dispatch_devices<T: DevicesTask>(specs: &[DeviceSpec], task: T) -> Result
     };
     let n = specs.len();
     match first {
+        DeviceSpec::Cpu if n == 1 => {
+            on_pool_thread(|| task.run::<burn::backend::Flex>(vec![Default::default()]))
+        }
         DeviceSpec::Cpu => task.run::<burn::backend::Flex>(vec![Default::default(); n]),
         #[cfg(feature = "wgpu")]
         DeviceSpec::Wgpu => {

@@ -90,6 +90,13 @@ fn main() -> ExitCode {
         // SAFETY: sets a plain integer option; mimalloc reads it when it next purges.
         unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
     }
+    // A one-device CPU command runs whole on a thread of rayon's global pool
+    // (`device::on_pool_thread`), so give the pool's threads the main thread's stack size
+    // instead of std's 2 MiB. The thread count stays rayon's (`RAYON_NUM_THREADS`, else every
+    // core). It fails only if the pool already exists, which nothing before this line makes.
+    let _ = rayon::ThreadPoolBuilder::new()
+        .stack_size(8 << 20)
+        .build_global();
     let cli = Cli::parse();
     init_logging(&cli.log);
     let result = match &cli.command {

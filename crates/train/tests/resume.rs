@@ -710,3 +710,53 @@ fn checkpoints_from_before_checksums_resume_with_a_warning() {
         .expect_err("carried zero moments from a legacy file");
     assert!(matches!(err, TrainError::MissingMoments { .. }), "{err}");
 }
+
+/// `bert` runs a one-device CPU command on a thread of rayon's pool (to spare the CPU backend a
+/// hand-off per operation); the run must be the same bits as on any other thread.
+#[test]
+fn a_run_on_a_rayon_pool_thread_gives_the_same_bits() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let data = SyntheticData::new(50, 4, 16, 3);
+    let here_dir = scratch("here");
+    let pool_dir = scratch("pool");
+    let run = |dir: &Path| {
+        train::<B>(
+            &config(dir, 6),
+            &data,
+            &Default::default(),
+            &RunOptions::default(),
+        )
+        .unwrap()
+    };
+    run(&here_dir);
+    let on_pool = rayon::scope(|_| {
+        assert!(rayon::current_thread_index().is_some());
+        run(&pool_dir)
+    });
+    assert_eq!(on_pool.steps, 6);
+    let (a, ae) = read_metrics(&here_dir.join("metrics.jsonl")).unwrap();
+    let (b, be) = read_metrics(&pool_dir.join("metrics.jsonl")).unwrap();
+    assert_eq!((a.len(), ae.len()), (b.len(), be.len()));
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(
+            (x.loss.to_bits(), x.grad_norm.to_bits()),
+            (y.loss.to_bits(), y.grad_norm.to_bits()),
+            "step {}",
+            x.step
+        );
+    }
+    for (x, y) in ae.iter().zip(&be) {
+        assert_eq!(
+            x.mlm_loss.to_bits(),
+            y.mlm_loss.to_bits(),
+            "step {}",
+            x.step
+        );
+    }
+    let file = "checkpoints/step-00000006/model.safetensors";
+    let x = std::fs::read(here_dir.join(file)).unwrap();
+    let y = std::fs::read(pool_dir.join(file)).unwrap();
+    assert!(x == y, "the weights differ");
+    std::fs::remove_dir_all(&here_dir).unwrap();
+    std::fs::remove_dir_all(&pool_dir).unwrap();
+}
