@@ -146,7 +146,7 @@ impl<T: BackendTask> DevicesTask for OneDevice<T> {
 /// Runs `work` on a thread of rayon's global pool, where the CPU backend's operations run
 /// their parallel parts. Called from any other thread, every operation hands its work to the
 /// pool and sleeps until it is done: with a small model's thousands of small operations per
-/// step, those hand-offs and wake-ups cost a quarter of the step (1.23–1.32× more
+/// step, those hand-offs and wake-ups cost a fifth of the step (1.23–1.34× more
 /// sequences/s for the quickstart's model, `docs/benchmarks.md`). The results are the same
 /// bits: the work is split the same way, only the thread that waits differs. Not for several
 /// replicas in one process: each would hold a pool thread while it waits for the others at the
