@@ -9,14 +9,7 @@ use burn::tensor::{Tensor, TensorData};
 use common::*;
 
 fn tiny() -> BertConfig {
-    let mut c = BertConfig::preset("tiny").unwrap();
-    c.vocab_size = 80;
-    c.hidden_size = 32;
-    c.intermediate_size = 64;
-    c.max_position_embeddings = 16;
-    c.hidden_dropout_prob = 0.0;
-    c.attention_probs_dropout_prob = 0.0;
-    c
+    bert_testutil::small_bert_config(80, 16)
 }
 
 /// Input ids only use rows 1..=20; rows above 20 are reachable only through the decoder.

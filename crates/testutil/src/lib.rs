@@ -1,7 +1,9 @@
-//! Helpers shared by the integration tests of every crate in the workspace, so that no test
+//! Helpers shared by the tests of every crate in the workspace, so that no test
 //! suite carries its own copy. Only ever a dev-dependency.
 
 use std::path::{Path, PathBuf};
+
+use bert_model::BertConfig;
 
 /// A scratch path `name` inside a fresh temporary folder; the folder (and whatever was written
 /// under the path) is removed when this drops, also when the test panics. Derefs to the path.
@@ -40,6 +42,21 @@ pub fn scratch(name: &str) -> Scratch {
         path: root.path().join(name),
         _root: root,
     }
+}
+
+/// The `tiny` preset shrunk for tests that train or run a model in milliseconds: hidden 32
+/// (2 heads of 16), intermediate 64, dropout off, with the vocabulary and positions the test's
+/// data needs.
+pub fn small_bert_config(vocab_size: usize, max_position_embeddings: usize) -> BertConfig {
+    let mut c = BertConfig::preset("tiny").expect("the tiny preset exists");
+    c.vocab_size = vocab_size;
+    c.hidden_size = 32;
+    c.num_attention_heads = 2;
+    c.intermediate_size = 64;
+    c.max_position_embeddings = max_position_embeddings;
+    c.hidden_dropout_prob = 0.0;
+    c.attention_probs_dropout_prob = 0.0;
+    c
 }
 
 /// A scratch folder that exists and is empty.

@@ -158,12 +158,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let words = "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nthe\ncat\nsat\non\nmat\n.\n";
         std::fs::write(dir.path().join("vocab.txt"), words).unwrap();
-        let mut config = BertConfig::preset("tiny").unwrap();
-        config.vocab_size = 11;
-        config.hidden_size = 32;
-        config.num_attention_heads = 2;
-        config.intermediate_size = 64;
-        config.max_position_embeddings = 8;
+        let config = bert_testutil::small_bert_config(11, 8);
         let model = BertForPreTraining::<B>::new(&config, 3, &Default::default());
         (dir, config, model)
     }

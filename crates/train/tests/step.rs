@@ -9,15 +9,7 @@ use bert_train::step::TrainState;
 type B = burn::backend::Autodiff<burn::backend::Flex>;
 
 fn config() -> BertConfig {
-    let mut c = BertConfig::preset("tiny").unwrap();
-    c.vocab_size = 60;
-    c.hidden_size = 32;
-    c.num_attention_heads = 2;
-    c.intermediate_size = 64;
-    c.max_position_embeddings = 32;
-    c.hidden_dropout_prob = 0.0;
-    c.attention_probs_dropout_prob = 0.0;
-    c
+    bert_testutil::small_bert_config(60, 32)
 }
 
 /// ids, token types, masked positions, labels, weights, NSP label.
