@@ -5,8 +5,8 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use bert_data::corpus::CorpusOptions;
-use bert_data::train_vocab::{train_wordpiece, TrainVocabOptions};
+use bert_data::CorpusOptions;
+use bert_data::{train_wordpiece, TrainVocabOptions};
 use bert_data::{InputFormat, MaskingMode, PrepareConfig};
 use clap::{Args, Subcommand};
 
@@ -59,7 +59,7 @@ pub struct PrepareArgs {
     /// fixed (Google: round(len × rate) per sequence, capped) or bernoulli (each token with
     /// probability rate, as HuggingFace/RoBERTa).
     #[arg(long)]
-    pub mask_count: Option<bert_data::masking::MaskCount>,
+    pub mask_count: Option<bert_data::MaskCount>,
     /// Differently-masked copies per document (static masking; default 5).
     #[arg(long)]
     pub dupe_factor: Option<usize>,
@@ -87,7 +87,7 @@ impl PrepareArgs {
     /// The effective config: file (if any), then flags.
     pub fn to_config(&self) -> Result<PrepareConfig> {
         let mut c = match &self.config {
-            Some(p) => bert_train::config::load_prepare_config(p)?,
+            Some(p) => bert_train::load_prepare_config(p)?,
             None => PrepareConfig::default(),
         };
         if !self.input.is_empty() {

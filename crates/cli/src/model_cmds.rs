@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use bert_model::{save_model_dir, ForwardInputs};
-use bert_train::checkpoint::load_model_verified;
-use bert_train::fill_mask::predict_masks;
+use bert_train::load_model_verified;
+use bert_train::predict_masks;
 use burn::tensor::backend::Backend;
 use clap::Args;
 
@@ -49,7 +49,7 @@ impl BackendTask for &ForwardArgs {
             .run(&model, &config, &device)
             .with_context(|| format!("in `{}`", self.inputs.display()))?;
         let json = serde_json::to_vec(&outputs).context("serialising outputs")?;
-        bert_model::fsutil::write_atomic(&self.out, &json)?;
+        bert_fsutil::write_atomic(&self.out, &json)?;
         tracing::info!("wrote {}", self.out.display());
         Ok(())
     }

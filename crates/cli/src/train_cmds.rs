@@ -5,16 +5,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Result;
-use bert_data::loader::{EvalLoader, LoaderConfig, ShardSet};
+use bert_data::{EvalLoader, LoaderConfig, ShardSet};
 use bert_model::{BertConfig, Precision};
-use bert_train::bench::{run_bench, BenchConfig, BenchReport};
-use bert_train::checkpoint::load_model_verified;
-use bert_train::distributed::{train_replicas, ProcessGroup};
-use bert_train::fill_mask::{format_candidates, predict_masks};
-use bert_train::metrics::EvalRecord;
-use bert_train::pipeline::{ensure_prepared, require_prepared, PipelineReport};
-use bert_train::run::{check_data_fits_model, evaluate, train, RunOptions, RunSummary};
-use bert_train::shard_data::ShardData;
+use bert_train::{run_bench, BenchConfig, BenchReport};
+use bert_train::load_model_verified;
+use bert_train::{train_replicas, ProcessGroup};
+use bert_train::{format_candidates, predict_masks};
+use bert_train::EvalRecord;
+use bert_train::{require_prepared, PipelineReport};
+use bert_train::{check_data_fits_model, evaluate, train, RunOptions, RunSummary};
+use bert_train::ShardData;
 use bert_train::RunConfig;
 use burn::tensor::backend::Backend;
 use clap::Args;
@@ -289,11 +289,11 @@ pub fn train_command(args: &TrainArgs) -> Result<()> {
     let group = process_group(args)?;
     if group.as_ref().is_some_and(|g| g.process_rank > 0) {
         // Rank 0 prepares; the others find the shards ready or say where they are missing.
-        require_prepared(&config)?;
+        require_prepared(&config.data.train)?;
     } else {
-        report_pipeline(&ensure_prepared(&config, std::io::stderr().is_terminal())?);
+        report_pipeline(&config.ensure_prepared(std::io::stderr().is_terminal())?);
     }
-    let data = ShardData::open(&config)?;
+    let data = config.open_shards()?;
     let options = RunOptions {
         resume: args.resume,
         progress: std::io::stderr().is_terminal(),
@@ -407,7 +407,7 @@ impl BackendTask for EvalTask<'_> {
 /// Runs `bert eval`.
 pub fn eval_command(args: &EvalArgs) -> Result<()> {
     anyhow::ensure!(args.batch_size > 0, "--batch-size must be at least 1");
-    let config = BertConfig::load(&args.checkpoint.join(bert_model::hf::CONFIG_FILE))?;
+    let config = BertConfig::load(&args.checkpoint.join(bert_model::CONFIG_FILE))?;
     let set = Arc::new(ShardSet::open(&args.data, None)?);
     let header = set.header();
     check_data_fits_model(
@@ -460,12 +460,12 @@ pub fn plot_command(args: &PlotArgs) -> Result<()> {
         .out
         .clone()
         .unwrap_or_else(|| args.run_dir.join("curves.png"));
-    let options = bert_train::plot::PlotOptions {
+    let options = bert_train::PlotOptions {
         width: args.width,
         height: args.height,
         ..Default::default()
     };
-    let summary = bert_train::plot::plot_run(&args.run_dir, &out, &options)?;
+    let summary = bert_train::plot_run(&args.run_dir, &out, &options)?;
     println!(
         "wrote {} ({} training steps, {} evaluations)",
         out.display(),

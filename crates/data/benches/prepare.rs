@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bert_data::corpus::{CorpusOptions, CorpusReader};
-use bert_data::segment::split_sentences;
+use bert_data::split_sentences;
 use bert_data::tokenizer::{VocabTxtOptions, WordPieceTokenizer};
 use bert_data::{prepare, Cursor, LoaderConfig, MaskingMode, PrepareConfig, ShardSet, TrainLoader};
 use rayon::prelude::*;

@@ -1,46 +1,48 @@
 //! Raw corpora to BERT pre-training shards, and the loader that streams them to the trainer.
 //!
-//! The pipeline: [`corpus`] reads documents ([`grouping`] gathers one-sentence records into
-//! documents), [`segment`] splits sentences, [`tokenizer`]
-//! turns them into WordPiece ids, [`instances`] builds NSP pairs as Google's original
-//! `create_pretraining_data.py`, [`masking`] draws masked-LM predictions, [`shard`] stores them
-//! (safetensors), [`prepare`](mod@prepare) runs all of it with bounded memory, [`loader`] streams batches
-//! with a resumable cursor and [`inspect`](mod@inspect) reports what a shard set holds.
+//! The pipeline, one private module a stage: `corpus` reads documents (`grouping` gathers
+//! one-sentence records into documents), `segment` splits sentences, `tokenizer` turns them
+//! into WordPiece ids, `instances` builds NSP pairs as Google's original
+//! `create_pretraining_data.py`, `masking` draws masked-LM predictions, `shard` stores them
+//! (safetensors), [`prepare()`] runs all of it with bounded memory, the loader ([`TrainLoader`],
+//! [`EvalLoader`]) streams batches with a resumable cursor and [`inspect()`] reports what a
+//! shard set holds. Their public items are re-exported here, so each has one path.
 //!
 //! No Burn dependency: batches leave this crate as plain host arrays ([`HostBatch`]); the
 //! trainer turns them into tensors on its device.
 
 #![warn(missing_docs)]
 
-pub mod ascii_wordpiece;
-pub mod batch;
-pub mod corpus;
-pub mod error;
-pub mod fsutil;
-pub mod grouping;
-pub mod inspect;
-pub mod instances;
-pub mod loader;
-pub mod masking;
-pub mod prepare;
+mod ascii_wordpiece;
+mod batch;
+mod corpus;
+mod error;
+mod grouping;
+mod inspect;
+mod instances;
+mod loader;
+mod masking;
+mod prepare;
 mod record;
-pub mod segment;
-pub mod shard;
+mod segment;
+mod shard;
 mod staging;
-pub mod tokenizer;
-pub mod train_vocab;
-pub mod verified;
-pub mod wordpiece_learn;
+mod tokenizer;
+mod train_vocab;
+mod verified;
+mod wordpiece_learn;
 
 pub use batch::HostBatch;
+pub use corpus::{CorpusOptions, CorpusReader, InputFormat};
 pub use error::{DataError, Result};
-
-pub use corpus::InputFormat;
-pub use grouping::{Grouping, InputSpec};
+pub use grouping::{Grouping, InputSpec, InputTable};
 pub use inspect::{inspect, InspectReport, SplitReport};
-pub use loader::{Cursor, EvalLoader, LoaderConfig, ShardSet, TrainLoader};
-pub use masking::MaskingParams;
+pub use instances::Instance;
+pub use loader::{epoch_order, Cursor, EvalLoader, LoaderConfig, ShardSet, TrainLoader};
+pub use masking::{num_to_predict, MaskCount, MaskingParams};
 pub use prepare::{prepare, PrepareConfig, PrepareReport};
-pub use shard::{DatasetHeader, MaskingMode};
-pub use tokenizer::{Vocab, WordPieceTokenizer};
+pub use segment::split_sentences;
+pub use shard::{DatasetHeader, MaskingMode, ShardWriter, FORMAT_NAME, FORMAT_VERSION, INDEX_FILE};
+pub use tokenizer::{vocab_hash, Vocab, VocabTxtOptions, WordPieceTokenizer};
+pub use train_vocab::{train_wordpiece, TrainVocabOptions, TrainVocabReport};
 pub use verified::{Verify, VerifySummary};

@@ -24,10 +24,9 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::corpus::{CorpusOptions, InputFormat, RawDocument};
+use crate::corpus::{CorpusOptions, InputFormat};
 use crate::error::{DataError, Result};
 use crate::grouping::{Grouping, InputSpec};
-use crate::instances::TokenizedDoc;
 use crate::masking::{MaskCount, MaskingParams};
 use crate::segment::split_sentences;
 use crate::shard::MaskingMode;
@@ -140,7 +139,7 @@ impl PrepareConfig {
     /// Makes the relative paths of a config read from a file relative to that file's folder
     /// (`inputs`, `vocab`, `out`), so the config works from any working directory.
     pub fn resolve_relative_to(&mut self, base: &Path) {
-        use crate::fsutil::resolve_relative;
+        use bert_fsutil::resolve_relative;
         self.inputs = self
             .inputs
             .iter()
@@ -357,19 +356,6 @@ pub fn tokenize_paragraph(
         }
     }
     Ok(sentences)
-}
-
-/// Segments each paragraph into sentences and tokenizes them; empty sentences are dropped.
-pub fn tokenize_document(
-    index: u64,
-    raw: &RawDocument,
-    tokenizer: &WordPieceTokenizer,
-) -> Result<TokenizedDoc> {
-    let mut sentences = Vec::new();
-    for para in &raw.paragraphs {
-        sentences.extend(tokenize_paragraph(para, tokenizer)?);
-    }
-    Ok(TokenizedDoc { index, sentences })
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::error::{io_err, DataError, Result};
-use crate::fsutil::{create_dir_all, sync_dir, temp_sibling};
+use bert_fsutil::{create_dir_all, sync_dir, temp_sibling};
 use crate::shard::INDEX_FILE;
 
 /// Staging folder name inside an existing output, before the `-<pid>` suffix.

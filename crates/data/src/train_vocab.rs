@@ -23,7 +23,7 @@ use tokenizers::{
 
 use crate::corpus::{CorpusOptions, CorpusReader};
 use crate::error::{DataError, Result};
-use crate::fsutil::{create_dir_all, write_atomic};
+use bert_fsutil::{create_dir_all, write_atomic};
 use crate::tokenizer::{VocabTxtOptions, WordPieceTokenizer, SPECIAL_TOKENS};
 use crate::wordpiece_learn::{learn, LearnOptions, CONTINUATION};
 

@@ -20,7 +20,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{io_err, Result};
-use crate::fsutil::write_atomic;
+use bert_fsutil::write_atomic;
 
 /// Name of the record inside a split folder.
 pub const VERIFIED_FILE: &str = ".verified.json";
@@ -174,6 +174,7 @@ impl VerifiedRecord {
     /// equivalent record).
     pub fn save(&self, dir: &Path) -> Result<()> {
         let json = serde_json::to_vec_pretty(self).unwrap_or_default();
-        write_atomic(&dir.join(VERIFIED_FILE), &json)
+        write_atomic(&dir.join(VERIFIED_FILE), &json)?;
+        Ok(())
     }
 }

@@ -3,6 +3,8 @@
 //! One copy for the data crate (no Burn), the model crate (Burn) and the Hub client alike; each
 //! converts [`FsError`] into its own error type.
 
+#![warn(missing_docs)]
+
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Component, Path, PathBuf};

@@ -16,13 +16,13 @@
 
 #![warn(missing_docs)]
 
-pub mod error;
+mod error;
 mod failure;
-pub mod fetch;
+mod fetch;
 mod place;
 mod select;
-pub mod settings;
-pub mod text;
+mod settings;
+mod text;
 
 pub use error::{HubError, Result};
 pub use fetch::{download, DownloadRequest, DownloadSummary, FileEvent, Source};

@@ -25,7 +25,7 @@ thread_local! {
 }
 
 /// Seeds this thread's host generator that draws dropout masks on the CPU backend.
-pub fn seed(seed: u64) {
+pub fn seed_dropout(seed: u64) {
     HOST_RNG.with(|rng| *rng.borrow_mut() = Some(Rng::new(seed)));
 }
 
@@ -35,7 +35,7 @@ pub fn apply<B: Backend, const D: usize>(dropout: &Dropout, x: Tensor<B, D>) -> 
     if !B::ad_enabled(&x.device()) || p == 0.0 {
         return x;
     }
-    if !is_flex::<B>(&x.device()) {
+    if !is_flex::<B>() {
         return dropout.forward(x);
     }
     // One draw per dropout layer from this thread's generator seeds the layer's mask, which

@@ -6,15 +6,14 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
-use burn::module::Param;
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 use safetensors::{Dtype, SafeTensors};
 
 use crate::config::BertConfig;
 use crate::error::{ModelError, Result};
-use crate::fsutil::{create_dir_all, write_atomic};
+use bert_fsutil::{create_dir_all, write_atomic};
 use crate::model::BertForPreTraining;
-use crate::params::{ParamGroup, ParamKind, ParamMut};
+use crate::params::{ParamGroup, ParamKind};
 
 /// Name of the weights file inside a model folder.
 pub const WEIGHTS_FILE: &str = "model.safetensors";
@@ -273,34 +272,19 @@ fn model_from_tensors<B: Backend>(
         };
         let loaded = tensors.remove(&name).expect("name was found just above");
         used.insert(name.clone());
-        match row.param {
-            ParamMut::D1(p) => {
-                let expected = p.val().dims().to_vec();
-                check_shape(path, &name, &expected, &loaded.shape)?;
-                let t = Tensor::<B, 1>::from_data(
-                    TensorData::new(loaded.values, [expected[0]]),
-                    device,
-                );
-                *p = Param::initialized(p.id, t.require_grad());
-            }
-            ParamMut::D2(p) => {
-                let [a, b] = p.val().dims();
-                let (expected, values) = if row.kind == ParamKind::LinearWeight {
-                    // File is [out, in]; Burn wants [in, out].
-                    let file_shape = vec![b, a];
-                    check_shape(path, &name, &file_shape, &loaded.shape)?;
-                    (vec![a, b], transpose(&loaded.values, b, a))
-                } else {
-                    check_shape(path, &name, &[a, b], &loaded.shape)?;
-                    (vec![a, b], loaded.values)
-                };
-                let t = Tensor::<B, 2>::from_data(
-                    TensorData::new(values, [expected[0], expected[1]]),
-                    device,
-                );
-                *p = Param::initialized(p.id, t.require_grad());
-            }
-        }
+        let mut param = row.param;
+        let dims = param.dims();
+        let values = if row.kind == ParamKind::LinearWeight {
+            // File is [out, in]; Burn wants [in, out].
+            let (rows, cols) = (dims[0], dims[1]);
+            check_shape(path, &name, &[cols, rows], &loaded.shape)?;
+            transpose(&loaded.values, cols, rows)
+        } else {
+            check_shape(path, &name, &dims, &loaded.shape)?;
+            loaded.values
+        };
+        let n = values.len();
+        param.set_flat(Tensor::<B, 1>::from_data(TensorData::new(values, [n]), device));
     }
     if let Some(decoder) = tensors.get("cls.predictions.decoder.weight") {
         let word: Vec<f32> =

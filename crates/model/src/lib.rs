@@ -4,34 +4,45 @@
 //! - [`BertForPreTraining`]: encoder, pooler, MLM head (decoder tied to the word embeddings)
 //!   and NSP head; [`BertForPreTraining::forward_pretraining`] computes the MLM head only on the
 //!   masked positions, [`BertForPreTraining::forward_full`] on every position.
-//! - [`params`]: the one table of HuggingFace parameter names, used by import, export and the
-//!   optimiser's weight-decay groups.
-//! - [`hf`]: loading and saving HuggingFace folders (also this project's checkpoint format).
+//! - [`BertForPreTraining::named_params_mut`]: the one table of HuggingFace parameter names,
+//!   used by import, export and the optimiser's weight-decay groups.
+//! - [`load_model_dir`], [`save_model_dir`]: HuggingFace folders (also this project's checkpoint
+//!   format).
+//! - [`fused`]: the fused CPU kernels (softmax, cross-entropy, LayerNorm, GELU, dropout, AdamW)
+//!   and their composed references.
+//!
+//! The modules are private, apart from `fused`, and their public items re-exported here, so
+//! each item has one path.
 
-pub mod activation;
-pub mod backend;
-pub mod config;
-pub mod dropout;
-pub mod embeddings;
-pub mod encoder;
-pub mod error;
-pub mod fsutil;
+#![warn(missing_docs)]
+
+mod activation;
+mod backend;
+mod config;
+mod dropout;
+mod embeddings;
+mod encoder;
+mod error;
 pub mod fused;
-pub mod hf;
-pub mod host;
-pub mod inference;
-pub mod init;
-pub mod model;
-pub mod params;
-pub mod precision;
-pub mod pretraining;
+mod hf;
+mod host;
+mod inference;
+mod init;
+mod model;
+mod params;
+mod precision;
+mod pretraining;
 
 pub use config::{Activation, BertConfig, PRESETS};
 pub use error::{ModelError, Result};
-pub use hf::{load_model_dir, save_model_dir, LoadReport, SourceLayout};
+pub use dropout::seed_dropout;
+pub use hf::{
+    load_model_dir, save_model_dir, LoadReport, SourceLayout, CONFIG_FILE, TOKENIZER_FILES,
+    WEIGHTS_FILE, WEIGHTS_INDEX_FILE,
+};
 pub use host::host_values;
 pub use inference::{fill_mask, ForwardInputs, ForwardOutputs, Prediction};
 pub use model::{BertForPreTraining, BertModel, EncoderOutput, FullOutput};
-pub use params::{ParamGroup, ParamKind};
+pub use params::{NamedParam, ParamGroup, ParamKind, ParamMut};
 pub use precision::Precision;
 pub use pretraining::{PretrainingBatch, PretrainingMetrics, PretrainingOutput};

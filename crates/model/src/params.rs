@@ -64,6 +64,62 @@ pub enum ParamMut<'a, B: Backend> {
     D2(&'a mut Param<Tensor<B, 2>>),
 }
 
+impl<B: Backend> ParamMut<'_, B> {
+    /// The parameter's shape in Burn's layout.
+    pub fn dims(&self) -> Vec<usize> {
+        match self {
+            ParamMut::D1(p) => p.val().dims().to_vec(),
+            ParamMut::D2(p) => p.val().dims().to_vec(),
+        }
+    }
+
+    /// Number of values.
+    pub fn num_elements(&self) -> usize {
+        self.dims().iter().product()
+    }
+
+    /// The values, flattened (row-major, Burn's layout).
+    pub fn flat(&self) -> Tensor<B, 1> {
+        match self {
+            ParamMut::D1(p) => p.val(),
+            ParamMut::D2(p) => p.val().reshape([-1]),
+        }
+    }
+
+    /// Replaces the values with `values` (flattened, Burn's layout), keeping the parameter's
+    /// id (the optimiser and the gradients find it by id) and making it require a gradient.
+    pub fn set_flat(&mut self, values: Tensor<B, 1>) {
+        match self {
+            ParamMut::D1(p) => **p = Param::initialized(p.id, values.require_grad()),
+            ParamMut::D2(p) => {
+                let [rows, cols] = p.val().dims();
+                **p = Param::initialized(p.id, values.reshape([rows, cols]).require_grad());
+            }
+        }
+    }
+
+    /// The values in HuggingFace layout (linear weights transposed to `[out, in]` when `kind`
+    /// says so), with their shape, copied to the host; `name` names the tensor in errors.
+    pub fn to_host_hf(&self, kind: ParamKind, name: &str) -> crate::Result<(Vec<usize>, Vec<f32>)> {
+        match self {
+            ParamMut::D1(p) => to_host(p.val(), name),
+            ParamMut::D2(p) if kind == ParamKind::LinearWeight => to_host(p.val().transpose(), name),
+            ParamMut::D2(p) => to_host(p.val(), name),
+        }
+    }
+}
+
+impl<B: burn::tensor::backend::AutodiffBackend> ParamMut<'_, B> {
+    /// The gradient in `grads`, flattened, on the inner backend; `None` when the parameter
+    /// took no part in the loss.
+    pub fn grad_flat(&self, grads: &B::Gradients) -> Option<Tensor<B::InnerBackend, 1>> {
+        match self {
+            ParamMut::D1(p) => p.grad(grads),
+            ParamMut::D2(p) => p.grad(grads).map(|g| g.reshape([-1])),
+        }
+    }
+}
+
 /// One row of the naming table.
 pub struct NamedParam<'a, B: Backend> {
     /// Full HuggingFace `BertForPreTraining` name, e.g. `bert.encoder.layer.0.output.dense.weight`.
@@ -208,14 +264,7 @@ impl<B: Backend> BertForPreTraining<B> {
             .named_params_mut()
             .into_iter()
             .map(|row| {
-                let name = &row.hf_name;
-                let (shape, values) = match row.param {
-                    ParamMut::D1(p) => to_host(p.val(), name)?,
-                    ParamMut::D2(p) if row.kind == ParamKind::LinearWeight => {
-                        to_host(p.val().transpose(), name)?
-                    }
-                    ParamMut::D2(p) => to_host(p.val(), name)?,
-                };
+                let (shape, values) = row.param.to_host_hf(row.kind, &row.hf_name)?;
                 Ok(HostTensor {
                     name: row.hf_name,
                     shape,

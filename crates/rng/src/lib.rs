@@ -6,6 +6,8 @@
 //! ours and frozen, so a seed means the same thing forever. Its state serialises, so checkpoints
 //! can store it and a resumed run continues the exact stream.
 
+#![warn(missing_docs)]
+
 use serde::{Deserialize, Serialize};
 
 /// SplitMix64 step: used to expand seeds and to derive independent sub-streams.

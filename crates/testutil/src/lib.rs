@@ -1,6 +1,8 @@
 //! Helpers shared by the tests of every crate in the workspace, so that no test
 //! suite carries its own copy. Only ever a dev-dependency.
 
+#![warn(missing_docs)]
+
 use std::path::{Path, PathBuf};
 
 use bert_model::BertConfig;

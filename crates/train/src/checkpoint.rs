@@ -14,20 +14,19 @@
 //! Checkpoints written before checksums existed load with a warning.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fmt;
 use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use bert_model::fsutil::{sync_dir, write_atomic};
-use bert_model::hf::WEIGHTS_FILE;
-use bert_model::params::ParamMut;
+use bert_fsutil::{sync_dir, write_atomic};
+use bert_model::WEIGHTS_FILE;
+use bert_model::ParamMut;
 use bert_model::{save_model_dir, BertConfig, BertForPreTraining, ParamGroup};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Tensor, TensorData};
 use safetensors::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
 
+use crate::digest::FileDigest;
 use crate::error::{Result, TrainError};
 use crate::optim::{Moments, Optimizer};
 use crate::step::TrainState;
@@ -43,50 +42,35 @@ pub const CHECKSUMMED_FILES: [&str; 2] = [WEIGHTS_FILE, OPTIMIZER_FILE];
 /// had no update yet); any other parameter without moments is damage.
 const WITHOUT_MOMENTS_KEY: &str = "without_moments";
 
-/// Size and CRC32 of a file, recorded at save and compared at load.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileDigest {
-    /// Length in bytes.
-    pub bytes: u64,
-    /// CRC32 (IEEE, as zlib and `crc32fast` compute it) as 8 lowercase hex digits.
-    pub crc32: String,
+/// The `[checkpoint]` table: how often checkpoints are written and how many are kept.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CheckpointSection {
+    /// Write a checkpoint every N steps (and always at the end).
+    pub every: u64,
+    /// Keep the newest N checkpoints.
+    pub keep: usize,
 }
 
-impl FileDigest {
-    /// The digest of `bytes`.
-    pub fn of_bytes(bytes: &[u8]) -> Self {
+impl Default for CheckpointSection {
+    fn default() -> Self {
         Self {
-            bytes: bytes.len() as u64,
-            crc32: format!("{:08x}", crc32fast::hash(bytes)),
+            every: 1000,
+            keep: 3,
         }
-    }
-
-    /// The digest of the file at `path`, read in pieces (weight files can be gigabytes).
-    pub fn of_file(path: &Path) -> Result<Self> {
-        let mut file = fs::File::open(path).map_err(TrainError::io("reading", path))?;
-        let mut hasher = crc32fast::Hasher::new();
-        let mut buf = vec![0u8; 1 << 20];
-        let mut bytes = 0u64;
-        loop {
-            let n = match file.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(TrainError::io("reading", path)(e)),
-            };
-            hasher.update(&buf[..n]);
-            bytes += n as u64;
-        }
-        Ok(Self {
-            bytes,
-            crc32: format!("{:08x}", hasher.finalize()),
-        })
     }
 }
 
-impl fmt::Display for FileDigest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "CRC32 {} ({} bytes)", self.crc32, self.bytes)
+impl CheckpointSection {
+    /// Checks the values no run can use, naming the key.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.every == 0 {
+            return Err("`checkpoint.every` must be at least 1".into());
+        }
+        if self.keep == 0 {
+            return Err("`checkpoint.keep` must be at least 1".into());
+        }
+        Ok(())
     }
 }
 
@@ -238,7 +222,8 @@ pub fn save<B: AutodiffBackend>(
     trainer.files = BTreeMap::from([
         (
             WEIGHTS_FILE.to_string(),
-            FileDigest::of_file(&tmp.join(WEIGHTS_FILE))?,
+            FileDigest::of_file(&tmp.join(WEIGHTS_FILE))
+                .map_err(TrainError::io("reading", tmp.join(WEIGHTS_FILE)))?,
         ),
         (OPTIMIZER_FILE.to_string(), FileDigest::of_bytes(&moments)),
     ]);
@@ -291,7 +276,7 @@ pub fn verify_files(dir: &Path, state: &TrainerState) -> Result<()> {
                 message: format!("{STATE_FILE} records no checksum for `{name}`"),
             })?;
         let path = dir.join(name);
-        let actual = FileDigest::of_file(&path)?;
+        let actual = FileDigest::of_file(&path).map_err(TrainError::io("reading", &path))?;
         if &actual != expected {
             return Err(TrainError::Checksum {
                 path,

@@ -1,17 +1,27 @@
-//! The run configuration: one TOML file describes a run. It is parsed once, here, into typed
-//! sections (the `[tokenizer]` and `[prepare]` tables included), so every default is written
-//! once, next to its field, and unknown keys and impossible values are refused before any work,
-//! each message naming the file, the table and the key.
+//! The run configuration: one TOML file describes a run. It is parsed once, here, into the
+//! typed sections of the components they configure (each section, with its defaults and its
+//! checks, lives beside its component: [`ScheduleSection`] in `schedule`, [`DataSection`] in
+//! `shard_data`, …), so every default is written once and unknown keys and impossible values
+//! are refused before any work, each message naming the file, the table and the key. This
+//! module composes the sections, reads the file and applies `--set` overrides.
 
 use std::path::{Path, PathBuf};
 
-use bert_model::{Activation, BertConfig, Precision};
+use bert_data::PrepareConfig;
+use bert_fsutil::resolve_relative;
+use bert_model::BertConfig;
 use serde::{Deserialize, Serialize};
 
+use crate::checkpoint::CheckpointSection;
+use crate::collective::DistributedSection;
 use crate::error::{Result, TrainError};
+use crate::eval::EvalSection;
+use crate::model_spec::ModelSection;
 use crate::optim::OptimizerConfig;
-use bert_data::train_vocab::TrainVocabOptions;
-use bert_data::{MaskingParams, PrepareConfig};
+use crate::pipeline::{self, PipelineReport, TokenizerSection};
+use crate::schedule::ScheduleSection;
+use crate::shard_data::{DataSection, ShardData};
+use crate::step::TrainSection;
 
 /// A whole run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -24,7 +34,7 @@ pub struct RunConfig {
     /// Run directory: checkpoints, `metrics.jsonl`, the resolved config.
     pub out_dir: PathBuf,
     /// `cpu`, `wgpu`, `cuda`, `cuda:N` or `ndarray` (the CLI's `--device` overrides it).
-    #[serde(default = "default_device")]
+    #[serde(default = "RunConfig::default_device")]
     pub device: String,
     /// The model.
     pub model: ModelSection,
@@ -66,371 +76,11 @@ pub struct RunConfig {
     pub overridden: Vec<String>,
 }
 
-fn default_device() -> String {
-    "cpu".into()
-}
-
-/// The `[tokenizer]` table: a WordPiece vocabulary trained before the data is prepared (what
-/// `bert tokenizer train` does). Defaults are [`TrainVocabOptions`]'s, so the table and the
-/// library cannot disagree.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TokenizerSection {
-    /// Corpus files, folders or globs (resolved against the config's folder).
-    pub inputs: Vec<String>,
-    /// Vocabulary size, special tokens included.
-    #[serde(default = "default_tokenizer_vocab_size")]
-    pub vocab_size: usize,
-    /// Uncased vocabulary: lower-case and strip accents.
-    #[serde(default = "default_tokenizer_lowercase")]
-    pub lowercase: bool,
-    /// Minimum pair frequency for a merge.
-    #[serde(default = "default_tokenizer_min_frequency")]
-    pub min_frequency: u64,
-    /// Folder for `vocab.txt` and `tokenizer.json` (resolved against the config's folder).
-    pub out: PathBuf,
-}
-
-fn default_tokenizer_vocab_size() -> usize {
-    TrainVocabOptions::default().vocab_size
-}
-fn default_tokenizer_lowercase() -> bool {
-    TrainVocabOptions::default().lowercase
-}
-fn default_tokenizer_min_frequency() -> u64 {
-    TrainVocabOptions::default().min_frequency
-}
-
-impl TokenizerSection {
-    /// What the data crate's WordPiece trainer needs; the corpus is read with its defaults.
-    pub fn train_options(&self) -> TrainVocabOptions {
-        TrainVocabOptions {
-            corpus: bert_data::corpus::CorpusOptions {
-                inputs: self.inputs.clone(),
-                ..Default::default()
-            },
-            vocab_size: self.vocab_size,
-            lowercase: self.lowercase,
-            min_frequency: self.min_frequency,
-            out: self.out.clone(),
-            ..Default::default()
-        }
-    }
-
-    fn resolve_paths(&mut self, base: &Path) {
-        for input in &mut self.inputs {
-            *input = resolve_relative(base, Path::new(input.as_str()))
-                .display()
-                .to_string();
-        }
-        self.out = resolve_relative(base, &self.out);
+impl RunConfig {
+    fn default_device() -> String {
+        "cpu".into()
     }
 }
-
-/// What to do when the loss or the gradients are NaN or infinite.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NanPolicy {
-    /// Stop the run; the last good checkpoint stays the newest.
-    Stop,
-    /// Skip the update, count it, and stop after `max_consecutive_skips` in a row.
-    Skip,
-}
-
-impl NanPolicy {
-    /// The name used in the config.
-    pub fn name(self) -> &'static str {
-        match self {
-            NanPolicy::Stop => "stop",
-            NanPolicy::Skip => "skip",
-        }
-    }
-}
-
-/// The model: a preset or a `config.json`, overrides, and optional initial weights.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ModelSection {
-    /// tiny, mini, small, medium, base or large.
-    #[serde(default)]
-    pub preset: Option<String>,
-    /// A HuggingFace `config.json` to start from instead of a preset.
-    #[serde(default)]
-    pub config: Option<PathBuf>,
-    /// Start from these weights (a HuggingFace folder or a checkpoint of ours), e.g. phase 2
-    /// from phase 1.
-    #[serde(default)]
-    pub init_from: Option<PathBuf>,
-    /// With `init_from` a checkpoint of ours: `fresh` (default) starts a new optimiser and
-    /// schedule, `carry` takes over its optimiser moments.
-    #[serde(default)]
-    pub init_optimizer: InitOptimizer,
-    /// Overrides (HuggingFace names). `vocab_size` defaults to the data's vocabulary.
-    #[serde(default)]
-    pub vocab_size: Option<usize>,
-    /// Override.
-    #[serde(default)]
-    pub hidden_size: Option<usize>,
-    /// Override.
-    #[serde(default)]
-    pub num_hidden_layers: Option<usize>,
-    /// Override.
-    #[serde(default)]
-    pub num_attention_heads: Option<usize>,
-    /// Override.
-    #[serde(default)]
-    pub intermediate_size: Option<usize>,
-    /// Override: gelu, gelu_new, relu, silu.
-    #[serde(default)]
-    pub hidden_act: Option<Activation>,
-    /// Override.
-    #[serde(default)]
-    pub hidden_dropout_prob: Option<f64>,
-    /// Override.
-    #[serde(default)]
-    pub attention_probs_dropout_prob: Option<f64>,
-    /// Override.
-    #[serde(default)]
-    pub max_position_embeddings: Option<usize>,
-    /// Override.
-    #[serde(default)]
-    pub type_vocab_size: Option<usize>,
-    /// Override.
-    #[serde(default)]
-    pub initializer_range: Option<f64>,
-    /// Override.
-    #[serde(default)]
-    pub layer_norm_eps: Option<f64>,
-}
-
-/// Whether `init_from` also brings its optimiser state.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum InitOptimizer {
-    /// New moments, schedule from step 0.
-    #[default]
-    Fresh,
-    /// Moments from the `init_from` checkpoint; the schedule still starts at step 0.
-    Carry,
-}
-
-/// The prepared data and how it is batched.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DataSection {
-    /// Training shard directory (from `bert prepare`).
-    pub train: PathBuf,
-    /// Validation shard directory; evaluation is skipped without it.
-    #[serde(default)]
-    pub validation: Option<PathBuf>,
-    /// Sequences per micro-batch on each device.
-    pub batch_size: usize,
-    /// Pad every batch to `max_seq_length` instead of to its longest row.
-    #[serde(default)]
-    pub pad_to_max_length: bool,
-    /// Batches prepared ahead on background threads.
-    #[serde(default = "default_prefetch")]
-    pub prefetch: usize,
-    /// Masks the loader draws for dynamic shards, replacing the prepared settings key by key
-    /// (another rate or rule without preparing again). Refused for static shards.
-    #[serde(default)]
-    pub masking: MaskingOverride,
-}
-
-fn default_prefetch() -> usize {
-    4
-}
-
-/// `[data.masking]`: dynamic-masking settings that replace the ones the shards were prepared
-/// with; a key left out keeps the prepared value.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MaskingOverride {
-    /// Fraction of tokens to predict (MosaicBERT: 0.3).
-    pub masked_lm_prob: Option<f64>,
-    /// Cap on predictions per sequence (`fixed` only).
-    pub max_predictions_per_seq: Option<usize>,
-    /// Mask all pieces of a word together.
-    pub whole_word_masking: Option<bool>,
-    /// `fixed` (Google's count) or `bernoulli` (each token with probability masked_lm_prob).
-    pub mask_count: Option<bert_data::masking::MaskCount>,
-}
-
-impl MaskingOverride {
-    /// True when no key is set (the prepared masking applies).
-    pub fn is_empty(&self) -> bool {
-        *self == Self::default()
-    }
-
-    /// `prepared` with the keys given here replaced.
-    pub fn apply(&self, prepared: MaskingParams) -> MaskingParams {
-        MaskingParams {
-            masked_lm_prob: self.masked_lm_prob.unwrap_or(prepared.masked_lm_prob),
-            max_predictions_per_seq: self
-                .max_predictions_per_seq
-                .unwrap_or(prepared.max_predictions_per_seq),
-            whole_word_masking: self
-                .whole_word_masking
-                .unwrap_or(prepared.whole_word_masking),
-            count: self.mask_count.unwrap_or(prepared.count),
-        }
-    }
-}
-
-/// Learning-rate schedule.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ScheduleSection {
-    /// Warm-up length in optimiser steps (default: 1% of the run, BERT used 10k of 1M).
-    #[serde(default)]
-    pub warmup_steps: Option<u64>,
-    /// Warm-up as a fraction of the run (instead of `warmup_steps`).
-    #[serde(default)]
-    pub warmup_proportion: Option<f64>,
-    /// Decay exponent (1 = linear).
-    #[serde(default = "default_power")]
-    pub power: f64,
-    /// `after_warmup` (HuggingFace: the decay runs from the peak over the steps after
-    /// warm-up) or `run` (Google's `polynomial_decay`, NVIDIA's `PolyWarmUpScheduler`: the
-    /// decay's progress counts from step 0, so warm-up ends below the peak).
-    #[serde(default)]
-    pub decay_over: crate::schedule::DecayOver,
-}
-
-fn default_power() -> f64 {
-    1.0
-}
-
-impl Default for ScheduleSection {
-    fn default() -> Self {
-        Self {
-            warmup_steps: None,
-            warmup_proportion: None,
-            power: 1.0,
-            decay_over: Default::default(),
-        }
-    }
-}
-
-/// The step loop.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrainSection {
-    /// Total optimiser steps; data epochs roll over inside the run.
-    pub steps: u64,
-    /// Micro-batches per optimiser step (global batch = batch_size × devices × accumulation).
-    #[serde(default = "one")]
-    pub accumulation: usize,
-    /// Clip gradients by their global norm (over all parameters); `0` disables.
-    #[serde(default = "default_clip")]
-    pub max_grad_norm: f64,
-    /// `stop` or `skip` on NaN/infinite loss or gradients.
-    #[serde(default = "default_policy")]
-    pub nan_policy: NanPolicy,
-    /// With `skip`: stop after this many skipped steps in a row.
-    #[serde(default = "default_skips")]
-    pub max_consecutive_skips: u32,
-    /// Log a line every N steps (metrics.jsonl gets every step).
-    #[serde(default = "one_u64")]
-    pub log_every: u64,
-    /// Float type of the matrix products: `fp32` (default), `bf16` (the GPU choice: bf16
-    /// products with f32 accumulation, f32 weights, optimiser and norms) or `fp16` (adds
-    /// dynamic loss scaling). Checkpoints and exports are f32 whatever it is.
-    #[serde(default)]
-    pub precision: Precision,
-}
-
-fn one() -> usize {
-    1
-}
-fn one_u64() -> u64 {
-    1
-}
-fn default_clip() -> f64 {
-    1.0
-}
-fn default_policy() -> NanPolicy {
-    NanPolicy::Stop
-}
-fn default_skips() -> u32 {
-    5
-}
-
-/// Data parallelism (see `docs/distributed.md`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DistributedSection {
-    /// Devices of this process, one replica each (`["cuda:0", "cuda:1"]`); empty: the one
-    /// `device`. The CLI's `--devices` overrides it.
-    #[serde(default)]
-    pub devices: Vec<String>,
-    /// Seconds a rank waits for the others at a collective call (join, gradient all-reduce,
-    /// evaluation) before it stops with an error naming itself and the call.
-    #[serde(default = "default_timeout")]
-    pub timeout_s: f64,
-}
-
-fn default_timeout() -> f64 {
-    300.0
-}
-
-impl Default for DistributedSection {
-    fn default() -> Self {
-        Self {
-            devices: Vec::new(),
-            timeout_s: default_timeout(),
-        }
-    }
-}
-
-/// Evaluation on the validation shards.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EvalSection {
-    /// Evaluate every N steps (and always at the end); none: only at the end.
-    #[serde(default)]
-    pub every: Option<u64>,
-    /// Evaluate on at most this many batches (default: the whole validation set).
-    #[serde(default)]
-    pub max_batches: Option<usize>,
-    /// Batch size for evaluation (default: the training batch size).
-    #[serde(default)]
-    pub batch_size: Option<usize>,
-    /// Sentences with `[MASK]` whose top predictions `bert train` logs at every evaluation
-    /// (from the model being trained) and prints after exporting.
-    #[serde(default)]
-    pub fill_mask: Vec<String>,
-}
-
-/// Checkpoints.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CheckpointSection {
-    /// Write a checkpoint every N steps (and always at the end).
-    #[serde(default = "default_ckpt_every")]
-    pub every: u64,
-    /// Keep the newest N checkpoints.
-    #[serde(default = "default_keep")]
-    pub keep: usize,
-}
-
-fn default_ckpt_every() -> u64 {
-    1000
-}
-fn default_keep() -> usize {
-    3
-}
-
-impl Default for CheckpointSection {
-    fn default() -> Self {
-        Self {
-            every: default_ckpt_every(),
-            keep: default_keep(),
-        }
-    }
-}
-
-pub use bert_data::fsutil::resolve_relative;
 
 /// Applies one `--set a.b.c=value` override to a parsed TOML document. The value is parsed as
 /// TOML (`3`, `1e-4`, `true`, `"x"`, `[1, 2]`), or taken as a string when it does not parse.
@@ -600,114 +250,19 @@ impl RunConfig {
         }
     }
 
-    /// Checks values that no run can use, naming the key.
+    /// Checks values that no run can use, naming the key: each section's own checks, then
+    /// those that need two sections.
     pub fn validate(&self) -> std::result::Result<(), String> {
-        if self.train.steps == 0 {
-            return Err("`train.steps` must be at least 1".into());
-        }
-        if self.data.batch_size == 0 {
-            return Err("`data.batch_size` must be at least 1".into());
-        }
-        if self.train.accumulation == 0 {
-            return Err("`train.accumulation` must be at least 1".into());
-        }
-        // The keys given, over valid defaults, through the masking's own range check.
-        self.data
-            .masking
-            .apply(MaskingParams::default())
-            .validate()
-            .map_err(|m| format!("`[data.masking]`: {m}"))?;
-        if self.data.prefetch == 0 {
-            return Err("`data.prefetch` must be at least 1".into());
-        }
-        if !(self.optimizer.learning_rate > 0.0 && self.optimizer.learning_rate.is_finite()) {
-            return Err(format!(
-                "`optimizer.learning_rate` is {}, expected a positive number",
-                self.optimizer.learning_rate
-            ));
-        }
-        for (key, b) in [
-            ("optimizer.beta1", self.optimizer.beta1),
-            ("optimizer.beta2", self.optimizer.beta2),
-        ] {
-            if !(0.0..1.0).contains(&b) {
-                return Err(format!("`{key}` is {b}, expected a value in [0, 1)"));
-            }
-        }
-        if self.optimizer.epsilon.is_nan() || self.optimizer.epsilon <= 0.0 {
-            return Err("`optimizer.epsilon` must be positive".into());
-        }
-        if self.optimizer.weight_decay.is_nan() || self.optimizer.weight_decay < 0.0 {
-            return Err("`optimizer.weight_decay` must be at least 0".into());
-        }
-        if self.train.max_grad_norm.is_nan() || self.train.max_grad_norm < 0.0 {
-            return Err("`train.max_grad_norm` must be at least 0 (0 disables clipping)".into());
-        }
-        if self.schedule.warmup_steps.is_some() && self.schedule.warmup_proportion.is_some() {
-            return Err(
-                "set only one of `schedule.warmup_steps` and `schedule.warmup_proportion`".into(),
-            );
-        }
-        if let Some(p) = self.schedule.warmup_proportion {
-            if !(0.0..1.0).contains(&p) {
-                return Err(format!(
-                    "`schedule.warmup_proportion` is {p}, expected a fraction in [0, 1)"
-                ));
-            }
-        }
-        if let Some(w) = self.schedule.warmup_steps {
-            if w >= self.train.steps {
-                return Err(format!(
-                    "`schedule.warmup_steps` ({w}) must be shorter than the run (`train.steps` = {})",
-                    self.train.steps
-                ));
-            }
-        }
-        if self.schedule.power.is_nan() || self.schedule.power <= 0.0 {
-            return Err("`schedule.power` must be positive".into());
-        }
-        if self.checkpoint.every == 0 {
-            return Err("`checkpoint.every` must be at least 1".into());
-        }
-        if self.checkpoint.keep == 0 {
-            return Err("`checkpoint.keep` must be at least 1".into());
-        }
-        if !(self.distributed.timeout_s.is_finite() && self.distributed.timeout_s > 0.0) {
-            return Err(format!(
-                "`distributed.timeout_s` must be a positive number of seconds, not {}",
-                self.distributed.timeout_s
-            ));
-        }
-        if self.eval.every == Some(0) {
-            return Err("`eval.every` must be at least 1".into());
-        }
-        if let Some(text) = self.eval.fill_mask.iter().find(|t| !t.contains("[MASK]")) {
-            return Err(format!(
-                "`eval.fill_mask`: \"{text}\" has no `[MASK]` to fill"
-            ));
-        }
-        if self.eval.batch_size == Some(0) {
-            return Err("`eval.batch_size` must be at least 1".into());
-        }
-        if self.train.log_every == 0 {
-            return Err("`train.log_every` must be at least 1".into());
-        }
-        if self.model.preset.is_some() && self.model.config.is_some() {
-            return Err("set only one of `model.preset` and `model.config`".into());
-        }
-        if self.model.preset.is_none()
-            && self.model.config.is_none()
-            && self.model.init_from.is_none()
-        {
-            return Err("set `model.preset` (tiny, mini, small, medium, base, large), `model.config` or `model.init_from`".into());
-        }
+        self.train.validate()?;
+        self.data.validate()?;
+        self.optimizer.validate()?;
+        self.schedule.validate(self.train.steps)?;
+        self.checkpoint.validate()?;
+        self.distributed.validate()?;
+        self.eval.validate()?;
+        self.model.validate()?;
         if let Some(t) = &self.tokenizer {
-            if t.inputs.is_empty() {
-                return Err(
-                    "table `[tokenizer]`: `inputs`: give at least one corpus file, folder or glob"
-                        .into(),
-                );
-            }
+            t.validate()?;
         }
         if let Some(p) = &self.prepare {
             p.validate()
@@ -716,68 +271,41 @@ impl RunConfig {
         Ok(())
     }
 
-    /// Warm-up steps after resolving the proportion (default 1% of the run).
-    pub fn warmup_steps(&self) -> u64 {
-        match (self.schedule.warmup_steps, self.schedule.warmup_proportion) {
-            (Some(w), _) => w,
-            (None, Some(p)) => (p * self.train.steps as f64).round() as u64,
-            (None, None) => self.train.steps / 100,
-        }
+    /// Opens the run's shards (`data.train`, `data.validation`), checked against its
+    /// `[prepare]` table (see [`ShardData::open`]).
+    pub fn open_shards(&self) -> Result<ShardData> {
+        ShardData::open(
+            &self.data,
+            self.prepare.as_ref(),
+            self.seed,
+            self.train.accumulation,
+        )
+    }
+
+    /// Runs the `[tokenizer]` and `[prepare]` tables when `data.train` holds no shards yet
+    /// (see [`pipeline::ensure_prepared`]).
+    pub fn ensure_prepared(&self, progress: bool) -> Result<PipelineReport> {
+        pipeline::ensure_prepared(
+            self.tokenizer.as_ref(),
+            self.prepare.as_ref(),
+            &self.data.train,
+            progress,
+        )
     }
 
     /// The model config: preset, `config.json` or `init_from`'s, then the overrides.
     /// `data_vocab_size` fills `vocab_size` when no override gives it.
     pub fn model_config(&self, data_vocab_size: usize) -> Result<BertConfig> {
-        let m = &self.model;
-        let bad = |message: String| TrainError::Config {
-            path: PathBuf::from("model"),
-            message,
-        };
-        let mut c = if let Some(name) = &m.preset {
-            let mut c =
-                BertConfig::preset(name).map_err(|e| bad(format!("`model.preset`: {e}")))?;
-            c.vocab_size = data_vocab_size;
-            c
-        } else if let Some(path) = &m.config {
-            BertConfig::load(path)?
-        } else if let Some(dir) = &m.init_from {
-            BertConfig::load(&dir.join(bert_model::hf::CONFIG_FILE))?
-        } else {
-            return Err(bad(
-                "no `model.preset`, `model.config` or `model.init_from`".into(),
-            ));
-        };
-        macro_rules! over {
-            ($($f:ident),*) => { $( if let Some(v) = m.$f { c.$f = v; } )* };
-        }
-        over!(
-            vocab_size,
-            hidden_size,
-            num_hidden_layers,
-            num_attention_heads,
-            intermediate_size,
-            hidden_act,
-            hidden_dropout_prob,
-            attention_probs_dropout_prob,
-            max_position_embeddings,
-            type_vocab_size,
-            initializer_range,
-            layer_norm_eps
-        );
-        c.validate().map_err(|e| bad(e.to_string()))?;
-        if c.vocab_size < data_vocab_size {
-            return Err(bad(format!(
-                "`model.vocab_size` ({}) is smaller than the data's vocabulary ({data_vocab_size})",
-                c.vocab_size
-            )));
-        }
-        Ok(c)
+        self.model.resolve(data_vocab_size)
     }
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use bert_data::TrainVocabOptions;
+    use bert_data::MaskingParams;
+    use bert_model::Activation;
 
     /// The smallest valid run config; other modules' tests extend it.
     pub(crate) const MINIMAL: &str = r#"
@@ -826,7 +354,7 @@ pub(crate) mod tests {
 
     #[test]
     fn data_masking_table_replaces_prepared_keys_and_is_checked() {
-        use bert_data::masking::MaskCount;
+        use bert_data::MaskCount;
         let c = parse(MINIMAL, &[]).unwrap();
         assert!(c.data.masking.is_empty());
         let c = parse(
@@ -866,7 +394,7 @@ pub(crate) mod tests {
         assert_eq!(c.optimizer.epsilon, 1e-6);
         assert_eq!(c.optimizer.weight_decay, 0.01);
         assert_eq!(c.train.max_grad_norm, 1.0);
-        assert_eq!(c.warmup_steps(), 1);
+        assert_eq!(c.schedule.warmup_steps(c.train.steps), 1);
         assert_eq!(c.out_dir, Path::new("cfg/runs/x"));
         assert_eq!(
             resolve_relative(Path::new("configs"), Path::new("../runs/q")),

@@ -16,13 +16,48 @@ pub enum TrainError {
     /// The model crate failed (loading, saving, bad weights).
     #[error(transparent)]
     Model(#[from] bert_model::ModelError),
-    /// The data crate failed (shards, loader).
-    #[error("data: {0}")]
-    Data(String),
-    /// A data step the run pipeline or fill-mask ran failed (vocabulary training, preparing,
-    /// reading a tokenizer); the data crate's message already says which file and why.
+    /// The data crate failed (shards, loader, vocabulary training, preparing, reading a
+    /// tokenizer); its message already says which file and why.
     #[error(transparent)]
-    DataStep(Box<bert_data::DataError>),
+    Data(Box<bert_data::DataError>),
+    /// A file could not be written or its folder synced.
+    #[error(transparent)]
+    Fs(#[from] bert_fsutil::FsError),
+    /// A [`DataProvider`](crate::DataProvider) outside this crate failed (its own words).
+    #[error("data: {0}")]
+    Provider(String),
+    /// The shards do not match the masking of the run config's `[prepare]` table.
+    #[error("{source}; `bert train` runs the [prepare] table only when `{}` does not exist: delete `{}` and it prepares the data again with this table", train.display(), out.display())]
+    PrepareTableMismatch {
+        /// What differs, naming the shard index.
+        source: Box<bert_data::DataError>,
+        /// `data.train`.
+        train: PathBuf,
+        /// The table's `out`.
+        out: PathBuf,
+    },
+    /// A shard folder has no instances to train on.
+    #[error("`{}` holds no instances", path.display())]
+    NoInstances {
+        /// The shard folder.
+        path: PathBuf,
+    },
+    /// A checkpoint's data cursor belongs to another kind of data.
+    #[error("checkpoint data cursor {cursor} is not a {kind} cursor{why}")]
+    Cursor {
+        /// The cursor as recorded.
+        cursor: String,
+        /// The data source that refused it.
+        kind: &'static str,
+        /// Why, when more can be said (starts with `: `).
+        why: String,
+    },
+    /// `bert plot` cannot draw: no steps yet, or a size out of range.
+    #[error("{0}")]
+    Plot(String),
+    /// The PNG encoder failed.
+    #[error("encoding the plot: {0}")]
+    Png(#[from] png::EncodingError),
     /// A data-parallel rank other than 0 found no shards (only rank 0 prepares them).
     #[error("`data.train` `{}` does not exist: prepare the data before starting ranks other than 0 (rank 0 prepares it when the config has a [prepare] table)", train.display())]
     NotPrepared {
@@ -59,9 +94,9 @@ pub enum TrainError {
         /// The damaged file.
         path: PathBuf,
         /// Size and checksum recorded at save.
-        expected: crate::checkpoint::FileDigest,
+        expected: crate::digest::FileDigest,
         /// Size and checksum found now.
-        actual: crate::checkpoint::FileDigest,
+        actual: crate::digest::FileDigest,
     },
     /// The optimiser file lacks moments of a parameter that had them when it was saved.
     #[error("checkpoint `{path}`: parameter `{parameter}` has no optimiser moment {moment}, so the file is damaged or was edited; it is not replaced by zero moments (`model.init_optimizer = \"fresh\"` starts new moments on purpose)")]
@@ -132,7 +167,7 @@ pub enum TrainError {
 impl From<bert_data::DataError> for TrainError {
     fn from(e: bert_data::DataError) -> Self {
         // Boxed: the data crate's error is large, and every `Result` of this crate carries it.
-        TrainError::DataStep(Box::new(e))
+        TrainError::Data(Box::new(e))
     }
 }
 
@@ -162,6 +197,7 @@ impl TrainError {
                 | TrainError::Checksum { .. }
                 | TrainError::MissingMoments { .. }
                 | TrainError::Io { .. }
+                | TrainError::Fs(_)
                 | TrainError::Model(_)
         )
     }

@@ -9,7 +9,7 @@
 
 use std::path::Path;
 
-use bert_data::tokenizer::{VocabTxtOptions, WordPieceTokenizer};
+use bert_data::{VocabTxtOptions, WordPieceTokenizer};
 use bert_model::{BertConfig, BertForPreTraining};
 use burn::tensor::backend::Backend;
 

@@ -4,7 +4,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
-use bert_model::fsutil::write_atomic;
+use bert_fsutil::write_atomic;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TrainError};
@@ -115,11 +115,6 @@ impl MetricsLog {
         self.file
             .write_all(line.as_bytes())
             .map_err(TrainError::io("appending to", &self.path))
-    }
-
-    /// Where the file is.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 }
 

@@ -19,68 +19,63 @@ pub enum OptimizerKind {
     Lamb,
 }
 
-/// Hyper-parameters of the optimiser (BERT's defaults).
+/// The `[optimizer]` table: hyper-parameters of the optimiser (BERT's defaults).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct OptimizerConfig {
     /// `adamw` or `lamb`.
-    #[serde(default = "default_kind")]
     pub kind: OptimizerKind,
     /// Peak learning rate (the schedule scales it).
-    #[serde(default = "default_lr")]
     pub learning_rate: f64,
     /// First-moment decay.
-    #[serde(default = "default_beta1")]
     pub beta1: f64,
     /// Second-moment decay.
-    #[serde(default = "default_beta2")]
     pub beta2: f64,
     /// Added to the second-moment root.
-    #[serde(default = "default_eps")]
     pub epsilon: f64,
     /// Decoupled weight decay, applied to linear weights and embeddings only (never to
     /// LayerNorm parameters or biases).
-    #[serde(default = "default_wd")]
     pub weight_decay: f64,
     /// Divide the moments by `1 - β^t` (PyTorch/HuggingFace AdamW, NVIDIA LAMB). The original
     /// TensorFlow BERT optimiser did not; set `false` to reproduce it.
-    #[serde(default = "default_true")]
     pub bias_correction: bool,
-}
-
-fn default_kind() -> OptimizerKind {
-    OptimizerKind::Adamw
-}
-fn default_lr() -> f64 {
-    1e-4
-}
-fn default_beta1() -> f64 {
-    0.9
-}
-fn default_beta2() -> f64 {
-    0.999
-}
-fn default_eps() -> f64 {
-    1e-6
-}
-fn default_wd() -> f64 {
-    0.01
-}
-fn default_true() -> bool {
-    true
 }
 
 impl Default for OptimizerConfig {
     fn default() -> Self {
         Self {
-            kind: default_kind(),
-            learning_rate: default_lr(),
-            beta1: default_beta1(),
-            beta2: default_beta2(),
-            epsilon: default_eps(),
-            weight_decay: default_wd(),
+            kind: OptimizerKind::Adamw,
+            learning_rate: 1e-4,
+            beta1: 0.9,
+            beta2: 0.999,
+            epsilon: 1e-6,
+            weight_decay: 0.01,
             bias_correction: true,
         }
+    }
+}
+
+impl OptimizerConfig {
+    /// Checks the values no run can use, naming the key.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
+            return Err(format!(
+                "`optimizer.learning_rate` is {}, expected a positive number",
+                self.learning_rate
+            ));
+        }
+        for (key, b) in [("optimizer.beta1", self.beta1), ("optimizer.beta2", self.beta2)] {
+            if !(0.0..1.0).contains(&b) {
+                return Err(format!("`{key}` is {b}, expected a value in [0, 1)"));
+            }
+        }
+        if self.epsilon.is_nan() || self.epsilon <= 0.0 {
+            return Err("`optimizer.epsilon` must be positive".into());
+        }
+        if self.weight_decay.is_nan() || self.weight_decay < 0.0 {
+            return Err("`optimizer.weight_decay` must be at least 0".into());
+        }
+        Ok(())
     }
 }
 

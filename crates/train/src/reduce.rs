@@ -1,4 +1,5 @@
-//! Reductions whose result does not depend on thread scheduling.
+//! Reductions whose result does not depend on thread scheduling, and the metric sums of an
+//! all-reduced vector.
 //!
 //! Burn's CPU backend sums a large tensor (4M elements or more) in parallel chunks and adds the
 //! partial sums in whatever order the thread pool finishes them, so the last bits of a global
@@ -6,6 +7,7 @@
 //! these helpers reduce rows first (each row summed by one thread, in order), then the short
 //! vector of row sums.
 
+use bert_model::PretrainingMetrics;
 use burn::tensor::{backend::Backend, Tensor};
 
 /// Elements per row when a long vector is folded into a matrix before summing.
@@ -36,6 +38,21 @@ pub fn sum_of_squares<B: Backend>(values: Tensor<B, 1>) -> Tensor<B, 1> {
 /// A tensor's values as f64, or why they could not be read back from the device.
 pub fn to_f64_vec<B: Backend, const D: usize>(t: Tensor<B, D>) -> Result<Vec<f64>, String> {
     bert_model::host_values(t, "a reduced tensor").map_err(|e| e.to_string())
+}
+
+/// The first [`PretrainingMetrics::SUMS`] values of an all-reduced vector, as
+/// [`PretrainingMetrics::set_sums`] takes them, or why there are too few.
+pub fn metric_sums(values: &[f64]) -> Result<[f64; PretrainingMetrics::SUMS], String> {
+    values
+        .get(..PretrainingMetrics::SUMS)
+        .and_then(|v| v.try_into().ok())
+        .ok_or_else(|| {
+            format!(
+                "the all-reduce returned {} metric values, expected {}",
+                values.len(),
+                PretrainingMetrics::SUMS
+            )
+        })
 }
 
 #[cfg(test)]

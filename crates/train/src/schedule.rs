@@ -68,6 +68,86 @@ impl Schedule {
     }
 }
 
+/// The `[schedule]` table: warm-up length and decay shape (the peak is
+/// `optimizer.learning_rate`, the end `train.steps`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScheduleSection {
+    /// Warm-up length in optimiser steps (default: 1% of the run, BERT used 10k of 1M).
+    pub warmup_steps: Option<u64>,
+    /// Warm-up as a fraction of the run (instead of `warmup_steps`).
+    pub warmup_proportion: Option<f64>,
+    /// Decay exponent (1 = linear).
+    pub power: f64,
+    /// `after_warmup` (HuggingFace: the decay runs from the peak over the steps after
+    /// warm-up) or `run` (Google's `polynomial_decay`, NVIDIA's `PolyWarmUpScheduler`: the
+    /// decay's progress counts from step 0, so warm-up ends below the peak).
+    pub decay_over: DecayOver,
+}
+
+impl Default for ScheduleSection {
+    fn default() -> Self {
+        Self {
+            warmup_steps: None,
+            warmup_proportion: None,
+            power: 1.0,
+            decay_over: DecayOver::default(),
+        }
+    }
+}
+
+impl ScheduleSection {
+    /// Checks the values no run of `total_steps` steps can use, naming the key.
+    pub fn validate(&self, total_steps: u64) -> Result<(), String> {
+        if self.warmup_steps.is_some() && self.warmup_proportion.is_some() {
+            return Err(
+                "set only one of `schedule.warmup_steps` and `schedule.warmup_proportion`".into(),
+            );
+        }
+        if let Some(p) = self.warmup_proportion {
+            if !(0.0..1.0).contains(&p) {
+                return Err(format!(
+                    "`schedule.warmup_proportion` is {p}, expected a fraction in [0, 1)"
+                ));
+            }
+        }
+        if let Some(w) = self.warmup_steps {
+            if w >= total_steps {
+                return Err(format!(
+                    "`schedule.warmup_steps` ({w}) must be shorter than the run (`train.steps` = {total_steps})"
+                ));
+            }
+        }
+        if self.power.is_nan() || self.power <= 0.0 {
+            return Err("`schedule.power` must be positive".into());
+        }
+        Ok(())
+    }
+
+    /// Warm-up steps of a run of `total_steps`, the proportion resolved (default 1%).
+    pub fn warmup_steps(&self, total_steps: u64) -> u64 {
+        match (self.warmup_steps, self.warmup_proportion) {
+            (Some(w), _) => w,
+            (None, Some(p)) => (p * total_steps as f64).round() as u64,
+            (None, None) => total_steps / 100,
+        }
+    }
+}
+
+impl Schedule {
+    /// The schedule a `[schedule]` table describes for a run of `total_steps` peaking at
+    /// `peak_lr`.
+    pub fn new(section: &ScheduleSection, peak_lr: f64, total_steps: u64) -> Self {
+        Self {
+            peak_lr,
+            warmup_steps: section.warmup_steps(total_steps),
+            total_steps,
+            power: section.power,
+            decay_over: section.decay_over,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,15 +1,97 @@
-//! The prepared shards (`bert prepare` output) as the loop's data source.
+//! The prepared shards (`bert prepare` output) as the loop's data source, and the `[data]`
+//! table that names them and says how they are batched.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use bert_data::loader::{Cursor, EvalLoader, LoaderConfig, ShardSet, TrainLoader};
-use bert_data::shard::INDEX_FILE;
-use bert_data::{DatasetHeader, HostBatch};
+use bert_data::{Cursor, EvalLoader, LoaderConfig, ShardSet, TrainLoader};
+use bert_data::INDEX_FILE;
+use bert_data::{DatasetHeader, HostBatch, MaskingParams, PrepareConfig};
+use serde::{Deserialize, Serialize};
 
-use crate::config::RunConfig;
 use crate::error::{Result, TrainError};
 use crate::provider::{DataFacts, DataProvider, TrainBatches};
+
+/// The `[data]` table: the prepared shards and how they are batched.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSection {
+    /// Training shard directory (from `bert prepare`).
+    pub train: PathBuf,
+    /// Validation shard directory; evaluation is skipped without it.
+    #[serde(default)]
+    pub validation: Option<PathBuf>,
+    /// Sequences per micro-batch on each device.
+    pub batch_size: usize,
+    /// Pad every batch to `max_seq_length` instead of to its longest row.
+    #[serde(default)]
+    pub pad_to_max_length: bool,
+    /// Batches prepared ahead on background threads.
+    #[serde(default = "DataSection::default_prefetch")]
+    pub prefetch: usize,
+    /// Masks the loader draws for dynamic shards, replacing the prepared settings key by key
+    /// (another rate or rule without preparing again). Refused for static shards.
+    #[serde(default)]
+    pub masking: MaskingOverride,
+}
+
+impl DataSection {
+    fn default_prefetch() -> usize {
+        4
+    }
+
+    /// Checks the values no run can use, naming the key.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.batch_size == 0 {
+            return Err("`data.batch_size` must be at least 1".into());
+        }
+        // The keys given, over valid defaults, through the masking's own range check.
+        self.masking
+            .apply(MaskingParams::default())
+            .validate()
+            .map_err(|m| format!("`[data.masking]`: {m}"))?;
+        if self.prefetch == 0 {
+            return Err("`data.prefetch` must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// `[data.masking]`: dynamic-masking settings that replace the ones the shards were prepared
+/// with; a key left out keeps the prepared value.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaskingOverride {
+    /// Fraction of tokens to predict (MosaicBERT: 0.3).
+    pub masked_lm_prob: Option<f64>,
+    /// Cap on predictions per sequence (`fixed` only).
+    pub max_predictions_per_seq: Option<usize>,
+    /// Mask all pieces of a word together.
+    pub whole_word_masking: Option<bool>,
+    /// `fixed` (Google's count) or `bernoulli` (each token with probability masked_lm_prob).
+    pub mask_count: Option<bert_data::MaskCount>,
+}
+
+impl MaskingOverride {
+    /// True when no key is set (the prepared masking applies).
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// `prepared` with the keys given here replaced.
+    pub fn apply(&self, prepared: MaskingParams) -> MaskingParams {
+        MaskingParams {
+            masked_lm_prob: self.masked_lm_prob.unwrap_or(prepared.masked_lm_prob),
+            max_predictions_per_seq: self
+                .max_predictions_per_seq
+                .unwrap_or(prepared.max_predictions_per_seq),
+            whole_word_masking: self
+                .whole_word_masking
+                .unwrap_or(prepared.whole_word_masking),
+            count: self.mask_count.unwrap_or(prepared.count),
+        }
+    }
+}
 
 /// Train (and validation) shard sets opened and checked against each other.
 #[derive(Clone)]
@@ -20,8 +102,8 @@ pub struct ShardData {
     facts: DataFacts,
 }
 
-fn data_err(e: impl std::fmt::Display) -> TrainError {
-    TrainError::Data(e.to_string())
+fn data_err(e: bert_data::DataError) -> TrainError {
+    TrainError::from(e)
 }
 
 /// The folder holding the tokenizer files of a split: the split folder or its parent.
@@ -36,73 +118,79 @@ fn tokenizer_dir(split: &Path) -> Option<PathBuf> {
 /// `bert train` runs the config's `[prepare]` table only when `data.train` does not exist yet,
 /// so a table edited after the shards were made would be ignored without a word: the masking
 /// it states must be the shards' masking.
-fn check_prepare_table(config: &RunConfig, header: &DatasetHeader) -> Result<()> {
-    let Some(recipe) = &config.prepare else {
+fn check_prepare_table(
+    data: &DataSection,
+    prepare: Option<&PrepareConfig>,
+    header: &DatasetHeader,
+) -> Result<()> {
+    let Some(recipe) = prepare else {
         return Ok(());
     };
     header
         .check_recipe(
-            &config.data.train.join(INDEX_FILE),
+            &data.train.join(INDEX_FILE),
             recipe,
             "the run config's [prepare] table",
         )
-        .map_err(|e| {
-            // The data crate's advice (`bert prepare`) is not what a `bert train` user does:
-            // say why the table was not applied and how to have it applied.
-            TrainError::Data(format!(
-                "{e}; `bert train` runs the [prepare] table only when `{}` does not exist: \
-                 delete `{}` and it prepares the data again with this table",
-                config.data.train.display(),
-                recipe.out.display()
-            ))
+        // The data crate's advice (`bert prepare`) is not what a `bert train` user does: the
+        // error says why the table was not applied and how to have it applied.
+        .map_err(|e| TrainError::PrepareTableMismatch {
+            source: Box::new(e),
+            train: data.train.clone(),
+            out: recipe.out.clone(),
         })
 }
 
 impl ShardData {
-    /// Opens `data.train` and `data.validation` of a run config (see
-    /// [`ShardSet::open`] for what is checked, and how much is read), and checks the training
-    /// set against the masking of the config's `[prepare]` table, if it has one.
-    pub fn open(config: &RunConfig) -> Result<Self> {
+    /// Opens `data.train` and `data.validation` (see [`ShardSet::open`] for what is checked,
+    /// and how much is read), and checks the training set against the masking of the run
+    /// config's `[prepare]` table, if it has one. `seed` orders the data; `accumulation` is
+    /// the micro-batches per optimiser step (`train.accumulation`).
+    pub fn open(
+        data: &DataSection,
+        prepare: Option<&PrepareConfig>,
+        seed: u64,
+        accumulation: usize,
+    ) -> Result<Self> {
         let masking = |set: ShardSet| -> Result<ShardSet> {
-            if config.data.masking.is_empty() {
+            if data.masking.is_empty() {
                 return Ok(set);
             }
-            let params = config.data.masking.apply(*set.masking());
+            let params = data.masking.apply(*set.masking());
             set.with_masking(params).map_err(data_err)
         };
         let train = Arc::new(masking(
-            ShardSet::open(&config.data.train, None).map_err(data_err)?,
+            ShardSet::open(&data.train, None).map_err(data_err)?,
         )?);
         let header = train.header().clone();
-        check_prepare_table(config, &header)?;
-        let validation = match &config.data.validation {
+        check_prepare_table(data, prepare, &header)?;
+        let validation = match &data.validation {
             Some(dir) => Some(Arc::new(masking(
                 ShardSet::open(dir, Some(&header.vocab_hash)).map_err(data_err)?,
             )?)),
             None => None,
         };
         let loader = LoaderConfig {
-            batch_size: config.data.batch_size,
-            seed: config.seed,
+            batch_size: data.batch_size,
+            seed,
             rank: 0,
             world_size: 1,
-            accumulation: config.train.accumulation,
-            prefetch: config.data.prefetch,
-            pad_to_max_seq_length: config.data.pad_to_max_length,
+            accumulation,
+            prefetch: data.prefetch,
+            pad_to_max_seq_length: data.pad_to_max_length,
             ..LoaderConfig::default()
         };
         if train.is_empty() {
-            return Err(TrainError::Data(format!(
-                "`{}` holds no instances",
-                config.data.train.display()
-            )));
+            return Err(TrainError::NoInstances {
+                path: data.train.clone(),
+            });
         }
         let facts = DataFacts {
             vocab_size: header.vocab_size,
             vocab_hash: header.vocab_hash.clone(),
             max_seq_length: header.max_seq_length,
             train_instances: header.instances,
-            tokenizer_dir: tokenizer_dir(&config.data.train),
+            tokenizer_dir: tokenizer_dir(&data.train),
         };
         Ok(Self {
             train,
@@ -142,10 +230,10 @@ impl DataProvider for ShardData {
 
     fn train(&self, cursor: Option<&serde_json::Value>) -> Result<Box<dyn TrainBatches + '_>> {
         let cursor: Cursor = match cursor {
-            Some(c) => serde_json::from_value(c.clone()).map_err(|e| {
-                TrainError::Data(format!(
-                    "checkpoint data cursor {c} is not a shard cursor: {e}"
-                ))
+            Some(c) => serde_json::from_value(c.clone()).map_err(|e| TrainError::Cursor {
+                cursor: c.to_string(),
+                kind: "shard",
+                why: format!(": {e}"),
             })?,
             None => Cursor::default(),
         };

@@ -1,17 +1,100 @@
 //! One optimiser step: micro-batches, accumulation, global-norm clipping, NaN guard, update.
 
 use bert_data::HostBatch;
-use bert_model::params::ParamMut;
-use bert_model::{BertForPreTraining, PretrainingBatch, PretrainingMetrics};
-use burn::module::Param;
+use bert_model::{BertForPreTraining, Precision, PretrainingBatch, PretrainingMetrics};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
 
 use serde::{Deserialize, Serialize};
 
-use crate::distributed::Replica;
-use crate::error::{Result, TrainError};
+use crate::collective::Replica;
+use crate::error::Result;
 use crate::optim::{Moments, Optimizer, ParamSlot};
+
+/// The `[train]` table: the length of the run and how each optimiser step is taken.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainSection {
+    /// Total optimiser steps; data epochs roll over inside the run.
+    pub steps: u64,
+    /// Micro-batches per optimiser step (global batch = batch_size × devices × accumulation).
+    #[serde(default = "TrainSection::default_accumulation")]
+    pub accumulation: usize,
+    /// Clip gradients by their global norm (over all parameters); `0` disables.
+    #[serde(default = "TrainSection::default_max_grad_norm")]
+    pub max_grad_norm: f64,
+    /// `stop` or `skip` on NaN/infinite loss or gradients.
+    #[serde(default = "TrainSection::default_nan_policy")]
+    pub nan_policy: NanPolicy,
+    /// With `skip`: stop after this many skipped steps in a row.
+    #[serde(default = "TrainSection::default_max_consecutive_skips")]
+    pub max_consecutive_skips: u32,
+    /// Log a line every N steps (metrics.jsonl gets every step).
+    #[serde(default = "TrainSection::default_log_every")]
+    pub log_every: u64,
+    /// Float type of the matrix products: `fp32` (default), `bf16` (the GPU choice: bf16
+    /// products with f32 accumulation, f32 weights, optimiser and norms) or `fp16` (adds
+    /// dynamic loss scaling). Checkpoints and exports are f32 whatever it is.
+    #[serde(default)]
+    pub precision: Precision,
+}
+
+// `steps` has no default, so the table cannot be `#[serde(default)]` as a whole: each default
+// is one function here, and nowhere else.
+impl TrainSection {
+    fn default_accumulation() -> usize {
+        1
+    }
+    fn default_max_grad_norm() -> f64 {
+        1.0
+    }
+    fn default_nan_policy() -> NanPolicy {
+        NanPolicy::Stop
+    }
+    fn default_max_consecutive_skips() -> u32 {
+        5
+    }
+    fn default_log_every() -> u64 {
+        1
+    }
+
+    /// Checks the values no run can use, naming the key.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.steps == 0 {
+            return Err("`train.steps` must be at least 1".into());
+        }
+        if self.accumulation == 0 {
+            return Err("`train.accumulation` must be at least 1".into());
+        }
+        if self.max_grad_norm.is_nan() || self.max_grad_norm < 0.0 {
+            return Err("`train.max_grad_norm` must be at least 0 (0 disables clipping)".into());
+        }
+        if self.log_every == 0 {
+            return Err("`train.log_every` must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// What to do when the loss or the gradients are NaN or infinite.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NanPolicy {
+    /// Stop the run; the last good checkpoint stays the newest.
+    Stop,
+    /// Skip the update, count it, and stop after `max_consecutive_skips` in a row.
+    Skip,
+}
+
+impl NanPolicy {
+    /// The name used in the config.
+    pub fn name(self) -> &'static str {
+        match self {
+            NanPolicy::Stop => "stop",
+            NanPolicy::Skip => "skip",
+        }
+    }
+}
 
 /// Dynamic loss scaling for fp16, as `torch.amp.GradScaler` does it: the loss is multiplied by
 /// `scale` before the backward pass so that small gradients survive in fp16; a step whose
@@ -160,6 +243,10 @@ impl<B: AutodiffBackend> TrainState<B> {
     /// of rank `r` is micro-batch `i·N + r` of the global step (its dropout stream and its data
     /// position), which makes a run resumed with another number of ranks and the same global
     /// batch continue the same way.
+    ///
+    /// The stages: count the step's masked tokens and rows (over all ranks), accumulate the
+    /// micro-batches' gradients, sum them over the ranks, take the global norm, then unscale
+    /// and clip and apply the update (or skip it when a value is not finite).
     pub fn step_replicated(
         &mut self,
         micro_batches: &[HostBatch],
@@ -170,63 +257,91 @@ impl<B: AutodiffBackend> TrainState<B> {
         replica: Option<&Replica<B::InnerBackend>>,
     ) -> Result<StepOutcome> {
         let replica = replica.filter(|r| r.world_size() > 1);
-        let (rank, world) = replica.map_or((0, 1), |r| (r.rank(), r.world_size()));
-        // Normalise by the whole step's counts, so N micro-batches equal one big batch exactly.
-        let mut total_weight: f64 = micro_batches
-            .iter()
-            .map(|b| b.masked_weights.iter().map(|&w| w as f64).sum::<f64>())
-            .sum();
-        let mut total_rows: usize = micro_batches.iter().map(|b| b.batch_size).sum();
         let mut comm_s = replica.map(|_| 0.0);
-        if let Some(r) = replica {
-            let t0 = std::time::Instant::now();
-            let summed =
-                r.all_reduce_values(&[total_weight, total_rows as f64], device, "step counts")?;
-            total_weight = summed[0];
-            total_rows = summed[1].round() as usize;
-            comm_s = Some(t0.elapsed().as_secs_f64());
-        }
-        let mut acc: Vec<Option<Tensor<B::InnerBackend, 1>>> = vec![None; self.moments.len()];
-        let mut sums = PretrainingMetrics::default();
-        let mut tokens = 0;
+        let counts = timed(&mut comm_s, || StepCounts::of(micro_batches, replica, device))?;
         let loss_scale = self.loss_scaler.as_ref().map(|s| s.scale);
         let scale_factor = loss_scale.unwrap_or(1.0);
+        let mut acc =
+            self.accumulate(micro_batches, &counts, scale_factor, dropout_seed, device, replica);
+        if let Some(r) = replica {
+            timed(&mut comm_s, || self.all_reduce_gradients(r, &mut acc, device))?;
+        }
+        acc.sums.loss = acc.sums.mlm_loss + acc.sums.nsp_loss;
+        // The gradients are `scale_factor` times the true ones; their norm is unscaled here and
+        // the unscaling folded into the clipping factor (one multiply per tensor).
+        let grad_norm = global_norm(&acc.grads) / scale_factor;
+        let finite = acc.sums.loss.is_finite() && grad_norm.is_finite();
+        let mut overflow = false;
+        if let Some(scaler) = self.loss_scaler.as_mut() {
+            overflow = !finite && scaler.scale > LossScaler::MIN_SCALE;
+            scaler.update(finite);
+        }
+        if finite {
+            let grad_scale = clip_factor(grad_norm, max_grad_norm) / scale_factor;
+            self.apply(acc.grads, grad_scale, lr);
+        }
+        Ok(StepOutcome {
+            metrics: acc.sums,
+            grad_norm,
+            applied: finite,
+            loss_scale,
+            overflow,
+            comm_s,
+            sequences: counts.rows,
+            tokens: acc.tokens,
+        })
+    }
+
+    /// Forward and backward over each micro-batch, each loss weighted by its share of the
+    /// step's counts (and multiplied by the loss scale), its gradients added to the step's.
+    fn accumulate(
+        &mut self,
+        micro_batches: &[HostBatch],
+        counts: &StepCounts,
+        scale_factor: f64,
+        dropout_seed: u64,
+        device: &B::Device,
+        replica: Option<&Replica<B::InnerBackend>>,
+    ) -> Accumulated<B::InnerBackend> {
+        let (rank, world) = replica.map_or((0, 1), |r| (r.rank(), r.world_size()));
+        let mut acc = Accumulated {
+            grads: vec![None; self.moments.len()],
+            sums: PretrainingMetrics::default(),
+            tokens: 0,
+        };
         for (i, host) in micro_batches.iter().enumerate() {
             let micro_seed = bert_rng::mix_seed(&[dropout_seed, (i * world + rank) as u64]);
             B::seed(device, micro_seed);
-            bert_model::dropout::seed(micro_seed);
+            bert_model::seed_dropout(micro_seed);
             let batch_weight: f64 = host.masked_weights.iter().map(|&w| w as f64).sum();
-            let mlm_share = if total_weight > 0.0 {
-                batch_weight / total_weight
+            let mlm_share = if counts.weight > 0.0 {
+                batch_weight / counts.weight
             } else {
                 0.0
             };
-            let nsp_share = host.batch_size as f64 / total_rows as f64;
+            let nsp_share = host.batch_size as f64 / counts.rows as f64;
             let out = self
                 .model
                 .forward_pretraining(batch_to_device(host, device));
             let loss = out.mlm_loss.clone().mul_scalar(mlm_share)
                 + out.nsp_loss.clone().mul_scalar(nsp_share);
             let m = out.metrics();
+            let sums = &mut acc.sums;
             sums.mlm_loss += m.mlm_loss * mlm_share;
             sums.nsp_loss += m.nsp_loss * nsp_share;
             sums.mlm_correct += m.mlm_correct;
             sums.mlm_total += m.mlm_total;
             sums.nsp_correct += m.nsp_correct;
             sums.nsp_total += m.nsp_total;
-            tokens += host.real_tokens();
+            acc.tokens += host.real_tokens();
             let loss = if scale_factor != 1.0 {
                 loss.mul_scalar(scale_factor)
             } else {
                 loss
             };
             let grads = loss.backward();
-            for (slot, row) in acc.iter_mut().zip(self.model.named_params_mut()) {
-                let g = match row.param {
-                    ParamMut::D1(p) => p.grad(&grads).map(|g| g.reshape([-1])),
-                    ParamMut::D2(p) => p.grad(&grads).map(|g| g.reshape([-1])),
-                };
-                if let Some(g) = g {
+            for (slot, row) in acc.grads.iter_mut().zip(self.model.named_params_mut()) {
+                if let Some(g) = row.param.grad_flat(&grads) {
                     *slot = Some(match slot.take() {
                         Some(a) => a + g,
                         None => g,
@@ -234,98 +349,34 @@ impl<B: AutodiffBackend> TrainState<B> {
                 }
             }
         }
-        if let Some(r) = replica {
-            let t0 = std::time::Instant::now();
-            self.all_reduce_gradients(r, &mut acc, &mut sums, &mut tokens, device)?;
-            comm_s = comm_s.map(|c| c + t0.elapsed().as_secs_f64());
-        }
-        sums.loss = sums.mlm_loss + sums.nsp_loss;
+        acc
+    }
 
-        let sq: Vec<Tensor<B::InnerBackend, 1>> = acc
-            .iter()
-            .flatten()
-            .map(|g| crate::reduce::sum_of_squares(g.clone()))
-            .collect();
-        // The gradients are `scale_factor` times the true ones; their norm is unscaled here and
-        // the unscaling folded into the clipping factor below (one multiply per tensor).
-        let grad_norm = if sq.is_empty() {
-            0.0
-        } else {
-            Tensor::cat(sq, 0).sum().into_scalar_f64().sqrt() / scale_factor
-        };
-        let finite = sums.loss.is_finite() && grad_norm.is_finite();
-        let mut overflow = false;
-        if let Some(scaler) = self.loss_scaler.as_mut() {
-            overflow = !finite && scaler.scale > LossScaler::MIN_SCALE;
-            scaler.update(finite);
-        }
-        let outcome = |applied| StepOutcome {
-            metrics: sums,
-            grad_norm,
-            applied,
-            loss_scale,
-            overflow,
-            comm_s,
-            sequences: total_rows,
-            tokens,
-        };
-        if !finite {
-            return Ok(outcome(false));
-        }
-        let clip = if max_grad_norm > 0.0 && grad_norm > max_grad_norm {
-            max_grad_norm / (grad_norm + 1e-6)
-        } else {
-            1.0
-        };
-        let scale = clip / scale_factor;
-
+    /// The optimiser's update of every parameter that has a gradient, the gradient first
+    /// multiplied by `grad_scale` (clipping and loss-scale removal in one factor).
+    fn apply(&mut self, grads: Vec<Option<Tensor<B::InnerBackend, 1>>>, grad_scale: f64, lr: f64) {
         let optimizer = &self.optimizer;
-        for ((row, grad), moments) in self
+        for ((mut row, grad), moments) in self
             .model
             .named_params_mut()
             .into_iter()
-            .zip(acc)
+            .zip(grads)
             .zip(self.moments.iter_mut())
         {
             let Some(grad) = grad else { continue };
-            let decay = row.kind.decays();
-            match row.param {
-                ParamMut::D1(p) => {
-                    let value = p.val().inner();
-                    let new = optimizer.update(
-                        ParamSlot {
-                            value,
-                            grad,
-                            grad_scale: scale,
-                            decay,
-                            moments,
-                        },
-                        lr,
-                    );
-                    *p = Param::initialized(p.id, Tensor::from_inner(new).require_grad());
-                }
-                ParamMut::D2(p) => {
-                    let value = p.val().inner();
-                    let dims = value.dims();
-                    let new = optimizer.update(
-                        ParamSlot {
-                            value: value.reshape([-1]),
-                            grad,
-                            grad_scale: scale,
-                            decay,
-                            moments,
-                        },
-                        lr,
-                    );
-                    *p = Param::initialized(
-                        p.id,
-                        Tensor::from_inner(new.reshape(dims)).require_grad(),
-                    );
-                }
-            }
+            let new = optimizer.update(
+                ParamSlot {
+                    value: row.param.flat().inner(),
+                    grad,
+                    grad_scale,
+                    decay: row.kind.decays(),
+                    moments,
+                },
+                lr,
+            );
+            row.param.set_flat(Tensor::from_inner(new));
         }
         self.optimizer.finish_step();
-        Ok(outcome(true))
     }
 
     /// Sums the accumulated gradients, metric sums and token count over the ranks with one
@@ -334,23 +385,19 @@ impl<B: AutodiffBackend> TrainState<B> {
     fn all_reduce_gradients(
         &mut self,
         replica: &Replica<B::InnerBackend>,
-        acc: &mut [Option<Tensor<B::InnerBackend, 1>>],
-        sums: &mut PretrainingMetrics,
-        tokens: &mut usize,
+        acc: &mut Accumulated<B::InnerBackend>,
         device: &B::Device,
     ) -> Result<()> {
         let sizes: Vec<usize> = self
             .model
             .named_params_mut()
-            .into_iter()
-            .map(|row| match row.param {
-                ParamMut::D1(p) => p.shape().num_elements(),
-                ParamMut::D2(p) => p.shape().num_elements(),
-            })
+            .iter()
+            .map(|row| row.param.num_elements())
             .collect();
-        let mut metrics = sums.sums().to_vec();
-        metrics.push(*tokens as f64);
+        let mut metrics = acc.sums.sums().to_vec();
+        metrics.push(acc.tokens as f64);
         let mut parts: Vec<Tensor<B::InnerBackend, 1>> = acc
+            .grads
             .iter_mut()
             .zip(&sizes)
             // A parameter without a gradient on this rank still takes part, as zeros, so that
@@ -367,21 +414,92 @@ impl<B: AutodiffBackend> TrainState<B> {
         let flat = replica.all_reduce_sum(Tensor::cat(parts, 0), "gradient all-reduce")?;
         let total: usize = sizes.iter().sum();
         let mut offset = 0;
-        for (slot, &n) in acc.iter_mut().zip(&sizes) {
+        for (slot, &n) in acc.grads.iter_mut().zip(&sizes) {
             *slot = Some(flat.clone().narrow(0, offset, n));
             offset += n;
         }
-        let m = crate::reduce::to_f64_vec(flat.narrow(0, total, metrics.len())).map_err(|e| {
-            TrainError::Distributed {
-                rank: replica.rank(),
-                world_size: replica.world_size(),
-                message: format!("gradient all-reduce: {e}"),
-            }
-        })?;
+        let m = crate::reduce::to_f64_vec(flat.narrow(0, total, metrics.len()))
+            .map_err(|e| replica.error(format!("gradient all-reduce: {e}")))?;
         let n = PretrainingMetrics::SUMS;
-        sums.set_sums(&crate::run::sums_of(&m[..n], replica)?);
-        *tokens = m[n].round() as usize;
+        acc.sums
+            .set_sums(&crate::reduce::metric_sums(&m[..n]).map_err(|m| replica.error(m))?);
+        acc.tokens = m[n].round() as usize;
         Ok(())
+    }
+}
+
+/// The counts a step's losses are normalised by, over all ranks: N micro-batches then equal
+/// one big batch exactly.
+struct StepCounts {
+    /// Masked-token weight of the whole step.
+    weight: f64,
+    /// Rows (sequences) of the whole step.
+    rows: usize,
+}
+
+impl StepCounts {
+    fn of<B: Backend>(
+        micro_batches: &[HostBatch],
+        replica: Option<&Replica<B>>,
+        device: &B::Device,
+    ) -> Result<Self> {
+        let weight: f64 = micro_batches
+            .iter()
+            .map(|b| b.masked_weights.iter().map(|&w| w as f64).sum::<f64>())
+            .sum();
+        let rows: usize = micro_batches.iter().map(|b| b.batch_size).sum();
+        let Some(r) = replica else {
+            return Ok(Self { weight, rows });
+        };
+        let summed = r.all_reduce_values(&[weight, rows as f64], device, "step counts")?;
+        Ok(Self {
+            weight: summed[0],
+            rows: summed[1].round() as usize,
+        })
+    }
+}
+
+/// What the micro-batches of a step add up to.
+struct Accumulated<B: Backend> {
+    /// Summed gradient per parameter (the naming table's order), flattened.
+    grads: Vec<Option<Tensor<B, 1>>>,
+    /// Loss and count sums (losses weighted like the gradient).
+    sums: PretrainingMetrics,
+    /// Real tokens.
+    tokens: usize,
+}
+
+/// Runs `f`, adding its seconds to `seconds` when that counts them (data-parallel steps).
+fn timed<T>(seconds: &mut Option<f64>, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    let t0 = std::time::Instant::now();
+    let out = f();
+    if let Some(s) = seconds.as_mut() {
+        *s += t0.elapsed().as_secs_f64();
+    }
+    out
+}
+
+/// The global gradient norm: the square root of every tensor's sum of squares, added up.
+fn global_norm<B: Backend>(grads: &[Option<Tensor<B, 1>>]) -> f64 {
+    let sq: Vec<Tensor<B, 1>> = grads
+        .iter()
+        .flatten()
+        .map(|g| crate::reduce::sum_of_squares(g.clone()))
+        .collect();
+    if sq.is_empty() {
+        0.0
+    } else {
+        Tensor::cat(sq, 0).sum().into_scalar_f64().sqrt()
+    }
+}
+
+/// The factor that brings a gradient of norm `grad_norm` down to `max_grad_norm` (1 when it is
+/// below, or clipping is off).
+fn clip_factor(grad_norm: f64, max_grad_norm: f64) -> f64 {
+    if max_grad_norm > 0.0 && grad_norm > max_grad_norm {
+        max_grad_norm / (grad_norm + 1e-6)
+    } else {
+        1.0
     }
 }
 

@@ -112,8 +112,10 @@ impl DataProvider for SyntheticData {
             Some(c) => c
                 .get("synthetic_batch")
                 .and_then(|v| v.as_u64())
-                .ok_or_else(|| {
-                    TrainError::Data(format!("cursor {c} is not a synthetic-data cursor"))
+                .ok_or_else(|| TrainError::Cursor {
+                    cursor: c.to_string(),
+                    kind: "synthetic-data",
+                    why: String::new(),
                 })?,
         };
         Ok(Box::new(SyntheticStream { data: self, next }))

@@ -23,17 +23,9 @@ pub fn detect_format(path: &Path, format: InputFormat) -> InputFormat {
 }
 
 /// Expands inputs (files, directories, globs) into a sorted, de-duplicated file list per input,
-/// in the order the inputs were given. Hidden files (starting with `.`) inside directories are
-/// ignored. An input that matches nothing is an error.
-pub fn expand_inputs(inputs: &[String]) -> Result<Vec<PathBuf>> {
-    Ok(expand_inputs_indexed(inputs)?
-        .into_iter()
-        .map(|(path, _)| path)
-        .collect())
-}
-
-/// As [`expand_inputs`], each file with the position of the input it came from (the first
-/// one, when inputs overlap).
+/// in the order the inputs were given, each file with the position of the input it came from
+/// (the first one, when inputs overlap). Hidden files (starting with `.`) inside directories
+/// are ignored. An input that matches nothing is an error.
 pub fn expand_inputs_indexed(inputs: &[String]) -> Result<Vec<(PathBuf, usize)>> {
     if inputs.is_empty() {
         return Err(DataError::Config("no inputs given".into()));

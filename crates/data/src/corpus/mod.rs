@@ -26,9 +26,7 @@ mod reader;
 mod text;
 
 pub use crate::record::RawDocument;
-pub use inputs::{detect_format, expand_inputs, expand_inputs_indexed};
 pub use reader::CorpusReader;
-pub use text::paragraphs_of;
 
 /// How records are laid out in an input file.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -16,7 +16,7 @@ use rayon::prelude::*;
 use super::{tokenize_paragraph, write_tokenizer_files, PrepareConfig, PrepareReport};
 use crate::corpus::{CorpusReader, CorpusStats, RawDocument};
 use crate::error::{DataError, Result};
-use crate::fsutil::write_atomic;
+use bert_fsutil::write_atomic;
 use crate::instances::{
     create_instances_from_document, DocInstances, DocPool, InstanceParams, TokenizedDoc,
 };
@@ -286,7 +286,8 @@ impl<'a> Job<'a> {
             serde_json::to_string_pretty(&top)
                 .unwrap_or_default()
                 .as_bytes(),
-        )
+        )?;
+        Ok(())
     }
 }
 

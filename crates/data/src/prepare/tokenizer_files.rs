@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use crate::error::{DataError, Result};
-use crate::fsutil::write_atomic;
+use bert_fsutil::write_atomic;
 use crate::tokenizer::{TokenizerSource, WordPieceTokenizer};
 
 /// Writes the tokenizer as HuggingFace expects it beside a model into `dir`: `vocab.txt`,

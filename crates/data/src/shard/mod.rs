@@ -21,11 +21,7 @@ mod reader;
 mod verify;
 mod writer;
 
-pub use checksum::shard_checksum;
-pub use format::{
-    shard_file_name, DatasetHeader, MaskingMode, ShardEntry, FORMAT_NAME, FORMAT_VERSION,
-    INDEX_FILE,
-};
+pub use format::{DatasetHeader, MaskingMode, ShardEntry, FORMAT_NAME, FORMAT_VERSION, INDEX_FILE};
 pub use index::DatasetIndex;
 pub use reader::ShardReader;
 pub use writer::ShardWriter;

@@ -40,14 +40,6 @@ pub struct ShardReader {
 }
 
 impl ShardReader {
-    /// Maps a shard and runs every check: [`open_header`](Self::open_header)'s, then
-    /// [`verify`](Self::verify)'s (which reads the whole file).
-    pub fn open(path: &Path, header: &DatasetHeader) -> Result<Self> {
-        let reader = Self::open_header(path, header)?;
-        reader.verify(header, None)?;
-        Ok(reader)
-    }
-
     /// Maps a shard and runs the checks that read only its header: safetensors structure
     /// (catches truncation), format name and version, vocabulary hash, the recorded facts
     /// against the set's `header` (split, sequence length, vocabulary size, masking mode and
@@ -218,19 +210,9 @@ impl ShardReader {
         self.instances
     }
 
-    /// True for a shard without instances.
-    pub fn is_empty(&self) -> bool {
-        self.instances == 0
-    }
-
     /// Tokens in this shard.
     pub fn tokens(&self) -> usize {
         self.tokens
-    }
-
-    /// Length of instance `i` (panics-free: callers index within `len()`).
-    pub fn instance_len(&self, i: usize) -> usize {
-        (self.u64_at(self.offsets, i + 1) - self.u64_at(self.offsets, i)) as usize
     }
 
     /// Decodes instance `i` (`i < len()`).

@@ -24,11 +24,13 @@ mod flex;
 pub mod kernels;
 mod math;
 
-use std::any::{Any, TypeId};
+use std::any::Any;
 use std::sync::OnceLock;
 
 use burn::backend::flex::FlexTensor;
 use burn::backend::{Autodiff, Flex};
+
+use crate::backend::FlexKind;
 use burn::nn::LayerNorm;
 use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::backend::Backend;
@@ -214,13 +216,9 @@ impl Route {
         if !f32_inputs || !enabled(op) {
             return None;
         }
-        let id = TypeId::of::<B>();
-        if id == TypeId::of::<Flex>() {
-            Some(Route::Flex)
-        } else if id == TypeId::of::<Autodiff<Flex>>() {
-            Some(Route::AutodiffFlex)
-        } else {
-            None
+        match crate::backend::flex_kind::<B>()? {
+            FlexKind::Bare => Some(Route::Flex),
+            FlexKind::Autodiff => Some(Route::AutodiffFlex),
         }
     }
 }

@@ -19,7 +19,7 @@ mod ticks;
 
 use std::path::Path;
 
-use bert_model::fsutil::write_atomic;
+use bert_fsutil::write_atomic;
 
 use crate::error::{Result, TrainError};
 use crate::metrics::{read_metrics, EvalRecord, StepRecord};
@@ -100,7 +100,7 @@ pub fn plot_run(run_dir: &Path, out: &Path, options: &PlotOptions) -> Result<Plo
     let path = run_dir.join("metrics.jsonl");
     let (steps, evals) = read_metrics(&path)?;
     if steps.is_empty() {
-        return Err(TrainError::Data(format!(
+        return Err(TrainError::Plot(format!(
             "no training steps in {}: has the run started?",
             path.display()
         )));
@@ -127,13 +127,13 @@ fn render(
 ) -> Result<(Vec<u8>, PlotSummary)> {
     let (w, h) = (options.width, options.height);
     if w < MIN_SIZE.0 || h < MIN_SIZE.1 || w > MAX_SIDE || h > MAX_SIDE {
-        return Err(TrainError::Data(format!(
+        return Err(TrainError::Plot(format!(
             "plot size {w}x{h} is outside {}x{}..={MAX_SIDE}x{MAX_SIDE}",
             MIN_SIZE.0, MIN_SIZE.1
         )));
     }
     if steps.is_empty() {
-        return Err(TrainError::Data("no training steps to plot".into()));
+        return Err(TrainError::Plot("no training steps to plot".into()));
     }
     // A resumed run's file is already in order, but a sort costs nothing and keeps lines from
     // zig-zagging if records were ever appended out of order.

@@ -224,7 +224,7 @@ impl Canvas {
     }
 
     pub(super) fn encode_png(&self) -> Result<Vec<u8>> {
-        let err = |e: png::EncodingError| TrainError::Data(format!("encoding the plot: {e}"));
+        let err = TrainError::Png;
         let mut bytes = Vec::new();
         let mut encoder = png::Encoder::new(&mut bytes, self.w as u32, self.h as u32);
         encoder.set_color(png::ColorType::Rgb);

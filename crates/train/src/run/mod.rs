@@ -3,10 +3,9 @@
 //! One module per job, in the order a run goes through them: `setup` (checks, the run
 //! directory and the starting state), `resume` (the newest intact checkpoint of the same run)
 //! or `init` (`model.init_from`, or fresh weights), `step_loop` (steps, logs, evaluations,
-//! checkpoints), `nan` (skipped updates and the NaN policy) and `eval` (evaluation). This
-//! module holds the entry points and what they return.
+//! checkpoints) and `nan` (skipped updates and the NaN policy); evaluation itself is
+//! [`crate::eval`]. This module holds the entry points and what they return.
 
-mod eval;
 mod init;
 mod nan;
 mod resume;
@@ -15,11 +14,11 @@ mod step_loop;
 
 use std::path::PathBuf;
 
-use bert_model::{save_model_dir, BertConfig};
+use bert_model::save_model_dir;
 use burn::tensor::backend::AutodiffBackend;
 
 use crate::config::RunConfig;
-use crate::distributed::Replica;
+use crate::collective::Replica;
 use crate::error::Result;
 use crate::metrics::EvalRecord;
 use crate::provider::DataProvider;
@@ -27,8 +26,6 @@ use crate::step::TrainState;
 use setup::RunContext;
 use step_loop::run_steps;
 
-pub(crate) use eval::sums_of;
-pub use eval::{evaluate, evaluate_replicated};
 pub use setup::check_data_fits_model;
 
 /// How the run ended.
@@ -118,9 +115,4 @@ fn export<B: AutodiffBackend>(
             None => None,
         },
     )
-}
-
-/// The model config a run will train (for commands that need it before training).
-pub fn resolved_model_config(config: &RunConfig, data: &dyn DataProvider) -> Result<BertConfig> {
-    config.model_config(data.facts().vocab_size)
 }

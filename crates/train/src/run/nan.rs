@@ -5,7 +5,8 @@
 use std::path::PathBuf;
 
 use crate::checkpoint::TrainerState;
-use crate::config::{NanPolicy, RunConfig};
+use crate::config::RunConfig;
+use crate::step::NanPolicy;
 use crate::error::{Result, TrainError};
 use crate::step::{LossScaler, StepOutcome};
 

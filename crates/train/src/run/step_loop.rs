@@ -7,7 +7,7 @@ use std::time::Instant;
 use bert_data::HostBatch;
 use burn::tensor::backend::AutodiffBackend;
 
-use super::eval::evaluate_replicated;
+use crate::eval::evaluate_replicated;
 use super::nan::account_skips;
 use super::setup::{RunContext, Started};
 use crate::checkpoint::{self, TrainerState};
@@ -70,13 +70,11 @@ pub(super) fn run_steps<'r, B: AutodiffBackend>(
         state,
         resumed_from,
     } = start;
-    let schedule = Schedule {
-        peak_lr: config.optimizer.learning_rate,
-        warmup_steps: config.warmup_steps(),
-        total_steps: config.train.steps,
-        power: config.schedule.power,
-        decay_over: config.schedule.decay_over,
-    };
+    let schedule = Schedule::new(
+        &config.schedule,
+        config.optimizer.learning_rate,
+        config.train.steps,
+    );
     let log = if ctx.writer {
         Some(MetricsLog::open(&config.out_dir, trainer_state.step)?)
     } else {

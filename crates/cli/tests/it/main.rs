@@ -1,0 +1,10 @@
+//! The `bert` binary's integration tests, in one binary: the commands as users run them, with
+//! their outputs and errors (`cli`, `data_cli`), the whole pipeline from tokenizer to forward
+//! and the exact resume after SIGKILL (`train_cli`), and every shipped config (`configs`).
+
+mod support;
+
+mod cli;
+mod configs;
+mod data_cli;
+mod train_cli;
