@@ -10,10 +10,10 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bert_data::corpus::{CorpusOptions, CorpusReader};
 use bert_data::split_sentences;
-use bert_data::tokenizer::{VocabTxtOptions, WordPieceTokenizer};
 use bert_data::{prepare, Cursor, LoaderConfig, MaskingMode, PrepareConfig, ShardSet, TrainLoader};
+use bert_data::{CorpusOptions, CorpusReader};
+use bert_data::{VocabTxtOptions, WordPieceTokenizer};
 use rayon::prelude::*;
 
 fn shared() -> Option<PathBuf> {

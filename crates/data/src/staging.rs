@@ -13,8 +13,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::error::{io_err, DataError, Result};
-use bert_fsutil::{create_dir_all, sync_dir, temp_sibling};
 use crate::shard::INDEX_FILE;
+use bert_fsutil::{create_dir_all, sync_dir, temp_sibling};
 
 /// Staging folder name inside an existing output, before the `-<pid>` suffix.
 const INSIDE_PREFIX: &str = ".prepare.tmp-";

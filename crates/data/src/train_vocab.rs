@@ -23,9 +23,9 @@ use tokenizers::{
 
 use crate::corpus::{CorpusOptions, CorpusReader};
 use crate::error::{DataError, Result};
-use bert_fsutil::{create_dir_all, write_atomic};
 use crate::tokenizer::{VocabTxtOptions, WordPieceTokenizer, SPECIAL_TOKENS};
 use crate::wordpiece_learn::{learn, LearnOptions, CONTINUATION};
+use bert_fsutil::{create_dir_all, write_atomic};
 
 /// What to train.
 #[derive(Clone, Debug)]

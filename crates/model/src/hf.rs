@@ -11,9 +11,9 @@ use safetensors::{Dtype, SafeTensors};
 
 use crate::config::BertConfig;
 use crate::error::{ModelError, Result};
-use bert_fsutil::{create_dir_all, write_atomic};
 use crate::model::BertForPreTraining;
 use crate::params::{ParamGroup, ParamKind};
+use bert_fsutil::{create_dir_all, write_atomic};
 
 /// Name of the weights file inside a model folder.
 pub const WEIGHTS_FILE: &str = "model.safetensors";
@@ -284,7 +284,10 @@ fn model_from_tensors<B: Backend>(
             loaded.values
         };
         let n = values.len();
-        param.set_flat(Tensor::<B, 1>::from_data(TensorData::new(values, [n]), device));
+        param.set_flat(Tensor::<B, 1>::from_data(
+            TensorData::new(values, [n]),
+            device,
+        ));
     }
     if let Some(decoder) = tensors.get("cls.predictions.decoder.weight") {
         let word: Vec<f32> =

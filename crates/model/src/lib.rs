@@ -33,9 +33,10 @@ mod params;
 mod precision;
 mod pretraining;
 
+pub use activation::gelu_erf;
 pub use config::{Activation, BertConfig, PRESETS};
-pub use error::{ModelError, Result};
 pub use dropout::seed_dropout;
+pub use error::{ModelError, Result};
 pub use hf::{
     load_model_dir, save_model_dir, LoadReport, SourceLayout, CONFIG_FILE, TOKENIZER_FILES,
     WEIGHTS_FILE, WEIGHTS_INDEX_FILE,

@@ -103,7 +103,9 @@ impl<B: Backend> ParamMut<'_, B> {
     pub fn to_host_hf(&self, kind: ParamKind, name: &str) -> crate::Result<(Vec<usize>, Vec<f32>)> {
         match self {
             ParamMut::D1(p) => to_host(p.val(), name),
-            ParamMut::D2(p) if kind == ParamKind::LinearWeight => to_host(p.val().transpose(), name),
+            ParamMut::D2(p) if kind == ParamKind::LinearWeight => {
+                to_host(p.val().transpose(), name)
+            }
             ParamMut::D2(p) => to_host(p.val(), name),
         }
     }

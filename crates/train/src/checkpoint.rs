@@ -18,8 +18,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use bert_fsutil::{sync_dir, write_atomic};
-use bert_model::WEIGHTS_FILE;
 use bert_model::ParamMut;
+use bert_model::WEIGHTS_FILE;
 use bert_model::{save_model_dir, BertConfig, BertForPreTraining, ParamGroup};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Tensor, TensorData};

@@ -303,8 +303,8 @@ impl RunConfig {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use bert_data::TrainVocabOptions;
     use bert_data::MaskingParams;
+    use bert_data::TrainVocabOptions;
     use bert_model::Activation;
 
     /// The smallest valid run config; other modules' tests extend it.

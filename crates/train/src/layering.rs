@@ -113,7 +113,10 @@ fn layers_point_one_way() {
             continue;
         }
         let Some(&own) = layer_of.get(module.as_str()) else {
-            wrong.push(format!("{}: module `{module}` is in no layer of LAYERS", relative.display()));
+            wrong.push(format!(
+                "{}: module `{module}` is in no layer of LAYERS",
+                relative.display()
+            ));
             continue;
         };
         let text = std::fs::read_to_string(file).expect("source is readable");
@@ -147,7 +150,11 @@ fn layers_point_one_way() {
         files.len(),
         src.display()
     );
-    assert!(wrong.is_empty(), "imports against the layers:\n{}", wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "imports against the layers:\n{}",
+        wrong.join("\n")
+    );
 }
 
 #[test]

@@ -64,7 +64,10 @@ impl OptimizerConfig {
                 self.learning_rate
             ));
         }
-        for (key, b) in [("optimizer.beta1", self.beta1), ("optimizer.beta2", self.beta2)] {
+        for (key, b) in [
+            ("optimizer.beta1", self.beta1),
+            ("optimizer.beta2", self.beta2),
+        ] {
             if !(0.0..1.0).contains(&b) {
                 return Err(format!("`{key}` is {b}, expected a value in [0, 1)"));
             }

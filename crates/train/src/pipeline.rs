@@ -7,8 +7,8 @@
 
 use std::path::{Path, PathBuf};
 
-use bert_data::TrainVocabOptions;
 use bert_data::PrepareConfig;
+use bert_data::TrainVocabOptions;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TrainError};
@@ -82,7 +82,6 @@ impl TokenizerSection {
     }
 }
 
-
 /// What [`ensure_prepared`] did; each step is `None` when its output already existed (or the
 /// config has no table for it).
 #[derive(Debug, Default)]
@@ -117,9 +116,7 @@ pub fn ensure_prepared(
                 tokenizer.vocab_size,
                 tokenizer.out.display()
             );
-            report.vocabulary = Some(bert_data::train_wordpiece(
-                &tokenizer.train_options(),
-            )?);
+            report.vocabulary = Some(bert_data::train_wordpiece(&tokenizer.train_options())?);
         }
     }
     let mut prepare = prepare.clone();

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use bert_data::{Cursor, EvalLoader, LoaderConfig, ShardSet, TrainLoader};
 use bert_data::INDEX_FILE;
+use bert_data::{Cursor, EvalLoader, LoaderConfig, ShardSet, TrainLoader};
 use bert_data::{DatasetHeader, HostBatch, MaskingParams, PrepareConfig};
 use serde::{Deserialize, Serialize};
 

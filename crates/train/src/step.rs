@@ -258,13 +258,23 @@ impl<B: AutodiffBackend> TrainState<B> {
     ) -> Result<StepOutcome> {
         let replica = replica.filter(|r| r.world_size() > 1);
         let mut comm_s = replica.map(|_| 0.0);
-        let counts = timed(&mut comm_s, || StepCounts::of(micro_batches, replica, device))?;
+        let counts = timed(&mut comm_s, || {
+            StepCounts::of(micro_batches, replica, device)
+        })?;
         let loss_scale = self.loss_scaler.as_ref().map(|s| s.scale);
         let scale_factor = loss_scale.unwrap_or(1.0);
-        let mut acc =
-            self.accumulate(micro_batches, &counts, scale_factor, dropout_seed, device, replica);
+        let mut acc = self.accumulate(
+            micro_batches,
+            &counts,
+            scale_factor,
+            dropout_seed,
+            device,
+            replica,
+        );
         if let Some(r) = replica {
-            timed(&mut comm_s, || self.all_reduce_gradients(r, &mut acc, device))?;
+            timed(&mut comm_s, || {
+                self.all_reduce_gradients(r, &mut acc, device)
+            })?;
         }
         acc.sums.loss = acc.sums.mlm_loss + acc.sums.nsp_loss;
         // The gradients are `scale_factor` times the true ones; their norm is unscaled here and

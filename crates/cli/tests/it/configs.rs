@@ -90,8 +90,7 @@ fn shipped_configs_are_valid() {
                 "{}: a config without [train] holds only a [prepare] table",
                 path.display()
             );
-            let p =
-                bert_train::load_prepare_config(&path).unwrap_or_else(|e| panic!("{e}"));
+            let p = bert_train::load_prepare_config(&path).unwrap_or_else(|e| panic!("{e}"));
             p.validate()
                 .unwrap_or_else(|e| panic!("{}: [prepare]: {e}", path.display()));
             check_bookcorpus_grouping(&path, &p);

@@ -1,6 +1,5 @@
 //! `bert prepare`, `bert inspect` and `bert tokenizer train` as users run them.
 
-
 use std::path::{Path, PathBuf};
 
 use crate::support::{assert_ok, assert_user_error, bert};

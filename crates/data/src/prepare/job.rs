@@ -16,13 +16,13 @@ use rayon::prelude::*;
 use super::{tokenize_paragraph, write_tokenizer_files, PrepareConfig, PrepareReport};
 use crate::corpus::{CorpusReader, CorpusStats, RawDocument};
 use crate::error::{DataError, Result};
-use bert_fsutil::write_atomic;
 use crate::instances::{
     create_instances_from_document, DocInstances, DocPool, InstanceParams, TokenizedDoc,
 };
 use crate::masking::{mask_sequence, MaskTable, MaskingParams};
 use crate::shard::{DatasetHeader, MaskingMode, ShardWriter, FORMAT_NAME, FORMAT_VERSION};
 use crate::tokenizer::{SpecialIds, WordPieceTokenizer};
+use bert_fsutil::write_atomic;
 
 /// Key words separating the random streams of different purposes.
 const KEY_SPLIT: u64 = 0x5350_4c49_5400_0001;

@@ -3,8 +3,8 @@
 use std::path::Path;
 
 use crate::error::{DataError, Result};
-use bert_fsutil::write_atomic;
 use crate::tokenizer::{TokenizerSource, WordPieceTokenizer};
+use bert_fsutil::write_atomic;
 
 /// Writes the tokenizer as HuggingFace expects it beside a model into `dir`: `vocab.txt`,
 /// `tokenizer.json` (padding and truncation off), `tokenizer_config.json` and

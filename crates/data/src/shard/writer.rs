@@ -12,8 +12,8 @@ use super::format::{shard_file_name, DatasetHeader, MaskingMode, ShardEntry, IND
 use super::index::DatasetIndex;
 use super::metadata::base_metadata;
 use crate::error::{io_err, DataError, Result};
-use bert_fsutil::{create_dir_all, write_atomic, write_atomic_parts};
 use crate::instances::Instance;
+use bert_fsutil::{create_dir_all, write_atomic, write_atomic_parts};
 
 /// One shard being filled, already in its on-disk encoding (little-endian tensor bytes), so
 /// memory per instance is what the file will hold and flushing needs no second copy.

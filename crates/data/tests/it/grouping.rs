@@ -6,9 +6,9 @@ use crate::support;
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use crate::support::*;
 use bert_data::{prepare, InputSpec, MaskingMode, PrepareConfig, ShardSet};
 use bert_rng::Rng;
-use crate::support::*;
 
 /// Books in the generated corpus; book `b`'s sentences all start with the word `w{b}`, and
 /// their other words come from `w{BOOKS}` up, so each sentence names its book.

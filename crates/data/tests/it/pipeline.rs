@@ -5,9 +5,9 @@ use crate::support;
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::support::*;
 use bert_data::num_to_predict;
 use bert_data::{prepare, MaskingMode, ShardSet};
-use crate::support::*;
 
 fn read_dir_bytes(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();

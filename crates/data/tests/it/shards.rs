@@ -7,8 +7,8 @@ use std::path::Path;
 
 use bert_data::Instance;
 use bert_data::MaskingParams;
-use bert_data::{DatasetHeader, ShardWriter, FORMAT_NAME, FORMAT_VERSION};
 use bert_data::{prepare, DataError, MaskingMode, ShardSet, Verify, Vocab};
+use bert_data::{DatasetHeader, ShardWriter, FORMAT_NAME, FORMAT_VERSION};
 use bert_rng::Rng;
 
 fn header(vocab: &Vocab, masking: MaskingMode) -> DatasetHeader {

@@ -4,8 +4,8 @@ use crate::support;
 
 use std::path::PathBuf;
 
-use bert_data::{CorpusOptions, CorpusReader};
 use bert_data::split_sentences;
+use bert_data::{CorpusOptions, CorpusReader};
 use bert_data::{VocabTxtOptions, WordPieceTokenizer};
 
 fn shared_files() -> Option<(PathBuf, PathBuf, PathBuf)> {

@@ -3,8 +3,8 @@
 use crate::support;
 
 use bert_data::CorpusOptions;
-use bert_data::{VocabTxtOptions, WordPieceTokenizer};
 use bert_data::{train_wordpiece, TrainVocabOptions};
+use bert_data::{VocabTxtOptions, WordPieceTokenizer};
 
 #[test]
 fn trained_vocabulary_loads_and_tokenizes_its_corpus() {

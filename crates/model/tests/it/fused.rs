@@ -2,16 +2,15 @@
 //! CPU backend under autodiff, and forward values without it, on shapes and values like the
 //! model's (masked attention rows, a 30k-class head, strided views).
 
-
-use bert_model::activation::gelu_erf;
+use crate::support::{Cpu, CpuAd};
 use bert_model::fused;
+use bert_model::gelu_erf;
 use bert_rng::Rng;
 use burn::module::Param;
 use burn::nn::{LayerNorm, LayerNormConfig};
 use burn::tensor::activation::softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Int, Tensor, TensorData};
-use crate::support::{Cpu, CpuAd};
 
 /// Deterministic values in `[-scale, scale)`.
 fn values(n: usize, seed: u64, scale: f32) -> Vec<f32> {

@@ -1,11 +1,10 @@
 //! Backward flows through every part, including the tied decoder into the word embeddings, and
 //! a few optimiser steps on a fixed batch lower the loss.
 
-
+use crate::support::*;
 use bert_model::{BertConfig, BertForPreTraining, PretrainingBatch};
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::tensor::{Tensor, TensorData};
-use crate::support::*;
 
 fn tiny() -> BertConfig {
     bert_testutil::small_bert_config(80, 16)
@@ -146,7 +145,7 @@ fn gelu_erf_has_the_exact_derivative_on_every_backend() {
         let y = if native {
             burn::tensor::activation::gelu(x.clone())
         } else {
-            bert_model::activation::gelu_erf(x.clone())
+            bert_model::gelu_erf(x.clone())
         };
         let grads = y.clone().sum().backward();
         let dy = x.grad(&grads).unwrap().into_data().to_vec::<f32>().unwrap();

@@ -1,8 +1,7 @@
 //! Every committed HuggingFace fixture: import it and match HuggingFace's own outputs to 1e-4.
 
-
-use bert_model::{load_model_dir, ForwardInputs, ParamGroup, SourceLayout};
 use crate::support::*;
+use bert_model::{load_model_dir, ForwardInputs, ParamGroup, SourceLayout};
 
 const TOL: f32 = 1e-4;
 

@@ -1,10 +1,9 @@
 //! Import → export and export → import keep every tensor bit for bit; bad folders get clear errors.
 
-
 use std::path::Path;
 
-use bert_model::{load_model_dir, save_model_dir, BertConfig, BertForPreTraining, ModelError};
 use crate::support::*;
+use bert_model::{load_model_dir, save_model_dir, BertConfig, BertForPreTraining, ModelError};
 
 #[test]
 fn import_then_export_is_bit_exact() {

@@ -9,8 +9,8 @@ use burn::tensor::backend::AutodiffBackend;
 use super::setup::RunContext;
 use crate::checkpoint::{self, TrainerState};
 use crate::config::RunConfig;
-use crate::model_spec::InitOptimizer;
 use crate::error::{Result, TrainError};
+use crate::model_spec::InitOptimizer;
 use crate::optim::Optimizer;
 use crate::step::TrainState;
 

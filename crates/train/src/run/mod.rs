@@ -17,8 +17,8 @@ use std::path::PathBuf;
 use bert_model::save_model_dir;
 use burn::tensor::backend::AutodiffBackend;
 
-use crate::config::RunConfig;
 use crate::collective::Replica;
+use crate::config::RunConfig;
 use crate::error::Result;
 use crate::metrics::EvalRecord;
 use crate::provider::DataProvider;

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use crate::checkpoint::TrainerState;
 use crate::config::RunConfig;
-use crate::step::NanPolicy;
 use crate::error::{Result, TrainError};
+use crate::step::NanPolicy;
 use crate::step::{LossScaler, StepOutcome};
 
 /// Counts the step's skipped update (if any) in `trainer_state`, and returns the error that

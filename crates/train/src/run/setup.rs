@@ -10,8 +10,8 @@ use burn::tensor::backend::AutodiffBackend;
 use super::init::initial_state;
 use super::resume::resume;
 use crate::checkpoint::{self, TrainerState};
-use crate::config::RunConfig;
 use crate::collective::Replica;
+use crate::config::RunConfig;
 use crate::error::{Result, TrainError};
 use crate::provider::{DataFacts, DataProvider};
 use crate::step::TrainState;
@@ -121,10 +121,7 @@ impl<'a, B: AutodiffBackend> RunContext<'a, B> {
         if self.writer {
             let write_config =
                 serde_json::to_vec_pretty(&self.run_config_json).expect("serialises");
-            bert_fsutil::write_atomic(
-                &config.out_dir.join("run_config.json"),
-                &write_config,
-            )?;
+            bert_fsutil::write_atomic(&config.out_dir.join("run_config.json"), &write_config)?;
         }
         Ok(started)
     }

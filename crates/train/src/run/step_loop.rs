@@ -7,11 +7,11 @@ use std::time::Instant;
 use bert_data::HostBatch;
 use burn::tensor::backend::AutodiffBackend;
 
-use crate::eval::evaluate_replicated;
 use super::nan::account_skips;
 use super::setup::{RunContext, Started};
 use crate::checkpoint::{self, TrainerState};
 use crate::error::Result;
+use crate::eval::evaluate_replicated;
 use crate::fill_mask::{format_candidates, MaskProbes};
 use crate::metrics::{EvalRecord, MetricsLog, StepRecord};
 use crate::provider::{DataProvider, TrainBatches};

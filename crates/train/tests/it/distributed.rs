@@ -11,16 +11,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bert_data::HostBatch;
-use bert_train::{train_replicas, AbortFlag, Replica};
 use bert_train::read_metrics;
-use bert_train::{DataFacts, DataProvider, TrainBatches};
-use bert_train::{train, RunOptions, RunSummary};
 use bert_train::ShardData;
+use bert_train::{train, RunOptions, RunSummary};
+use bert_train::{train_replicas, AbortFlag, Replica};
+use bert_train::{DataFacts, DataProvider, TrainBatches};
 use bert_train::{RunConfig, TrainError};
 
 type B = burn::backend::Autodiff<burn::backend::Flex>;
 type Inner = burn::backend::Flex;
-
 
 /// Shards shared by the tests of this file (prepared once).
 fn shards() -> &'static (tempfile::TempDir, PathBuf) {

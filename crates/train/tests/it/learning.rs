@@ -5,12 +5,11 @@ use std::path::Path;
 
 use crate::support;
 
-use bert_train::{train, RunOptions};
-use bert_train::RunConfig;
 use crate::support::{prepare_shards, SERIAL};
+use bert_train::RunConfig;
+use bert_train::{train, RunOptions};
 
 type B = burn::backend::Autodiff<burn::backend::Flex>;
-
 
 /// The tiny preset's run config on `shards`, writing to `run`.
 fn run_config(run: &Path, shards: &Path, steps: u64, extra: &str) -> RunConfig {

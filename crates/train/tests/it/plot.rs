@@ -4,9 +4,9 @@ use crate::support;
 
 use std::io::Write;
 
-use bert_train::{EvalRecord, StepRecord};
-use bert_train::{plot_run, render_png, PlotOptions, TRAIN_COLOUR};
 use bert_train::TrainError;
+use bert_train::{plot_run, render_png, PlotOptions, TRAIN_COLOUR};
+use bert_train::{EvalRecord, StepRecord};
 
 const PNG_SIGNATURE: [u8; 8] = [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
 
@@ -174,7 +174,7 @@ fn rejects_sizes_without_room_for_the_panels() {
     };
     assert!(matches!(
         render_png(&steps, &evals, &options),
-        Err(TrainError::Data(_))
+        Err(TrainError::Plot(_))
     ));
 }
 

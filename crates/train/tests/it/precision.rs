@@ -1,8 +1,8 @@
 //! `train.precision` is refused, before any work, on a backend that cannot run it.
 
-use bert_train::{train, RunOptions};
-use bert_train::SyntheticData;
 use bert_train::RunConfig;
+use bert_train::SyntheticData;
+use bert_train::{train, RunOptions};
 
 use crate::support::SERIAL;
 

@@ -7,13 +7,12 @@ use crate::support::{scratch, SERIAL};
 use std::path::Path;
 
 use bert_train::read_metrics;
-use bert_train::{DataFacts, DataProvider, TrainBatches};
-use bert_train::{train, RunOptions};
 use bert_train::SyntheticData;
+use bert_train::{train, RunOptions};
+use bert_train::{DataFacts, DataProvider, TrainBatches};
 use bert_train::{RunConfig, TrainError};
 
 type B = burn::backend::Autodiff<burn::backend::Flex>;
-
 
 fn config(out: &std::path::Path, steps: u64) -> RunConfig {
     config_with(out, steps, &[])

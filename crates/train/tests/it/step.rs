@@ -3,8 +3,8 @@
 use bert_data::HostBatch;
 use bert_model::{BertConfig, BertForPreTraining};
 use bert_rng::Rng;
-use bert_train::{Optimizer, OptimizerConfig};
 use bert_train::TrainState;
+use bert_train::{Optimizer, OptimizerConfig};
 
 use crate::support::SERIAL;
 

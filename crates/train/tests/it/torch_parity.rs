@@ -6,9 +6,9 @@ use std::path::Path;
 
 use bert_data::HostBatch;
 use bert_model::load_model_dir;
-use bert_train::{Optimizer, OptimizerConfig, OptimizerKind};
-use bert_train::{DecayOver, Schedule};
 use bert_train::TrainState;
+use bert_train::{DecayOver, Schedule};
+use bert_train::{Optimizer, OptimizerConfig, OptimizerKind};
 
 use crate::support::SERIAL;
 

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use bert_data::CorpusOptions;
-use bert_data::{train_wordpiece, TrainVocabOptions};
 use bert_data::{prepare, MaskingMode, PrepareConfig};
+use bert_data::{train_wordpiece, TrainVocabOptions};
 use bert_rng::Rng;
 
 /// Held by every test that trains (`train`, `train_replicas`, `TrainState::step`), so that in
