@@ -72,6 +72,10 @@ pub struct PrepareArgs {
     /// Skip and count malformed records instead of failing.
     #[arg(long)]
     pub skip_bad_records: bool,
+    /// Input files that are not text (images, archives, binaries): skip (default; a warning
+    /// names each) or error.
+    #[arg(long)]
+    pub non_text: Option<bert_data::NonText>,
     /// Refuse a vocabulary larger than the model's embedding table.
     #[arg(long)]
     pub model_vocab_size: Option<usize>,
@@ -138,6 +142,9 @@ impl PrepareArgs {
         if self.skip_bad_records {
             c.skip_bad_records = true;
         }
+        if let Some(v) = self.non_text {
+            c.non_text = v;
+        }
         if let Some(v) = self.model_vocab_size {
             c.model_vocab_size = v;
         }
@@ -157,8 +164,8 @@ pub fn prepare(args: &PrepareArgs) -> Result<()> {
     } else {
         println!(
             "{}: {} train + {} validation instances from {} documents, {} sentences, {} tokens \
-             ({} files; {} bad records skipped; {} lines with invalid UTF-8) in {:.1}s, \
-             {:.0} tokens/s",
+             ({} files; {} left out as not text; {} bad records skipped; {} lines with invalid \
+             UTF-8) in {:.1}s, {:.0} tokens/s",
             report.out.display(),
             report.train_instances,
             report.validation_instances,
@@ -166,6 +173,7 @@ pub fn prepare(args: &PrepareArgs) -> Result<()> {
             report.sentences,
             report.tokens,
             report.files,
+            report.skipped_files,
             report.bad_records,
             report.invalid_utf8,
             report.elapsed_s,

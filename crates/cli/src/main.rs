@@ -120,9 +120,60 @@ fn main() -> ExitCode {
             // One write call: a panicking thread (the collective's network tasks when a peer
             // dies) writes its report to stderr without taking the lock, so a line written
             // piece by piece, as `eprintln!` does, can be torn apart by it.
-            let line = format!("error: {err:#}\n");
+            let line = format!("error: {}\n", error_report(&err));
             let _ = std::io::stderr().lock().write_all(line.as_bytes());
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The error and its causes on one line, as `{:#}` writes them, but without a cause whose text
+/// the message before it already ends with: several error types quote their source (an OS
+/// error) in their own message and also return it as the source.
+fn error_report(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if line.is_empty() {
+            line = text;
+        } else if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_report;
+
+    /// An error that quotes its source in its message, as `FsError` does.
+    #[derive(Debug)]
+    struct Quoting {
+        source: std::io::Error,
+    }
+
+    impl std::fmt::Display for Quoting {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "removing out/train: {}", self.source)
+        }
+    }
+
+    impl std::error::Error for Quoting {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.source)
+        }
+    }
+
+    #[test]
+    fn a_quoted_cause_is_written_once() {
+        let os = std::io::Error::from_raw_os_error(1);
+        let err = anyhow::Error::new(Quoting { source: os });
+        let line = error_report(&err);
+        assert_eq!(line.matches("(os error 1)").count(), 1, "{line}");
+        assert!(line.starts_with("removing out/train: "), "{line}");
+        let plain = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(error_report(&plain), "outer: inner");
     }
 }

@@ -150,6 +150,7 @@ pub struct FillMaskArgs {
 /// Runs `bert fill-mask` (on the CPU: a few sentences need no accelerator). With `--json`, one
 /// line per sentence: a list per mask of `{token, probability}`.
 pub fn fill_mask(args: &FillMaskArgs) -> Result<()> {
+    anyhow::ensure!(args.top_k > 0, "--top-k must be at least 1");
     let predictions = predict_masks::<burn::backend::Flex>(
         &args.model,
         &args.text,

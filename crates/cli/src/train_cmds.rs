@@ -274,19 +274,30 @@ fn process_group(args: &TrainArgs) -> Result<Option<ProcessGroup>> {
 /// Runs `bert train`.
 pub fn train_command(args: &TrainArgs) -> Result<()> {
     let config = load_run_config(args)?;
+    // A value the command line set is blamed on the command line, not on the file.
+    let source = |key: &str| {
+        if config.overridden.iter().any(|k| k == key) {
+            format!("the command line's `{key}` (`--set {key}=…` or its flag)")
+        } else {
+            format!("config `{}`: `{key}`", args.config.display())
+        }
+    };
     let devices: Vec<DeviceSpec> = if config.distributed.devices.is_empty() {
-        vec![config.device.parse().map_err(|e: String| {
-            anyhow::anyhow!("config `{}`: `device`: {e}", args.config.display())
-        })?]
+        vec![config
+            .device
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("{}: {e}", source("device")))?]
     } else {
-        parse_device_list(&config.distributed.devices).map_err(|e| {
-            anyhow::anyhow!(
-                "config `{}`: `distributed.devices` (or `--devices`): {e}",
-                args.config.display()
-            )
-        })?
+        parse_device_list(&config.distributed.devices)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", source("distributed.devices")))?
     };
     let group = process_group(args)?;
+    // Rank 0 owns the run directory, from before it prepares the data until the run ends: a
+    // second `bert train` on it (a second terminal, a requeued job) stops here.
+    let _run_lock = match &group {
+        Some(g) if g.process_rank > 0 => None,
+        _ => Some(bert_train::lock_run_dir(&config.out_dir)?),
+    };
     if group.as_ref().is_some_and(|g| g.process_rank > 0) {
         // Rank 0 prepares; the others find the shards ready or say where they are missing.
         require_prepared(&config.data.train)?;
@@ -400,7 +411,7 @@ impl BackendTask for EvalTask<'_> {
     fn run<B: Backend>(self, device: B::Device) -> Result<EvalRecord> {
         let (_, model, _) =
             load_model_verified::<burn::backend::Autodiff<B>>(&self.0.checkpoint, 0, &device)?;
-        Ok(evaluate(&model, &self.1, 0, &device))
+        Ok(evaluate(&model, &self.1, 0, &device)?)
     }
 }
 

@@ -110,6 +110,12 @@ pub enum DataError {
         /// The hash recorded in the data.
         found: String,
     },
+    /// The inputs gave nothing to train on, or no validation data where some was asked for.
+    #[error("{0}")]
+    Empty(String),
+    /// Another process is writing the same output.
+    #[error(transparent)]
+    Locked(#[from] bert_fsutil::LockError),
     /// A configuration value is out of range or inconsistent.
     #[error("config: {0}")]
     Config(String),

@@ -33,7 +33,7 @@ mod verified;
 mod wordpiece_learn;
 
 pub use batch::HostBatch;
-pub use corpus::{CorpusOptions, CorpusReader, InputFormat};
+pub use corpus::{CorpusOptions, CorpusReader, InputFormat, NonText};
 pub use error::{DataError, Result};
 pub use grouping::{Grouping, InputSpec, InputTable};
 pub use inspect::{inspect, InspectReport, SplitReport};

@@ -24,13 +24,13 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::corpus::{CorpusOptions, InputFormat};
+use crate::corpus::{CorpusOptions, InputFormat, NonText};
 use crate::error::{DataError, Result};
 use crate::grouping::{Grouping, InputSpec};
 use crate::masking::{MaskCount, MaskingParams};
 use crate::segment::split_sentences;
 use crate::shard::MaskingMode;
-use crate::staging::{check_output, Staging};
+use crate::staging::{check_output, lock_output, Staging};
 use crate::tokenizer::{VocabTxtOptions, WordPieceTokenizer};
 use chunks::spawn_reader;
 use job::{log_summary, progress_bar, show_progress, Job};
@@ -90,6 +90,9 @@ pub struct PrepareConfig {
     pub seed: u64,
     /// Skip and count malformed records instead of failing.
     pub skip_bad_records: bool,
+    /// Input files that are not text (images, archives, binaries): `skip` them with a
+    /// warning naming each, or stop with an `error`.
+    pub non_text: NonText,
     /// Instances per shard file.
     pub shard_size: usize,
     /// Recent documents kept for drawing random next sentences (bounded memory).
@@ -127,6 +130,7 @@ impl Default for PrepareConfig {
             validation_fraction: 0.01,
             seed: 12345,
             skip_bad_records: corpus.skip_bad_records,
+            non_text: corpus.non_text,
             shard_size: 65_536,
             random_document_pool: 2_000,
             threads: 0,
@@ -181,13 +185,18 @@ impl PrepareConfig {
                 self.max_seq_length
             ));
         }
-        for (name, p) in [
-            ("short_seq_prob", self.short_seq_prob),
-            ("validation_fraction", self.validation_fraction),
-        ] {
-            if !(0.0..=1.0).contains(&p) {
-                return err(format!("{name} {p} must be between 0 and 1"));
-            }
+        if !(0.0..=1.0).contains(&self.short_seq_prob) {
+            return err(format!(
+                "short_seq_prob {} must be between 0 and 1",
+                self.short_seq_prob
+            ));
+        }
+        if !(0.0..1.0).contains(&self.validation_fraction) {
+            return err(format!(
+                "validation_fraction {} must be at least 0 and below 1 (1 would leave no \
+                 document to train on; 0 makes no validation split)",
+                self.validation_fraction
+            ));
         }
         // The one range check of the masking keys, shared with the run config's
         // `[data.masking]` and the loader.
@@ -204,6 +213,19 @@ impl PrepareConfig {
             return err("out: give an output folder".into());
         }
         Ok(())
+    }
+
+    /// Whether this config makes the shard folder `split`: it lies inside `out` (as written,
+    /// or once symbolic links are resolved). A run config's `[prepare]` table is run, and
+    /// shards are checked against it, only for the shards it makes.
+    pub fn makes(&self, split: &Path) -> bool {
+        if split.starts_with(&self.out) {
+            return true;
+        }
+        match (split.canonicalize(), self.out.canonicalize()) {
+            (Ok(split), Ok(out)) => split.starts_with(out),
+            _ => false,
+        }
     }
 
     /// The config-wide grouping, for inputs given as plain paths.
@@ -228,6 +250,7 @@ impl PrepareConfig {
             text_field: self.text_field.clone(),
             doc_per_file: self.doc_per_file,
             skip_bad_records: self.skip_bad_records,
+            non_text: self.non_text,
             groupings: self.inputs.iter().map(|i| i.grouping(&wide)).collect(),
         }
     }
@@ -276,6 +299,9 @@ pub struct PrepareReport {
     pub vocab_hash: String,
     /// Input files read.
     pub files: u64,
+    /// Input files left out because they are not text (`non_text = "skip"`).
+    #[serde(default)]
+    pub skipped_files: u64,
     /// Documents with at least one sentence.
     pub documents: u64,
     /// Of which in the validation split.
@@ -309,6 +335,8 @@ pub struct PrepareReport {
 pub fn prepare(config: &PrepareConfig) -> Result<PrepareReport> {
     config.validate()?;
     check_output(&config.out)?;
+    // One prepare per output at a time: two would build over each other's swap.
+    let _lock = lock_output(&config.out)?;
     let start = Instant::now();
     // Everything that can be refused is checked before the output folder is touched.
     let (job, reader) = Job::new(config)?;
@@ -335,12 +363,48 @@ pub fn prepare(config: &PrepareConfig) -> Result<PrepareReport> {
         .join()
         .map_err(|_| DataError::Config("the reader thread panicked".into()))?;
     job.finish_splits(splits, stats, &mut report)?;
+    // Refused before the swap, so an earlier output stays in place.
+    check_not_empty(config, &report)?;
     report.elapsed_s = start.elapsed().as_secs_f64();
     report.tokens_per_s = report.tokens as f64 / report.elapsed_s.max(1e-9);
     job.write_set_index(&build, &report)?;
     staging.commit()?;
     log_summary(&report, &config.out);
     Ok(report)
+}
+
+/// Refuses a result with nothing to train on, or an empty validation split that was asked
+/// for, naming the inputs and what was read from them.
+fn check_not_empty(config: &PrepareConfig, report: &PrepareReport) -> Result<()> {
+    let inputs = config
+        .input_paths()
+        .iter()
+        .map(|p| format!("`{p}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let read = format!(
+        "{} files read ({} left out as not text), {} records, {} documents with text, {} \
+         sentences",
+        report.files, report.skipped_files, report.records, report.documents, report.sentences
+    );
+    if report.train_instances == 0 {
+        let why = if report.documents == 0 {
+            "the inputs hold no text"
+        } else {
+            "every document went to validation"
+        };
+        return Err(DataError::Empty(format!(
+            "no train instances from {inputs}: {why} ({read})"
+        )));
+    }
+    if config.validation_fraction > 0.0 && report.validation_instances == 0 {
+        return Err(DataError::Empty(format!(
+            "validation_fraction {} put none of the {} documents from {inputs} into validation: \
+             raise it, or set validation_fraction = 0 to train without a validation split",
+            config.validation_fraction, report.documents
+        )));
+    }
+    Ok(())
 }
 
 /// Segments a paragraph into sentences and tokenizes them; empty sentences are dropped.

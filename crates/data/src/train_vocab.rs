@@ -144,6 +144,20 @@ pub fn train_wordpiece(options: &TrainVocabOptions) -> Result<TrainVocabReport> 
     if let Some(e) = error.lock().ok().and_then(|mut slot| slot.take()) {
         return Err(e);
     }
+    // A vocabulary of the special tokens and nothing else would be written without a word.
+    if counts.is_empty() {
+        return Err(DataError::Empty(format!(
+            "no words to learn a vocabulary from in {}: the inputs hold no text ({} documents)",
+            options
+                .corpus
+                .inputs
+                .iter()
+                .map(|p| format!("`{p}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            documents.load(Ordering::Relaxed)
+        )));
+    }
     let tokens = learn(
         &counts,
         &SPECIAL_TOKENS,

@@ -5,6 +5,10 @@
 
 #![warn(missing_docs)]
 
+mod lock;
+
+pub use lock::{FolderLock, LockError};
+
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Component, Path, PathBuf};
@@ -39,7 +43,66 @@ pub fn temp_sibling(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
 }
 
+/// Whether the process `pid` still runs, where the OS says (`/proc`); `None` where it cannot
+/// tell, so callers leave the file alone.
+pub fn process_alive(pid: u32) -> Option<bool> {
+    let proc = Path::new("/proc");
+    if !proc.join("self").exists() {
+        return None;
+    }
+    Some(pid == std::process::id() || proc.join(pid.to_string()).exists())
+}
+
+/// Removes the temporary siblings of `path` (see [`temp_sibling`]) that a killed process left:
+/// those whose process is gone. A live writer's file is never touched.
+pub fn remove_stale_temps(path: &Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let prefix = format!(".{}.tmp-", name.to_string_lossy());
+    remove_stale_matching(dir, |entry| {
+        entry
+            .strip_prefix(prefix.as_str())
+            .and_then(|pid| pid.parse().ok())
+    });
+}
+
+/// Removes every temporary file of [`temp_sibling`]'s form in `dir` whose process is gone,
+/// e.g. in a run folder before a resumed run writes there again. Returns how many went.
+pub fn remove_stale_temps_in(dir: &Path) -> usize {
+    remove_stale_matching(dir, |entry| {
+        let rest = entry.strip_prefix('.')?;
+        let (_, pid) = rest.rsplit_once(".tmp-")?;
+        pid.parse().ok()
+    })
+}
+
+/// Removes the plain files of `dir` for which `pid_of` names a process that is gone.
+fn remove_stale_matching(dir: &Path, pid_of: impl Fn(&str) -> Option<u32>) -> usize {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = pid_of(&name) else {
+            continue;
+        };
+        let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+        if is_file && process_alive(pid) == Some(false) && fs::remove_file(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 /// Writes `bytes` to `path` atomically: temporary file, fsync, rename, fsync of the folder.
+/// Temporary files that killed writers left beside `path` are removed first.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FsError> {
     write_atomic_parts(path, &[bytes])
 }
@@ -47,6 +110,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FsError> {
 /// Like [`write_atomic`], for content that is already split in pieces (header + data), so
 /// that callers need not concatenate large buffers.
 pub fn write_atomic_parts(path: &Path, parts: &[&[u8]]) -> Result<(), FsError> {
+    remove_stale_temps(path);
     let tmp = temp_sibling(path);
     let result = (|| {
         let mut file = File::create(&tmp).map_err(io("creating", &tmp))?;

@@ -299,16 +299,42 @@ pub fn read_verified_state(dir: &Path) -> Result<TrainerState> {
 /// Loads a model folder for inference or conversion (`forward`, `eval`, `export`, `import`,
 /// `fill-mask`): one of this project's checkpoints has its recorded checksums checked first, so
 /// a damaged file is reported as such rather than loaded (a HuggingFace folder records none).
-/// Heads the folder lacks are initialised from `seed` and listed in the report.
+/// A folder of another tool may lack the heads: they are initialised from `seed` and listed in
+/// the report; one of ours must hold every tensor.
 pub fn load_model_verified<B: burn::tensor::backend::Backend>(
     dir: &Path,
     seed: u64,
     device: &B::Device,
 ) -> Result<(BertConfig, BertForPreTraining<B>, bert_model::LoadReport)> {
-    if dir.join(STATE_FILE).is_file() {
+    let ours = dir.join(STATE_FILE).is_file();
+    if ours {
         read_verified_state(dir)?;
     }
-    Ok(bert_model::load_model_dir::<B>(dir, seed, device)?)
+    let loaded = bert_model::load_model_dir::<B>(dir, seed, device)?;
+    if ours {
+        require_every_tensor(dir, &loaded.2)?;
+    }
+    Ok(loaded)
+}
+
+/// Refuses one of this project's checkpoints whose weights file lacks tensors: it wrote every
+/// one, so a missing tensor means a damaged or edited file (`--resume` then goes back to an
+/// older checkpoint). Fresh initialisation is only for folders of other tools, such as a
+/// plain `BertModel` without the pre-training heads.
+pub(crate) fn require_every_tensor(dir: &Path, report: &bert_model::LoadReport) -> Result<()> {
+    if report.initialized.is_empty() {
+        return Ok(());
+    }
+    Err(TrainError::Checkpoint {
+        path: dir.to_path_buf(),
+        message: format!(
+            "`{WEIGHTS}` lacks the weights of {:?}; a checkpoint of this project holds every \
+             tensor, so the file is damaged or was edited (it is not filled in with fresh \
+             weights)",
+            report.initialized,
+            WEIGHTS = bert_model::WEIGHTS_FILE
+        ),
+    })
 }
 
 /// The parameters a checkpoint's optimiser file says it saved without moments (no update had

@@ -72,6 +72,36 @@ impl ProcessGroup {
         Ok(port)
     }
 
+    /// Refuses, before any rank joins, ports of this process's servers that another program
+    /// listens on: the orchestrator's (rank 0) and the one this process serves its gradients
+    /// on. Returns the coordinator's port.
+    pub(crate) fn check_ports(&self) -> std::result::Result<u16, String> {
+        let port = self.validate()?;
+        if self.processes < 2 {
+            return Ok(port);
+        }
+        if self.process_rank == 0 {
+            check_port_free(
+                port,
+                &format!(
+                    "the coordinator `{}` that rank 0 hosts (choose another with \
+                     `--coordinator host:port` or $MASTER_PORT)",
+                    self.coordinator
+                ),
+            )?;
+        }
+        let (_, node_port) = self.own_address(port)?;
+        check_port_free(
+            node_port,
+            &format!(
+                "where process {} serves its gradients (coordinator port + 1 + rank unless \
+                 `--node-address host:port` says otherwise)",
+                self.process_rank
+            ),
+        )?;
+        Ok(port)
+    }
+
     /// The websocket address the other processes reach this one at.
     fn own_address(&self, coordinator_port: u16) -> std::result::Result<(String, u16), String> {
         if let Some(addr) = &self.node_address {
@@ -104,6 +134,27 @@ impl ProcessGroup {
             socket.ip().to_string()
         };
         Ok((local, port))
+    }
+}
+
+/// Refuses a port that another program listens on, before a server of the collective tries
+/// to bind it: that server binds on a thread of its own, and its failure would only show as
+/// the other ranks' silence until the timeout. `what` says whose port it is and how to change
+/// it. (Another program may still take the port between this check and the bind.)
+fn check_port_free(port: u16, what: &str) -> std::result::Result<(), String> {
+    match std::net::TcpListener::bind(("0.0.0.0", port)) {
+        Ok(probe) => {
+            drop(probe);
+            Ok(())
+        }
+        Err(e) => Err(format!(
+            "port {port} (0.0.0.0:{port}), {what}, cannot be opened: {}",
+            if e.kind() == std::io::ErrorKind::AddrInUse {
+                "another program is listening on it".to_string()
+            } else {
+                e.to_string()
+            }
+        )),
     }
 }
 

@@ -74,6 +74,10 @@ pub struct RunConfig {
     /// file or of the recorded config.
     #[serde(skip)]
     pub overridden: Vec<String>,
+    /// The file this config was read from, for messages that arise later (the model's values
+    /// are checked once the data's vocabulary is known). Not part of the recorded config.
+    #[serde(skip)]
+    pub source: PathBuf,
 }
 
 impl RunConfig {
@@ -86,8 +90,8 @@ impl RunConfig {
 /// TOML (`3`, `1e-4`, `true`, `"x"`, `[1, 2]`), or taken as a string when it does not parse.
 /// Returns the dotted key it assigned.
 pub fn apply_override(doc: &mut toml::Table, assignment: &str) -> Result<String> {
-    let bad = |message: String| TrainError::Config {
-        path: PathBuf::from("--set"),
+    let bad = |message: String| TrainError::Override {
+        assignment: assignment.to_string(),
         message,
     };
     let (key, raw) = assignment
@@ -115,6 +119,53 @@ pub fn apply_override(doc: &mut toml::Table, assignment: &str) -> Result<String>
     }
     table.insert(parts[parts.len() - 1].to_string(), value);
     Ok(key.to_string())
+}
+
+/// The error of a config that failed with `overrides` applied, blamed on the override that
+/// caused it: the one whose key the message names, else the first that makes the file (which
+/// is fine alone) fail; else on the file.
+fn blame(
+    file: &toml::Table,
+    overrides: &[String],
+    keys: &[String],
+    path: &Path,
+    message: String,
+) -> TrainError {
+    let on_file = |message: String| TrainError::Config {
+        path: path.to_path_buf(),
+        message,
+    };
+    if overrides.is_empty() {
+        return on_file(message);
+    }
+    if let Some((assignment, _)) = overrides
+        .iter()
+        .zip(keys)
+        .find(|(_, key)| message.contains(&format!("`{key}`")))
+    {
+        return TrainError::Override {
+            assignment: assignment.clone(),
+            message,
+        };
+    }
+    if RunConfig::from_table(file.clone(), path).is_err() {
+        return on_file(message);
+    }
+    for assignment in overrides {
+        let mut one = file.clone();
+        if apply_override(&mut one, assignment).is_ok() {
+            if let Err(alone) = RunConfig::from_table(one, path) {
+                return TrainError::Override {
+                    assignment: assignment.clone(),
+                    message: alone,
+                };
+            }
+        }
+    }
+    TrainError::Override {
+        assignment: overrides.join(" "),
+        message,
+    }
 }
 
 /// A TOML deserialisation error as one line naming the table and the key. The toml crate puts
@@ -202,27 +253,40 @@ impl RunConfig {
         }
     }
 
-    /// Parses a run config text (see [`RunConfig::load`]).
+    /// Parses a run config text (see [`RunConfig::load`]). A value that an override made
+    /// unusable is blamed on that `--set`, not on the file.
     pub fn parse(text: &str, path: &Path, overrides: &[String]) -> Result<Self> {
         let bad = |message: String| TrainError::Config {
             path: path.to_path_buf(),
             message,
         };
-        let mut doc: toml::Table = text
+        let file: toml::Table = text
             .parse()
             .map_err(|e: toml::de::Error| bad(e.to_string()))?;
+        let mut doc = file.clone();
         let mut overridden = Vec::with_capacity(overrides.len());
         for o in overrides {
             overridden.push(apply_override(&mut doc, o)?);
         }
+        let mut config = match Self::from_table(doc, path) {
+            Ok(c) => c,
+            Err(message) => return Err(blame(&file, overrides, &overridden, path, message)),
+        };
+        config.overridden = overridden;
+        Ok(config)
+    }
+
+    /// The config a parsed document (overrides applied) describes, with its paths resolved
+    /// against `path`'s folder and its values checked; the error as one line naming the key.
+    fn from_table(doc: toml::Table, path: &Path) -> std::result::Result<Self, String> {
         let mut config: RunConfig = toml::Value::Table(doc)
             .try_into()
-            .map_err(|e: toml::de::Error| bad(describe_toml_error(&e)))?;
-        config.overridden = overridden;
+            .map_err(|e: toml::de::Error| describe_toml_error(&e))?;
         // Relative paths are relative to the config file, so a config runs from anywhere.
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         config.resolve_paths(&base);
-        config.validate().map_err(bad)?;
+        config.source = path.to_path_buf();
+        config.validate()?;
         Ok(config)
     }
 
@@ -296,7 +360,7 @@ impl RunConfig {
     /// The model config: preset, `config.json` or `init_from`'s, then the overrides.
     /// `data_vocab_size` fills `vocab_size` when no override gives it.
     pub fn model_config(&self, data_vocab_size: usize) -> Result<BertConfig> {
-        self.model.resolve(data_vocab_size)
+        self.model.resolve(data_vocab_size, &self.source)
     }
 }
 
@@ -509,12 +573,24 @@ pub(crate) mod tests {
         ] {
             let err = parse(&full, &[key]).unwrap_err().to_string();
             let name = key.split('=').next().unwrap().rsplit('.').next().unwrap();
+            // Set on the command line: the error is the override's, not the file's.
             assert!(
-                err.contains("cfg/run.toml") && err.contains(table) && err.contains(name),
+                err.contains(&format!("`--set {key}`"))
+                    && err.contains(table)
+                    && err.contains(name)
+                    && !err.contains("cfg/run.toml"),
                 "{key}: {err}"
             );
             assert!(!err.contains('\n'), "{err}");
         }
+        // Written in the file: the file is named.
+        let in_file = full.replacen("[train]\n", "[train]\nstepz = 3\n", 1);
+        assert_ne!(in_file, full);
+        let err = parse(&in_file, &[]).unwrap_err().to_string();
+        assert!(
+            err.contains("cfg/run.toml") && err.contains("[train]") && err.contains("stepz"),
+            "{err}"
+        );
         let err = parse(&full, &["colour=1"]).unwrap_err().to_string();
         assert!(err.contains("top level") && err.contains("colour"), "{err}");
         // A bad value names its key.

@@ -108,7 +108,7 @@ where
     let (processes, process_rank) = group.map_or((1, 0), |g| (g.processes, g.process_rank));
     let world_size = local * processes;
     if let Some(g) = group {
-        let port = g.validate().map_err(|message| TrainError::Distributed {
+        let port = g.check_ports().map_err(|message| TrainError::Distributed {
             rank: process_rank * local,
             world_size,
             message: format!("process group: {message}"),

@@ -8,8 +8,17 @@ pub enum TrainError {
     /// The run config is invalid; names the key.
     #[error("config `{path}`: {message}")]
     Config {
-        /// The config file (or `--set` for overrides).
+        /// The config file.
         path: PathBuf,
+        /// What is wrong, naming the key.
+        message: String,
+    },
+    /// A `--set` override (or a flag that stands for one) is malformed or gives an unusable
+    /// value.
+    #[error("`--set {assignment}`: {message}")]
+    Override {
+        /// The `key=value` as given.
+        assignment: String,
         /// What is wrong, naming the key.
         message: String,
     },
@@ -36,11 +45,24 @@ pub enum TrainError {
         /// The table's `out`.
         out: PathBuf,
     },
-    /// A shard folder has no instances to train on.
-    #[error("`{}` holds no instances", path.display())]
+    /// An evaluation had nothing to measure: no sequences, or no masked positions.
+    #[error("evaluation on {sequences} sequences with {predictions} masked positions: there is nothing to measure (the validation data is empty, or `eval.max_batches` is 0); give `data.validation` a split with instances, or leave it out to train without evaluation")]
+    EmptyEvaluation {
+        /// Sequences evaluated (over all ranks).
+        sequences: u64,
+        /// Masked positions among them.
+        predictions: u64,
+    },
+    /// Another process trains into the same run folder.
+    #[error(transparent)]
+    Locked(#[from] bert_fsutil::LockError),
+    /// A shard folder has no instances.
+    #[error("`{key}` `{}` holds no instances: prepare it from a corpus with text (a validation split needs `validation_fraction` > 0), or, for `data.validation`, leave the key out to train without evaluation", path.display())]
     NoInstances {
         /// The shard folder.
         path: PathBuf,
+        /// The config key that names it.
+        key: &'static str,
     },
     /// A checkpoint's data cursor belongs to another kind of data.
     #[error("checkpoint data cursor {cursor} is not a {kind} cursor{why}")]

@@ -7,7 +7,7 @@ use burn::tensor::backend::AutodiffBackend;
 use crate::collective::Replica;
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use crate::error::{Result, TrainError};
 use crate::metrics::EvalRecord;
 use crate::step::batch_to_device;
 
@@ -40,21 +40,26 @@ impl EvalSection {
         if self.batch_size == Some(0) {
             return Err("`eval.batch_size` must be at least 1".into());
         }
+        if self.max_batches == Some(0) {
+            return Err(
+                "`eval.max_batches` must be at least 1 (leave it out to evaluate on the whole \
+                 validation set, or leave `data.validation` out for no evaluation)"
+                    .into(),
+            );
+        }
         Ok(())
     }
 }
 
-/// Evaluates `model` (without autodiff, so without dropout) on `batches`.
+/// Evaluates `model` (without autodiff, so without dropout) on `batches`; no sequences at
+/// all is an error, never a loss of 0.
 pub fn evaluate<B: AutodiffBackend>(
     model: &BertForPreTraining<B>,
     batches: &[bert_data::HostBatch],
     step: u64,
     device: &B::Device,
-) -> EvalRecord {
-    match evaluate_replicated(model, batches, step, device, None) {
-        Ok(e) => e,
-        Err(e) => unreachable!("an evaluation without a collective cannot fail: {e}"),
-    }
+) -> Result<EvalRecord> {
+    evaluate_replicated(model, batches, step, device, None)
 }
 
 /// [`evaluate`] as one rank of a data-parallel group: each rank evaluates its share of the
@@ -83,19 +88,17 @@ pub fn evaluate_replicated<B: AutodiffBackend>(
         let v = r.all_reduce_values(&acc.sums(), device, "evaluation")?;
         acc.set_sums(&crate::reduce::metric_sums(&v).map_err(|m| r.error(m))?);
     }
+    if acc.nsp_total == 0.0 || acc.mlm_total == 0.0 {
+        return Err(TrainError::EmptyEvaluation {
+            sequences: acc.nsp_total as u64,
+            predictions: acc.mlm_total as u64,
+        });
+    }
     Ok(EvalRecord {
         kind: "eval".into(),
         step,
-        mlm_loss: if acc.mlm_total > 0.0 {
-            acc.mlm_loss / acc.mlm_total
-        } else {
-            0.0
-        },
-        nsp_loss: if acc.nsp_total > 0.0 {
-            acc.nsp_loss / acc.nsp_total
-        } else {
-            0.0
-        },
+        mlm_loss: acc.mlm_loss / acc.mlm_total,
+        nsp_loss: acc.nsp_loss / acc.nsp_total,
         mlm_accuracy: acc.mlm_accuracy(),
         nsp_accuracy: acc.nsp_accuracy(),
         sequences: acc.nsp_total as u64,

@@ -79,7 +79,7 @@ pub use optim::{Optimizer, OptimizerConfig, OptimizerKind};
 pub use pipeline::{require_prepared, PipelineReport, TokenizerSection};
 pub use plot::{plot_run, render_png, PlotOptions, PlotSummary, TRAIN_COLOUR};
 pub use provider::{DataFacts, DataProvider, TrainBatches};
-pub use run::{check_data_fits_model, train, train_rank, RunOptions, RunSummary};
+pub use run::{check_data_fits_model, lock_run_dir, train, train_rank, RunOptions, RunSummary};
 pub use schedule::{DecayOver, Schedule, ScheduleSection};
 pub use shard_data::{DataSection, MaskingOverride, ShardData};
 pub use step::{LossScaler, NanPolicy, StepOutcome, TrainSection, TrainState};

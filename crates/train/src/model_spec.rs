@@ -1,7 +1,7 @@
 //! Which model a run trains: the `[model]` table (a preset, a `config.json` or the weights of
 //! `init_from`, then key-by-key overrides) and the [`BertConfig`] it resolves to.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use bert_model::{Activation, BertConfig};
 use serde::{Deserialize, Serialize};
@@ -72,11 +72,12 @@ impl ModelSection {
     }
 
     /// The model config: preset, `config.json` or `init_from`'s, then the overrides.
-    /// `data_vocab_size` fills `vocab_size` when no override gives it.
-    pub fn resolve(&self, data_vocab_size: usize) -> Result<BertConfig> {
+    /// `data_vocab_size` fills `vocab_size` when no override gives it. `source` is the run
+    /// config file the table came from, for messages.
+    pub fn resolve(&self, data_vocab_size: usize, source: &Path) -> Result<BertConfig> {
         let m = self;
         let bad = |message: String| TrainError::Config {
-            path: PathBuf::from("model"),
+            path: source.to_path_buf(),
             message,
         };
         let mut c = if let Some(name) = &m.preset {
@@ -110,7 +111,25 @@ impl ModelSection {
             initializer_range,
             layer_norm_eps
         );
-        c.validate().map_err(|e| bad(e.to_string()))?;
+        c.validate().map_err(|e| match e {
+            bert_model::ModelError::InvalidConfig { field, message } => {
+                let from = if toml::Value::try_from(m)
+                    .ok()
+                    .and_then(|t| t.get(field).cloned())
+                    .is_some()
+                {
+                    format!("`model.{field}`")
+                } else if let Some(name) = &m.preset {
+                    format!("`{field}` of preset `{name}` (set `model.{field}` to change it)")
+                } else {
+                    format!(
+                        "`{field}` of the model's config.json (set `model.{field}` to change it)"
+                    )
+                };
+                bad(format!("{from} {message}"))
+            }
+            other => bad(format!("table `[model]`: {other}")),
+        })?;
         if c.vocab_size < data_vocab_size {
             return Err(bad(format!(
                 "`model.vocab_size` ({}) is smaller than the data's vocabulary ({data_vocab_size})",

@@ -105,6 +105,15 @@ pub fn ensure_prepared(
     let Some(prepare) = prepare else {
         return Ok(report);
     };
+    if !prepare.makes(train) {
+        tracing::info!(
+            "the [prepare] table makes {}, and `data.train` {} is not inside it: the table is \
+             neither run nor checked against the shards",
+            prepare.out.display(),
+            train.display()
+        );
+        return Ok(report);
+    }
     if train.join(bert_data::INDEX_FILE).is_file() {
         tracing::info!("using the prepared shards in {}", train.display());
         return Ok(report);

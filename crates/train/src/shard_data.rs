@@ -42,6 +42,17 @@ impl DataSection {
 
     /// Checks the values no run can use, naming the key.
     pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.train.as_os_str().is_empty() {
+            return Err("`data.train` must name the prepared training shards".into());
+        }
+        if self.validation.as_ref() == Some(&self.train) {
+            return Err(
+                "`data.validation` is the training shards themselves: evaluation would measure \
+                 memorisation; name the validation split (e.g. `…/validation`), or leave the key \
+                 out"
+                .into(),
+            );
+        }
         if self.batch_size == 0 {
             return Err("`data.batch_size` must be at least 1".into());
         }
@@ -117,13 +128,14 @@ fn tokenizer_dir(split: &Path) -> Option<PathBuf> {
 
 /// `bert train` runs the config's `[prepare]` table only when `data.train` does not exist yet,
 /// so a table edited after the shards were made would be ignored without a word: the masking
-/// it states must be the shards' masking.
+/// it states must be the shards' masking. Shards the table does not make (outside its `out`)
+/// are not checked against it.
 fn check_prepare_table(
     data: &DataSection,
     prepare: Option<&PrepareConfig>,
     header: &DatasetHeader,
 ) -> Result<()> {
-    let Some(recipe) = prepare else {
+    let Some(recipe) = prepare.filter(|p| p.makes(&data.train)) else {
         return Ok(());
     };
     header
@@ -165,9 +177,18 @@ impl ShardData {
         let header = train.header().clone();
         check_prepare_table(data, prepare, &header)?;
         let validation = match &data.validation {
-            Some(dir) => Some(Arc::new(masking(
-                ShardSet::open(dir, Some(&header.vocab_hash)).map_err(data_err)?,
-            )?)),
+            Some(dir) => {
+                let set =
+                    masking(ShardSet::open(dir, Some(&header.vocab_hash)).map_err(data_err)?)?;
+                // Found now rather than as a meaningless evaluation at the end of the run.
+                if set.is_empty() {
+                    return Err(TrainError::NoInstances {
+                        path: dir.clone(),
+                        key: "data.validation",
+                    });
+                }
+                Some(Arc::new(set))
+            }
             None => None,
         };
         let loader = LoaderConfig {
@@ -183,6 +204,7 @@ impl ShardData {
         if train.is_empty() {
             return Err(TrainError::NoInstances {
                 path: data.train.clone(),
+                key: "data.train",
             });
         }
         let facts = DataFacts {

@@ -72,6 +72,13 @@ impl TrainSection {
         if self.log_every == 0 {
             return Err("`train.log_every` must be at least 1".into());
         }
+        if self.max_consecutive_skips == 0 {
+            return Err(
+                "`train.max_consecutive_skips` must be at least 1 (`train.nan_policy = \"stop\"` \
+                 stops at the first non-finite step)"
+                    .into(),
+            );
+        }
         Ok(())
     }
 }

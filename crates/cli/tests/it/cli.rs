@@ -2,16 +2,10 @@
 
 use crate::support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use crate::support::{assert_user_error, bert, read_f32, stderr};
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../model/tests/fixtures")
-        .join(name)
-}
+use crate::support::{assert_user_error, bert, fixture, read_f32, stderr};
 
 fn flatten(v: &serde_json::Value) -> Vec<f32> {
     match v {

@@ -183,6 +183,9 @@ fn prepare_errors_name_the_problem() {
         "--out",
         s(&out),
         "--skip-bad-records",
+        // One document: nothing to hold out.
+        "--validation-fraction",
+        "0",
     ]));
     assert_user_error(
         &bert(&["inspect", s(&tmp.path().join("nothing"))]),
@@ -230,6 +233,8 @@ fn tokenizer_train_writes_a_usable_vocabulary() {
         s(&tmp.path().join("shards")),
         "--max-seq-length",
         "32",
+        "--validation-fraction",
+        "0.2",
     ]));
     assert!(tmp.path().join("shards/train/tokenizer.json").is_file());
 }

@@ -23,6 +23,7 @@ mod lines;
 #[cfg(feature = "parquet")]
 mod parquet;
 mod reader;
+mod sniff;
 mod text;
 
 pub use crate::record::RawDocument;
@@ -60,6 +61,32 @@ impl std::str::FromStr for InputFormat {
     }
 }
 
+/// What to do with an input file that is not text (an image, an archive, a binary; see
+/// `sniff`): its first block holds a known binary magic number, a NUL byte, or mostly bytes
+/// that are not UTF-8.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NonText {
+    /// Leave the file out, with a warning naming it and why (and count it).
+    #[default]
+    Skip,
+    /// Stop with an error naming the file.
+    Error,
+}
+
+impl std::str::FromStr for NonText {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "skip" => Ok(Self::Skip),
+            "error" => Ok(Self::Error),
+            other => Err(format!(
+                "unknown non_text {other:?} (expected skip or error)"
+            )),
+        }
+    }
+}
+
 /// What to read and how.
 #[derive(Clone, Debug)]
 pub struct CorpusOptions {
@@ -74,6 +101,8 @@ pub struct CorpusOptions {
     pub doc_per_file: bool,
     /// Skip (and count) malformed records instead of failing.
     pub skip_bad_records: bool,
+    /// Files that are not text (JSONL and plain text inputs; Parquet checks its own format).
+    pub non_text: NonText,
     /// How each input's records are gathered into documents, by position in `inputs`; an
     /// input without an entry keeps one document per record.
     pub groupings: Vec<Grouping>,
@@ -87,6 +116,7 @@ impl Default for CorpusOptions {
             text_field: "text".into(),
             doc_per_file: false,
             skip_bad_records: false,
+            non_text: NonText::Skip,
             groupings: Vec::new(),
         }
     }
@@ -104,6 +134,9 @@ impl CorpusOptions {
 pub struct CorpusStats {
     /// Input files opened.
     pub files: u64,
+    /// Input files left out because they are not text (see [`NonText`]).
+    #[serde(default)]
+    pub skipped_files: u64,
     /// Documents returned.
     pub documents: u64,
     /// Records read (equal to `documents` unless records are grouped; empty ones count too).

@@ -9,8 +9,9 @@ use super::decompress::open_lines;
 use super::inputs::{detect_format, expand_inputs_indexed};
 use super::jsonl::next_jsonl;
 use super::lines::LineFile;
+use super::sniff::{non_text_reason, peek_head};
 use super::text::next_text;
-use super::{CorpusOptions, CorpusStats, InputFormat};
+use super::{CorpusOptions, CorpusStats, InputFormat, NonText};
 use crate::error::{io_err, DataError, Result};
 use crate::grouping::{Grouper, Grouping};
 use crate::record::{RawDocument, Record};
@@ -122,22 +123,68 @@ impl CorpusReader {
         }
     }
 
-    /// Makes `path` (from input number `input`) the file being read.
+    /// Makes `path` (from input number `input`) the file being read; a file that is not text
+    /// is refused, or left out with `current` staying `None`, as `non_text` says.
     fn open_file(&mut self, path: PathBuf, input: usize) -> Result<()> {
+        let format = detect_format(&path, self.options.format);
+        let lines =
+            if format == InputFormat::Parquet {
+                None
+            } else {
+                let (head, reader) = peek_head(open_lines(&path, self.bytes_read.clone())?)
+                    .map_err(|e| DataError::BadRecord {
+                        path: path.clone(),
+                        line: 1,
+                        message: format!(
+                            "cannot read the start of the file ({e}); it may be truncated or its \
+                         compressed stream corrupt"
+                        ),
+                    })?;
+                if let Some(reason) = non_text_reason(&head) {
+                    match self.options.non_text {
+                        NonText::Error => {
+                            return Err(DataError::Input {
+                                input: path.display().to_string(),
+                                message: format!(
+                                    "not a text file: it {reason} (take it out of the inputs, or \
+                                 set non_text = \"skip\" to leave such files out)"
+                                ),
+                            })
+                        }
+                        NonText::Skip => {
+                            tracing::warn!(
+                                "skipping {}: not a text file: it {reason} (set non_text = \
+                             \"error\" to refuse such files)",
+                                path.display()
+                            );
+                            self.stats.skipped_files += 1;
+                            return Ok(());
+                        }
+                    }
+                }
+                Some(reader)
+            };
         self.stats.files += 1;
         self.grouping = self.options.grouping(input);
         let id_field = self.grouping.document_id_field.clone();
-        let format = detect_format(&path, self.options.format);
-        self.current = Some(match format {
+        self.current = Some(match lines {
             #[cfg(feature = "parquet")]
-            InputFormat::Parquet => FileReader::Parquet(super::parquet::ParquetFile::open(
+            None => FileReader::Parquet(super::parquet::ParquetFile::open(
                 &path,
                 &self.options.text_field,
                 id_field.as_deref(),
                 self.bytes_read.clone(),
             )?),
-            _ => FileReader::Lines(LineFile {
-                reader: open_lines(&path, self.bytes_read.clone())?,
+            #[cfg(not(feature = "parquet"))]
+            None => {
+                return Err(DataError::Input {
+                    input: path.display().to_string(),
+                    message: "Parquet input needs bert-data built with the `parquet` feature"
+                        .into(),
+                })
+            }
+            Some(reader) => FileReader::Lines(LineFile {
+                reader,
                 path,
                 format,
                 id_field,

@@ -257,6 +257,7 @@ impl<'a> Job<'a> {
         report: &mut PrepareReport,
     ) -> Result<()> {
         report.files = stats.files;
+        report.skipped_files = stats.skipped_files;
         report.records = stats.records;
         report.bad_records = stats.bad_records;
         report.invalid_utf8 = stats.invalid_utf8;

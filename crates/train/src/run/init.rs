@@ -81,6 +81,9 @@ fn init_from_dir<B: AutodiffBackend>(
     };
     check_init_vocab(dir, ours.as_ref(), &config.data.train, data_hash)?;
     let (loaded, model, report) = load_model_dir::<B>(dir, config.seed, device)?;
+    if ours.is_some() {
+        checkpoint::require_every_tensor(dir, &report)?;
+    }
     if loaded.vocab_size != model_config.vocab_size
         || loaded.hidden_size != model_config.hidden_size
     {

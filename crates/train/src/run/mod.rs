@@ -26,7 +26,7 @@ use crate::step::TrainState;
 use setup::RunContext;
 use step_loop::run_steps;
 
-pub use setup::check_data_fits_model;
+pub use setup::{check_data_fits_model, lock_run_dir};
 
 /// How the run ended.
 #[derive(Clone, Debug)]

@@ -1,6 +1,7 @@
 //! Resuming a run: finding the newest intact checkpoint, checking that it belongs to the same
 //! run (its identity), and restoring model, optimiser and trainer state from it.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use bert_model::{load_model_dir, BertConfig};
@@ -62,25 +63,55 @@ pub(super) fn resume<B: AutodiffBackend>(
     })
 }
 
-/// Keys whose change would make a resumed run a different run. The global batch counts, not
-/// how it is split over ranks and micro-batches: a run may resume on another number of ranks.
-fn identity(config: &RunConfig, world_size: usize) -> Vec<(&'static str, String)> {
+/// The keys that make a run what it is, each with its value as the config file writes it
+/// (`model` and `optimizer` key by key, e.g. `model.hidden_size`; an absent value is
+/// `unset`). The global batch counts, not how it is split over ranks and micro-batches: a run
+/// may resume on another number of ranks.
+fn identity(config: &RunConfig, world_size: usize) -> BTreeMap<String, String> {
     let b = config.data.batch_size;
     let a = config.train.accumulation;
-    vec![
-        ("seed", config.seed.to_string()),
-        ("model", format!("{:?}", config.model)),
-        ("data.train", config.data.train.display().to_string()),
+    let mut keys = BTreeMap::from([
+        ("seed".to_string(), config.seed.to_string()),
         (
-            "the global batch (data.batch_size × ranks × train.accumulation)",
+            "data.train".to_string(),
+            config.data.train.display().to_string(),
+        ),
+        (
+            GLOBAL_BATCH.to_string(),
             format!("{} ({b} × {world_size} × {a})", b * world_size * a),
         ),
         (
-            "data.pad_to_max_length",
+            "data.pad_to_max_length".to_string(),
             config.data.pad_to_max_length.to_string(),
         ),
-        ("optimizer", format!("{:?}", config.optimizer)),
-    ]
+    ]);
+    for (table, value) in [
+        ("model", serde_json::to_value(&config.model)),
+        ("optimizer", serde_json::to_value(&config.optimizer)),
+    ] {
+        flatten(table, &value.unwrap_or_default(), &mut keys);
+    }
+    keys
+}
+
+/// The identity key of the global batch.
+const GLOBAL_BATCH: &str = "the global batch (data.batch_size × ranks × train.accumulation)";
+
+/// `value`'s leaves under dotted names below `prefix`, written as in TOML.
+fn flatten(prefix: &str, value: &serde_json::Value, out: &mut BTreeMap<String, String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                flatten(&format!("{prefix}.{k}"), v, out);
+            }
+        }
+        serde_json::Value::Null => {
+            out.insert(prefix.to_string(), "unset".into());
+        }
+        other => {
+            out.insert(prefix.to_string(), other.to_string());
+        }
+    }
 }
 
 /// The run config a checkpoint recorded, for its identity keys. Its `[tokenizer]` and
@@ -109,16 +140,24 @@ fn check_resume(
 ) -> Result<()> {
     let old = stored_run_config(dir, &state.run_config)?;
     let global = |c: &RunConfig, w: usize| c.data.batch_size * w * c.train.accumulation;
-    let mut differ: Vec<String> = identity(&old, state.world_size)
+    let (was, now) = (
+        identity(&old, state.world_size),
+        identity(config, world_size),
+    );
+    let unset = "unset".to_string();
+    let names: std::collections::BTreeSet<&String> = was.keys().chain(now.keys()).collect();
+    let mut differ: Vec<String> = names
         .into_iter()
-        .zip(identity(config, world_size))
-        // The same global batch split another way is the same run (elastic resume).
-        .filter(|(a, b)| {
-            a.1 != b.1
-                && !(a.0.starts_with("the global batch")
-                    && global(&old, state.world_size) == global(config, world_size))
+        .filter_map(|key| {
+            let (a, b) = (
+                was.get(key).unwrap_or(&unset),
+                now.get(key).unwrap_or(&unset),
+            );
+            // The same global batch split another way is the same run (elastic resume).
+            let same_global =
+                key == GLOBAL_BATCH && global(&old, state.world_size) == global(config, world_size);
+            (a != b && !same_global).then(|| format!("`{key}` was {a} and is now {b}"))
         })
-        .map(|(a, b)| format!("`{}` was {} and is now {}", a.0, a.1, b.1))
         .collect();
     if state.vocab_hash != vocab_hash {
         differ.push(format!(
@@ -188,7 +227,8 @@ fn restore<B: AutodiffBackend>(
     let trainer = checkpoint::read_state(dir)?;
     check_resume(dir, &trainer, config, world_size, vocab_hash)?;
     checkpoint::verify_files(dir, &trainer)?;
-    let (loaded_config, mut model, _) = load_model_dir::<B>(dir, config.seed, device)?;
+    let (loaded_config, mut model, report) = load_model_dir::<B>(dir, config.seed, device)?;
+    checkpoint::require_every_tensor(dir, &report)?;
     if loaded_config != *model_config {
         return Err(TrainError::ResumeMismatch {
             path: dir.to_path_buf(),

@@ -36,6 +36,23 @@ pub(super) struct RunContext<'a, B: AutodiffBackend> {
     pub(super) ckpt_root: PathBuf,
     /// The configuration as recorded in `run_config.json` and every checkpoint.
     pub(super) run_config_json: serde_json::Value,
+    /// (The writer) this process's hold on the run directory, for the whole run.
+    _lock: Option<bert_fsutil::FolderLock>,
+}
+
+/// The lock file of a run directory.
+const LOCK_FILE: &str = ".lock";
+
+/// Takes the run directory `out_dir` for this process (creating it), or fails at once, naming
+/// the process that has it, when another run writes there. Held until dropped; the kernel
+/// releases it when the process dies, so a killed run never leaves it stale. Within one process
+/// it can be taken again (`bert train` takes it before preparing the data, then the run takes
+/// it once more). Only the writer of a data-parallel group (rank 0) takes it.
+pub fn lock_run_dir(out_dir: &Path) -> Result<bert_fsutil::FolderLock> {
+    Ok(bert_fsutil::FolderLock::acquire(
+        &out_dir.join(LOCK_FILE),
+        out_dir,
+    )?)
 }
 
 /// The state the step loop starts from.
@@ -76,9 +93,13 @@ impl<'a, B: AutodiffBackend> RunContext<'a, B> {
             })?;
         std::fs::create_dir_all(&config.out_dir)
             .map_err(TrainError::io("creating", &config.out_dir))?;
+        let lock = writer.then(|| lock_run_dir(&config.out_dir)).transpose()?;
         let ckpt_root = checkpoints_dir(config);
         if writer {
             checkpoint::clean_partial(&ckpt_root);
+            // Files half-written by a killed run (metrics, run config); checkpoints are
+            // cleaned above.
+            bert_fsutil::remove_stale_temps_in(&config.out_dir);
         }
         let run_config_json = serde_json::to_value(config).expect("run config serialises");
         Ok(Self {
@@ -91,6 +112,7 @@ impl<'a, B: AutodiffBackend> RunContext<'a, B> {
             model_config,
             ckpt_root,
             run_config_json,
+            _lock: lock,
         })
     }
 

@@ -258,7 +258,6 @@ fn plot_run_writes_the_png() {
     assert_eq!(bytes[..8], PNG_SIGNATURE);
     let img = decode(&bytes);
     assert_eq!((img.width, img.height), (1200, 800));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -280,6 +279,4 @@ fn empty_metrics_is_an_error_naming_the_file() {
     let err = plot_run(&missing, &out, &PlotOptions::default()).expect_err("no file");
     assert!(matches!(err, TrainError::Io { .. }), "{err}");
     assert!(err.to_string().contains("metrics.jsonl"), "{err}");
-    let _ = std::fs::remove_dir_all(&dir);
-    let _ = std::fs::remove_dir_all(&missing);
 }

@@ -185,8 +185,6 @@ fn crashing_and_resuming_gives_identical_losses() {
     // keep = 2: only the two newest checkpoints remain.
     let ckpts = bert_train::list_checkpoints(&part_dir.join("checkpoints"));
     assert_eq!(ckpts.iter().map(|c| c.0).collect::<Vec<_>>(), vec![8, 10]);
-    std::fs::remove_dir_all(&full_dir).unwrap();
-    std::fs::remove_dir_all(&part_dir).unwrap();
 }
 
 #[test]
@@ -209,7 +207,10 @@ fn resume_refuses_a_different_model_and_names_it() {
     )
     .unwrap_err()
     .to_string();
-    assert!(err.contains("`model`"), "{err}");
+    assert!(
+        err.contains("`model.num_hidden_layers` was unset and is now 3"),
+        "{err}"
+    );
     let mut changed = config(&dir, 8);
     changed.seed = 6;
     let err = train::<B>(
@@ -224,7 +225,6 @@ fn resume_refuses_a_different_model_and_names_it() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("`seed` was 5 and is now 6"), "{err}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -298,8 +298,6 @@ fn mixed_precision_runs_resume_exactly_with_their_loss_scale() {
                 assert!(x == y, "{precision}: {file} differs");
             }
         }
-        std::fs::remove_dir_all(&full_dir).unwrap();
-        std::fs::remove_dir_all(&part_dir).unwrap();
     }
 }
 

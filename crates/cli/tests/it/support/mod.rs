@@ -4,6 +4,13 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+/// A model fixture folder of the model crate (`crates/model/tests/fixtures/NAME`).
+pub fn fixture(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../model/tests/fixtures")
+        .join(name)
+}
+
 /// Runs the `bert` binary with `args` and waits for it.
 pub fn bert(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_bert"))

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use bert_model::{PretrainingBatch, PRESETS};
+use bert_model::PretrainingBatch;
 use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
 use serde::Deserialize;
 
@@ -22,7 +22,6 @@ pub fn fixture_dirs() -> Vec<PathBuf> {
         .collect();
     dirs.sort();
     assert!(!dirs.is_empty(), "no fixtures under {}", root.display());
-    let _ = PRESETS;
     dirs
 }
 
