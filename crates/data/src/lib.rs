@@ -43,6 +43,7 @@ pub use masking::{num_to_predict, MaskCount, MaskingParams};
 pub use prepare::{prepare, PrepareConfig, PrepareReport};
 pub use segment::split_sentences;
 pub use shard::{DatasetHeader, MaskingMode, ShardWriter, FORMAT_NAME, FORMAT_VERSION, INDEX_FILE};
+pub use staging::lock_for_reading;
 pub use tokenizer::{vocab_hash, Vocab, VocabTxtOptions, WordPieceTokenizer};
 pub use train_vocab::{train_wordpiece, TrainVocabOptions, TrainVocabReport};
 pub use verified::{Verify, VerifySummary};

@@ -49,7 +49,37 @@ pub(crate) fn check_output(out: &Path) -> Result<()> {
 /// when another `prepare` writes it.
 pub(crate) fn lock_output(out: &Path) -> Result<bert_fsutil::FolderLock> {
     let out = named(out)?;
-    Ok(bert_fsutil::FolderLock::acquire(
+    let lock = bert_fsutil::FolderLock::sibling_path(&out);
+    bert_fsutil::FolderLock::acquire(&lock, &out).map_err(|e| match e {
+        // Readers leave no note: say who they are.
+        bert_fsutil::LockError::Busy {
+            folder,
+            lock_file,
+            holder,
+        } if holder == "another process" => bert_fsutil::LockError::Busy {
+            folder,
+            lock_file,
+            holder: "another process: a `bert train` reading these shards, or another \
+                     `bert prepare`"
+                .into(),
+        }
+        .into(),
+        other => other.into(),
+    })
+}
+
+/// Takes the lock of the prepare output holding the split folder `split` (`OUT/train` →
+/// `.OUT.lock` beside `OUT`) shared, for as long as a reader uses the shards, so that no
+/// `prepare` replaces them meanwhile. `None` where the shards have no such lock (they were
+/// copied from elsewhere, or sit on read-only storage).
+pub fn lock_for_reading(split: &Path) -> Result<Option<bert_fsutil::FolderLock>> {
+    let Some(out) = split.parent().filter(|p| !p.as_os_str().is_empty()) else {
+        return Ok(None);
+    };
+    let Ok(out) = named(out) else {
+        return Ok(None);
+    };
+    Ok(bert_fsutil::FolderLock::acquire_shared(
         &bert_fsutil::FolderLock::sibling_path(&out),
         &out,
     )?)

@@ -9,6 +9,11 @@
 //!
 //! Within one process the lock is re-entrant: nested steps of one job (a `bert train` that
 //! prepares its own data and then trains into the run folder it has already locked) share it.
+//!
+//! Readers may take the lock shared ([`FolderLock::acquire_shared`]): any number of them hold it
+//! together, and a writer asking for it exclusively is refused while one does (a `bert prepare`
+//! over the shards a `bert train` reads). Only an exclusive holder writes its note into the file,
+//! and empties it again when it lets go.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions, TryLockError};
@@ -51,7 +56,18 @@ pub struct FolderLock {
 /// The open, locked file; the OS lock goes with the last handle.
 #[derive(Debug)]
 struct Held {
-    _file: File,
+    file: File,
+    shared: bool,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        // The note names a holder only while there is one (a killed holder's note stays, and a
+        // refused process checks whether its process still runs).
+        if !self.shared {
+            let _ = self.file.set_len(0);
+        }
+    }
 }
 
 /// The locks this process holds, by canonical lock-file path, for re-entrancy.
@@ -60,61 +76,88 @@ fn held_here() -> &'static Mutex<HashMap<PathBuf, Weak<Held>>> {
     HELD.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
+/// What a refused process says of the holder: its note, when the process it names still runs.
+fn holder_of(note: &str) -> String {
+    let note = note.trim();
+    let pid = note
+        .strip_prefix("process ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|pid| pid.parse::<u32>().ok());
+    match pid {
+        Some(pid) if crate::process_alive(pid) != Some(false) => note.to_string(),
+        _ => "another process".to_string(),
+    }
+}
+
 impl FolderLock {
     /// Takes the exclusive lock `lock_file` for `folder` (the folder is only named in
     /// messages), creating the lock file and its parent folders. Fails at once, never waits,
-    /// when another process holds it.
+    /// when another process holds it, exclusively or shared.
     pub fn acquire(lock_file: &Path, folder: &Path) -> Result<Self, LockError> {
         if let Some(parent) = lock_file.parent().filter(|p| !p.as_os_str().is_empty()) {
             crate::create_dir_all(parent)?;
         }
-        let fs_err = |action: &'static str| {
-            move |source| FsError {
-                action,
-                path: lock_file.to_path_buf(),
-                source,
-            }
-        };
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .open(lock_file)
-            .map_err(fs_err("opening the lock file"))?;
+            .map_err(fs_error("opening the lock file", lock_file))?;
+        Self::take(file, lock_file, folder, false)
+    }
+
+    /// Takes `lock_file` shared, as a reader of `folder`: other readers may hold it too, a
+    /// writer ([`FolderLock::acquire`]) may not. `None` when there is no lock file (a folder no
+    /// writer of ours made) or it cannot be opened (read-only storage): reading goes on unguarded
+    /// rather than failing. Fails when a writer holds it.
+    pub fn acquire_shared(lock_file: &Path, folder: &Path) -> Result<Option<Self>, LockError> {
+        let Ok(file) = File::open(lock_file) else {
+            return Ok(None);
+        };
+        Self::take(file, lock_file, folder, true).map(Some)
+    }
+
+    fn take(file: File, lock_file: &Path, folder: &Path, shared: bool) -> Result<Self, LockError> {
         let key = lock_file
             .canonicalize()
-            .map_err(fs_err("resolving the lock file"))?;
+            .map_err(fs_error("resolving the lock file", lock_file))?;
         let mut held = held_here().lock().unwrap_or_else(|e| e.into_inner());
         if let Some(existing) = held.get(&key).and_then(Weak::upgrade) {
-            return Ok(Self { _held: existing });
+            // An exclusive hold covers a shared request; a shared one cannot be upgraded.
+            if shared || !existing.shared {
+                return Ok(Self { _held: existing });
+            }
         }
-        match file.try_lock() {
+        let attempt = if shared {
+            file.try_lock_shared()
+        } else {
+            file.try_lock()
+        };
+        match attempt {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
-                let mut holder = String::new();
-                let _ = file.read_to_string(&mut holder);
-                let holder = holder.trim();
+                let mut note = String::new();
+                let _ = (&file).read_to_string(&mut note);
                 return Err(LockError::Busy {
                     folder: folder.to_path_buf(),
                     lock_file: lock_file.to_path_buf(),
-                    holder: if holder.is_empty() {
-                        "another process".to_string()
-                    } else {
-                        holder.to_string()
-                    },
+                    holder: holder_of(&note),
                 });
             }
-            Err(TryLockError::Error(e)) => return Err(fs_err("locking")(e).into()),
+            Err(TryLockError::Error(e)) => return Err(fs_error("locking", lock_file)(e).into()),
         }
-        // Who holds it, for the message of a refused process; the lock is what counts, so a
-        // failure to write this is not an error.
-        let _ = file
-            .set_len(0)
-            .and_then(|()| file.seek(SeekFrom::Start(0)))
-            .and_then(|_| file.write_all(holder_line().as_bytes()))
-            .and_then(|()| file.sync_data());
-        let entry = Arc::new(Held { _file: file });
+        if !shared {
+            // Who holds it, for the message of a refused process; the lock is what counts, so
+            // a failure to write this is not an error.
+            let mut f = &file;
+            let _ = f
+                .set_len(0)
+                .and_then(|()| f.seek(SeekFrom::Start(0)))
+                .and_then(|_| f.write_all(holder_line().as_bytes()))
+                .and_then(|()| f.sync_data());
+        }
+        let entry = Arc::new(Held { file, shared });
         held.retain(|_, weak| weak.strong_count() > 0);
         held.insert(key, Arc::downgrade(&entry));
         Ok(Self { _held: entry })
@@ -128,6 +171,14 @@ impl FolderLock {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         folder.with_file_name(format!(".{name}.lock"))
+    }
+}
+
+fn fs_error<'a>(action: &'static str, path: &'a Path) -> impl Fn(std::io::Error) -> FsError + 'a {
+    move |source| FsError {
+        action,
+        path: path.to_path_buf(),
+        source,
     }
 }
 
@@ -187,14 +238,18 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("bert-lock-test-{}", std::process::id()));
         let file = dir.join(".x.lock");
         let first = FolderLock::acquire(&file, &dir).unwrap();
-        let nested = FolderLock::acquire(&file, &dir).unwrap();
-        drop(first);
-        drop(nested);
         let written = std::fs::read_to_string(&file).unwrap();
         assert!(
             written.starts_with(&format!("process {} (started ", std::process::id())),
             "{written}"
         );
+        let nested = FolderLock::acquire(&file, &dir).unwrap();
+        let reading = FolderLock::acquire_shared(&file, &dir).unwrap().unwrap();
+        drop(reading);
+        drop(first);
+        drop(nested);
+        // Released: the note is emptied with the lock.
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "");
         // Released: a separate open file description can take it now.
         let other = File::open(&file).unwrap();
         other.try_lock().unwrap();
@@ -219,6 +274,30 @@ mod tests {
         );
         drop(other);
         FolderLock::acquire(&file, Path::new("out/y")).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn readers_share_the_lock_and_keep_a_writer_out() {
+        let dir = std::env::temp_dir().join(format!("bert-lock-shared-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join(".z.lock");
+        assert!(
+            FolderLock::acquire_shared(&file, &dir).unwrap().is_none(),
+            "no lock file yet"
+        );
+        // A note left by a holder that is gone is not repeated as if it held the lock.
+        std::fs::write(&file, "process 4000000000 (started then): bert prepare\n").unwrap();
+        // Another reader (another open file description) holds it shared.
+        let other = File::open(&file).unwrap();
+        other.try_lock_shared().unwrap();
+        let mine = FolderLock::acquire_shared(&file, &dir).unwrap();
+        assert!(mine.is_some());
+        drop(mine);
+        let err = FolderLock::acquire(&file, &dir).unwrap_err().to_string();
+        assert!(err.contains("is in use by another process;"), "{err}");
+        drop(other);
+        FolderLock::acquire(&file, &dir).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

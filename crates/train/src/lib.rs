@@ -8,8 +8,8 @@
 //!
 //! 1. `digest`, `reduce`: file checksums; sums with the same bits on every run.
 //! 2. `error`.
-//! 3. `schedule`, `optim`, `metrics`, `provider`, `model_spec`: components that need nothing
-//!    but the error type (each with its config section).
+//! 3. `schedule`, `optim`, `metrics`, `tensorboard`, `provider`, `model_spec`: components that
+//!    need nothing but the error type (each with its config section).
 //! 4. `collective`: one rank's membership of Burn's collective.
 //! 5. `step`: one optimiser step.
 //! 6. `eval`, `checkpoint`.
@@ -44,6 +44,7 @@ mod schedule;
 mod shard_data;
 mod step;
 mod synthetic;
+mod tensorboard;
 
 /// The module layers, lowest first: a module may import (`use crate::…`) only modules of an
 /// earlier layer. Read by the layering test; keep it in step with the list above.
@@ -51,7 +52,14 @@ mod synthetic;
 const LAYERS: &[&[&str]] = &[
     &["digest", "reduce"],
     &["error"],
-    &["schedule", "optim", "metrics", "provider", "model_spec"],
+    &[
+        "schedule",
+        "optim",
+        "metrics",
+        "tensorboard",
+        "provider",
+        "model_spec",
+    ],
     &["collective"],
     &["step"],
     &["eval", "checkpoint"],
@@ -84,3 +92,4 @@ pub use schedule::{DecayOver, Schedule, ScheduleSection};
 pub use shard_data::{DataSection, MaskingOverride, ShardData};
 pub use step::{LossScaler, NanPolicy, StepOutcome, TrainSection, TrainState};
 pub use synthetic::SyntheticData;
+pub use tensorboard::{read_events, Event as TensorBoardEvent, EventLog, EVENT_FILE, TB_DIR};

@@ -111,6 +111,9 @@ pub struct ShardData {
     validation: Option<Arc<ShardSet>>,
     loader: LoaderConfig,
     facts: DataFacts,
+    /// The shared locks of the prepare outputs the splits come from, held while the shards
+    /// are in use, so no `bert prepare` replaces them under a run.
+    _read_locks: Vec<bert_fsutil::FolderLock>,
 }
 
 fn data_err(e: bert_data::DataError) -> TrainError {
@@ -164,6 +167,10 @@ impl ShardData {
         seed: u64,
         accumulation: usize,
     ) -> Result<Self> {
+        let mut read_locks = Vec::new();
+        for split in std::iter::once(&data.train).chain(data.validation.as_ref()) {
+            read_locks.extend(bert_data::lock_for_reading(split).map_err(data_err)?);
+        }
         let masking = |set: ShardSet| -> Result<ShardSet> {
             if data.masking.is_empty() {
                 return Ok(set);
@@ -219,6 +226,7 @@ impl ShardData {
             validation,
             loader,
             facts,
+            _read_locks: read_locks,
         })
     }
 }

@@ -37,6 +37,10 @@ pub struct TrainSection {
     /// dynamic loss scaling). Checkpoints and exports are f32 whatever it is.
     #[serde(default)]
     pub precision: Precision,
+    /// Write TensorBoard event files into `out_dir/tb/` (rank 0): every step's and
+    /// evaluation's figures, and the fill-mask probes as text.
+    #[serde(default = "TrainSection::default_tensorboard")]
+    pub tensorboard: bool,
 }
 
 // `steps` has no default, so the table cannot be `#[serde(default)]` as a whole: each default
@@ -56,6 +60,9 @@ impl TrainSection {
     }
     fn default_log_every() -> u64 {
         1
+    }
+    fn default_tensorboard() -> bool {
+        true
     }
 
     /// Checks the values no run can use, naming the key.

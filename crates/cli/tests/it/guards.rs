@@ -78,11 +78,28 @@ fn a_second_train_on_a_busy_run_folder_is_refused_and_the_first_finishes_whole()
     stop_once_locked(&mut first, &run.join(".lock"));
     let second = bert(&["train", "--config", config_s]);
     let third = bert(&["train", "--config", config_s, "--resume"]);
+    // Nor may a prepare replace the shards the run reads.
+    let vocab = dir.join("vocab/vocab.txt");
+    let reprepare = bert(&[
+        "prepare",
+        "--input",
+        corpus.to_str().unwrap(),
+        "--vocab",
+        vocab.to_str().unwrap(),
+        "--out",
+        shards.to_str().unwrap(),
+        "--validation-fraction",
+        "0.1",
+    ]);
     signal(&first, "CONT");
     let pid = first.id().to_string();
     for refused in [&second, &third] {
         assert_user_error(refused, &["is in use by process", &pid, "bert train"]);
     }
+    assert_user_error(
+        &reprepare,
+        &["is in use", "a `bert train` reading these shards"],
+    );
     finish(first);
     let steps_logged: Vec<u64> = losses(&run).into_iter().map(|(s, _)| s).collect();
     assert_eq!(steps_logged, (1..=steps).collect::<Vec<_>>());

@@ -17,6 +17,7 @@ use crate::metrics::{EvalRecord, MetricsLog, StepRecord};
 use crate::provider::{DataProvider, TrainBatches};
 use crate::schedule::Schedule;
 use crate::step::{StepOutcome, TrainState};
+use crate::tensorboard::EventLog;
 
 /// Where the loop ended.
 pub(super) struct LoopEnd<B: AutodiffBackend> {
@@ -42,6 +43,8 @@ struct StepLoop<'r, B: AutodiffBackend> {
     schedule: Schedule,
     /// The metrics file (rank 0 only).
     log: Option<MetricsLog>,
+    /// (Rank 0, `train.tensorboard`) the TensorBoard event file.
+    tb: Option<EventLog>,
     batches: Box<dyn TrainBatches + 'r>,
     validation: Option<Vec<HostBatch>>,
     bar: Option<indicatif::ProgressBar>,
@@ -80,6 +83,11 @@ pub(super) fn run_steps<'r, B: AutodiffBackend>(
     } else {
         None
     };
+    let tb = if ctx.writer && config.train.tensorboard {
+        Some(EventLog::open(&config.out_dir, trainer_state.step)?)
+    } else {
+        None
+    };
     let cursor = (!trainer_state.data_cursor.is_null()).then_some(&trainer_state.data_cursor);
     let batches = data.train(cursor)?;
     let eval_batch = config.eval.batch_size.unwrap_or(config.data.batch_size);
@@ -102,6 +110,7 @@ pub(super) fn run_steps<'r, B: AutodiffBackend>(
         state,
         schedule,
         log,
+        tb,
         batches,
         validation,
         bar,
@@ -155,6 +164,9 @@ impl<B: AutodiffBackend> StepLoop<'_, B> {
         let record = self.count(&out, lr, dt);
         if let Some(log) = self.log.as_mut() {
             log.append(&record)?;
+        }
+        if let Some(tb) = self.tb.as_mut() {
+            tb.scalars(record.step, &train_scalars(&record))?;
         }
         self.trainer_state.loss_scaler = self.state.loss_scaler.clone();
         account_skips(
@@ -263,6 +275,17 @@ impl<B: AutodiffBackend> StepLoop<'_, B> {
         if let Some(log) = self.log.as_mut() {
             log.append(&e)?;
         }
+        if let Some(tb) = self.tb.as_mut() {
+            tb.scalars(
+                e.step,
+                &[
+                    ("eval/mlm_loss", e.mlm_loss),
+                    ("eval/mlm_accuracy", e.mlm_accuracy),
+                    ("eval/nsp_loss", e.nsp_loss),
+                    ("eval/nsp_accuracy", e.nsp_accuracy),
+                ],
+            )?;
+        }
         self.final_eval = Some(e);
         Ok(())
     }
@@ -277,8 +300,18 @@ impl<B: AutodiffBackend> StepLoop<'_, B> {
         let model = burn::module::AutodiffModule::valid(&self.state.model);
         match probes.fill(&model, &self.ctx.model_config, 3, self.ctx.device) {
             Ok(filled) => {
-                for (text, masks) in filled {
-                    tracing::info!(step, "fill-mask \"{text}\": {}", format_candidates(&masks));
+                for (i, (text, masks)) in filled.into_iter().enumerate() {
+                    let candidates = format_candidates(&masks);
+                    tracing::info!(step, "fill-mask \"{text}\": {candidates}");
+                    if let Some(tb) = self.tb.as_mut() {
+                        let line = format!("{text} → {candidates}");
+                        if let Err(e) = tb.text(step, &format!("fill_mask/{i}"), &line) {
+                            tracing::warn!(
+                                "the fill-mask probes are not logged to TensorBoard: {e}"
+                            );
+                            self.tb = None;
+                        }
+                    }
                 }
             }
             Err(e) => {
@@ -312,6 +345,26 @@ impl<B: AutodiffBackend> StepLoop<'_, B> {
         }
         Ok(())
     }
+}
+
+/// A training step's figures as TensorBoard scalars (tags `train/…`).
+fn train_scalars(r: &StepRecord) -> Vec<(&'static str, f64)> {
+    let mut v = vec![
+        ("train/loss", r.loss),
+        ("train/mlm_loss", r.mlm_loss),
+        ("train/nsp_loss", r.nsp_loss),
+        ("train/mlm_accuracy", r.mlm_accuracy),
+        ("train/nsp_accuracy", r.nsp_accuracy),
+        ("train/learning_rate", r.lr),
+        ("train/grad_norm", r.grad_norm),
+        ("train/sequences_per_s", r.seq_per_s),
+        ("train/tokens_per_s", r.tokens_per_s),
+        ("train/skipped", f64::from(u8::from(r.skipped))),
+    ];
+    if let Some(scale) = r.loss_scale {
+        v.push(("train/loss_scale", scale));
+    }
+    v
 }
 
 /// The bar over the run's steps, starting at `start`, when `show`.

@@ -2,7 +2,7 @@
 //! learning-rate schedule (`schedule`) and twelve AdamW steps (`torch_parity`) against
 //! references, whole runs that learn (`learning`), resume bit for bit and catch damaged
 //! checkpoints (`resume`), data parallelism over Burn's collective (`distributed`), precision
-//! and shard checks before a run (`precision`, `shards`), and `bert plot`'s renderer (`plot`).
+//! and shard checks before a run (`precision`, `shards`), `bert plot`'s renderer (`plot`), and the TensorBoard event files (`tensorboard`).
 //!
 //! Tests that train hold [`support::SERIAL`]: they share process-wide state (the backend's
 //! generator, reseeded every micro-batch, and Burn's collective).
@@ -17,4 +17,5 @@ mod resume;
 mod schedule;
 mod shards;
 mod step;
+mod tensorboard;
 mod torch_parity;

@@ -14,7 +14,7 @@ use bert_train::{RunConfig, TrainError};
 
 type B = burn::backend::Autodiff<burn::backend::Flex>;
 
-fn config(out: &std::path::Path, steps: u64) -> RunConfig {
+pub(crate) fn config(out: &std::path::Path, steps: u64) -> RunConfig {
     config_with(out, steps, &[])
 }
 
@@ -52,7 +52,7 @@ fn config_with(out: &std::path::Path, steps: u64, overrides: &[String]) -> RunCo
 }
 
 /// `--resume` of `config`'s run on the default CPU device.
-fn resume(config: &RunConfig, data: &dyn DataProvider) -> bert_train::RunSummary {
+pub(crate) fn resume(config: &RunConfig, data: &dyn DataProvider) -> bert_train::RunSummary {
     let options = RunOptions {
         resume: true,
         progress: false,
