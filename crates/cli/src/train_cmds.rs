@@ -56,6 +56,10 @@ pub struct BenchArgs {
     /// Float type of the matrix products: fp32, bf16 or fp16 (weights stay f32).
     #[arg(long, default_value = "fp32")]
     pub precision: Precision,
+    /// The device's peak TFLOP/s for MFU, where the built-in table does not know it
+    /// (`$BERT_PEAK_TFLOPS` also sets it).
+    #[arg(long)]
+    pub peak_tflops: Option<f64>,
     /// Print one JSON line instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -78,6 +82,10 @@ impl BackendTask for BenchTask {
 pub fn bench(args: &BenchArgs) -> Result<()> {
     anyhow::ensure!(args.steps > 0, "--steps must be at least 1");
     anyhow::ensure!(
+        args.peak_tflops.is_none_or(|t| t.is_finite() && t > 0.0),
+        "--peak-tflops must be a positive number"
+    );
+    anyhow::ensure!(
         args.batch > 0 && args.seq > 1,
         "--batch must be at least 1 and --seq at least 2"
     );
@@ -99,6 +107,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         steps: args.steps,
         warmup: args.warmup,
         precision: args.precision,
+        peak: bert_train::device_peak(&args.device.to_string(), args.precision, args.peak_tflops),
     };
     let report = dispatch(args.device, BenchTask(config))?;
     if args.json {
@@ -129,6 +138,10 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
             report.flops_per_s / 1e12,
             report.flops_per_step / 1e9
         );
+        match (report.mfu, &report.peak_source) {
+            (Some(u), Some(source)) => println!("  MFU           {:.1}% of {source}", u * 100.0),
+            _ => println!("  MFU           unknown: no peak for this device (--peak-tflops)"),
+        }
         if let (Some(first), Some(last)) = (report.losses.first(), report.losses.last()) {
             println!("  loss          {first:.4} (first step) → {last:.4} (last)");
         }

@@ -7,6 +7,7 @@ use bert_model::{BertConfig, BertForPreTraining, Precision};
 use burn::tensor::backend::AutodiffBackend;
 use serde::Serialize;
 
+use crate::flops::{forward_flops, Peak};
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::step::TrainState;
 use crate::synthetic::SyntheticData;
@@ -26,6 +27,8 @@ pub struct BenchConfig {
     pub warmup: usize,
     /// Float type of the matrix products.
     pub precision: Precision,
+    /// The device's peak, for MFU (see `crate::flops::device_peak`).
+    pub peak: Option<Peak>,
 }
 
 /// The measurements, as `--json` prints them.
@@ -54,6 +57,10 @@ pub struct BenchReport {
     pub flops_per_step: f64,
     /// Achieved model FLOP/s at the median step.
     pub flops_per_s: f64,
+    /// Model FLOPs utilisation: `flops_per_s` over the device's peak, when it is known.
+    pub mfu: Option<f64>,
+    /// Where the peak comes from.
+    pub peak_source: Option<String>,
     /// Batch, sequence length, masked positions per sequence.
     pub shape: [usize; 3],
     /// Timed steps.
@@ -71,22 +78,6 @@ pub fn peak_rss_mib() -> Option<f64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024.0)
-}
-
-/// Forward FLOPs of one pre-training step (2 per multiply-add), counting the matmuls.
-pub fn forward_flops(c: &BertConfig, batch: usize, seq: usize, predictions: usize) -> f64 {
-    let (h, i, v, l) = (
-        c.hidden_size as f64,
-        c.intermediate_size as f64,
-        c.vocab_size as f64,
-        c.num_hidden_layers as f64,
-    );
-    let tokens = (batch * seq) as f64;
-    let per_layer = tokens * (4.0 * h * h + 2.0 * h * i) * 2.0
-        + 2.0 * 2.0 * (batch as f64) * (seq * seq) as f64 * h;
-    let masked = (batch * predictions) as f64;
-    let head = masked * (h * h + h * v) * 2.0 + batch as f64 * (h * h + 2.0 * h) * 2.0;
-    l * per_layer + head
 }
 
 /// Runs the benchmark on backend `B`.
@@ -157,6 +148,8 @@ pub fn run_bench<B: AutodiffBackend>(config: &BenchConfig, device: &B::Device) -
         parameters,
         flops_per_step: flops,
         flops_per_s: flops / median,
+        mfu: config.peak.as_ref().map(|p| flops / median / p.flops),
+        peak_source: config.peak.as_ref().map(|p| p.source.clone()),
         shape: [config.batch_size, config.seq_len, data.max_predictions],
         steps: config.steps,
         losses,

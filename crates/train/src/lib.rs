@@ -8,8 +8,8 @@
 //!
 //! 1. `digest`, `reduce`: file checksums; sums with the same bits on every run.
 //! 2. `error`.
-//! 3. `schedule`, `optim`, `metrics`, `tensorboard`, `provider`, `model_spec`: components that
-//!    need nothing but the error type (each with its config section).
+//! 3. `schedule`, `optim`, `metrics`, `tensorboard`, `flops`, `provider`, `model_spec`:
+//!    components that need nothing but the error type (each with its config section).
 //! 4. `collective`: one rank's membership of Burn's collective.
 //! 5. `step`: one optimiser step.
 //! 6. `eval`, `checkpoint`.
@@ -30,6 +30,7 @@ mod distributed;
 mod error;
 mod eval;
 mod fill_mask;
+mod flops;
 #[cfg(test)]
 mod layering;
 mod metrics;
@@ -57,6 +58,7 @@ const LAYERS: &[&[&str]] = &[
         "optim",
         "metrics",
         "tensorboard",
+        "flops",
         "provider",
         "model_spec",
     ],
@@ -70,7 +72,7 @@ const LAYERS: &[&[&str]] = &[
     &["bench"],
 ];
 
-pub use bench::{forward_flops, peak_rss_mib, run_bench, BenchConfig, BenchReport};
+pub use bench::{peak_rss_mib, run_bench, BenchConfig, BenchReport};
 pub use checkpoint::{
     list_checkpoints, load_model_verified, read_verified_state, CheckpointSection, TrainerState,
 };
@@ -81,6 +83,7 @@ pub use distributed::train_replicas;
 pub use error::{Result, TrainError};
 pub use eval::{evaluate, evaluate_replicated, EvalSection};
 pub use fill_mask::{format_candidates, predict_masks, Candidates, MaskProbes};
+pub use flops::{device_peak, forward_flops, train_flops, Peak};
 pub use metrics::{read_metrics, EvalRecord, StepRecord};
 pub use model_spec::{InitOptimizer, ModelSection};
 pub use optim::{Optimizer, OptimizerConfig, OptimizerKind};

@@ -49,6 +49,12 @@ pub struct StepRecord {
     /// gradient all-reduce, waiting for the slowest rank included).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comm_s: Option<f64>,
+    /// Model FLOP/s of this rank over this step (the matrix products of its batches' shapes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flops_per_s: Option<f64>,
+    /// Model FLOPs utilisation: `flops_per_s` over the device's peak, when it is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mfu: Option<f64>,
 }
 
 /// One evaluation.

@@ -41,6 +41,10 @@ pub struct TrainSection {
     /// evaluation's figures, and the fill-mask probes as text.
     #[serde(default = "TrainSection::default_tensorboard")]
     pub tensorboard: bool,
+    /// The device's peak TFLOP/s for MFU, where the built-in table does not know it (or to
+    /// measure against another figure); `$BERT_PEAK_TFLOPS` also sets it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_tflops: Option<f64>,
 }
 
 // `steps` has no default, so the table cannot be `#[serde(default)]` as a whole: each default
@@ -78,6 +82,12 @@ impl TrainSection {
         }
         if self.log_every == 0 {
             return Err("`train.log_every` must be at least 1".into());
+        }
+        if self
+            .peak_tflops
+            .is_some_and(|t| !(t.is_finite() && t > 0.0))
+        {
+            return Err("`train.peak_tflops` must be a positive number of TFLOP/s".into());
         }
         if self.max_consecutive_skips == 0 {
             return Err(

@@ -13,6 +13,7 @@ use crate::checkpoint::{self, TrainerState};
 use crate::error::Result;
 use crate::eval::evaluate_replicated;
 use crate::fill_mask::{format_candidates, MaskProbes};
+use crate::flops::{device_peak, train_flops, Peak};
 use crate::metrics::{EvalRecord, MetricsLog, StepRecord};
 use crate::provider::{DataProvider, TrainBatches};
 use crate::schedule::Schedule;
@@ -45,6 +46,8 @@ struct StepLoop<'r, B: AutodiffBackend> {
     log: Option<MetricsLog>,
     /// (Rank 0, `train.tensorboard`) the TensorBoard event file.
     tb: Option<EventLog>,
+    /// This rank's device peak, for MFU.
+    peak: Option<Peak>,
     batches: Box<dyn TrainBatches + 'r>,
     validation: Option<Vec<HostBatch>>,
     bar: Option<indicatif::ProgressBar>,
@@ -83,6 +86,24 @@ pub(super) fn run_steps<'r, B: AutodiffBackend>(
     } else {
         None
     };
+    let device_name = config
+        .distributed
+        .devices
+        .first()
+        .map_or(config.device.as_str(), String::as_str);
+    let peak = device_peak(
+        device_name,
+        config.train.precision,
+        config.train.peak_tflops,
+    );
+    if ctx.writer {
+        match &peak {
+            Some(p) => tracing::info!("MFU against {:.1} TFLOP/s: {}", p.flops / 1e12, p.source),
+            None => tracing::info!(
+                "no peak known for `{device_name}`: MFU is not logged (set `train.peak_tflops`)"
+            ),
+        }
+    }
     let tb = if ctx.writer && config.train.tensorboard {
         Some(EventLog::open(&config.out_dir, trainer_state.step)?)
     } else {
@@ -111,6 +132,7 @@ pub(super) fn run_steps<'r, B: AutodiffBackend>(
         schedule,
         log,
         tb,
+        peak,
         batches,
         validation,
         bar,
@@ -192,6 +214,13 @@ impl<B: AutodiffBackend> StepLoop<'_, B> {
         ts.data_cursor = self.batches.cursor();
         ts.elapsed_s = self.elapsed_before + self.started.elapsed().as_secs_f64();
         let m = out.metrics;
+        let flops = train_flops(
+            &self.ctx.model_config,
+            self.micro
+                .iter()
+                .map(|b| (b.batch_size, b.seq_len, b.max_predictions)),
+        );
+        let flops_per_s = flops / dt;
         StepRecord {
             kind: "train".into(),
             step: ts.step,
@@ -209,6 +238,8 @@ impl<B: AutodiffBackend> StepLoop<'_, B> {
             loss_scale: out.loss_scale,
             overflow: out.overflow,
             comm_s: out.comm_s,
+            flops_per_s: Some(flops_per_s),
+            mfu: self.peak.as_ref().map(|p| flops_per_s / p.flops),
         }
     }
 
@@ -239,6 +270,7 @@ impl<B: AutodiffBackend> StepLoop<'_, B> {
                 lr = format!("{lr:.3e}"),
                 grad_norm = format!("{:.3}", out.grad_norm),
                 seq_per_s = format!("{:.1}", record.seq_per_s),
+                mfu = record.mfu.map(|u| format!("{:.1}%", u * 100.0)),
                 "train"
             );
         }
@@ -361,6 +393,12 @@ fn train_scalars(r: &StepRecord) -> Vec<(&'static str, f64)> {
         ("train/tokens_per_s", r.tokens_per_s),
         ("train/skipped", f64::from(u8::from(r.skipped))),
     ];
+    if let Some(f) = r.flops_per_s {
+        v.push(("train/model_tflops_per_s", f / 1e12));
+    }
+    if let Some(u) = r.mfu {
+        v.push(("train/mfu", u));
+    }
     if let Some(scale) = r.loss_scale {
         v.push(("train/loss_scale", scale));
     }

@@ -39,6 +39,8 @@ fn step(step: u64, steps: u64) -> StepRecord {
         loss_scale: None,
         overflow: false,
         comm_s: None,
+        flops_per_s: None,
+        mfu: None,
     }
 }
 
