@@ -55,13 +55,15 @@ pub(crate) fn lock_output(out: &Path) -> Result<bert_fsutil::FolderLock> {
         bert_fsutil::LockError::Busy {
             folder,
             lock_file,
-            holder,
-        } if holder == "another process" => bert_fsutil::LockError::Busy {
+            holder: None,
+        } => bert_fsutil::LockError::Busy {
             folder,
             lock_file,
-            holder: "another process: a `bert train` reading these shards, or another \
-                     `bert prepare`"
-                .into(),
+            holder: Some(
+                "another process: a `bert train` reading these shards, or another \
+                 `bert prepare`"
+                    .into(),
+            ),
         }
         .into(),
         other => other.into(),
@@ -275,20 +277,7 @@ fn undo(
 /// A swap whose new entries had all left the staging folder had finished, and only its backup
 /// goes; otherwise each new entry already moved in is removed and each earlier entry put back.
 fn undo_interrupted_swaps(out: &Path) -> Result<()> {
-    let Ok(entries) = fs::read_dir(out) else {
-        return Ok(());
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name
-            .strip_prefix(BACKUP_PREFIX)
-            .and_then(|p| p.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if bert_fsutil::process_alive(pid) != Some(false) {
-            continue;
-        }
+    for (entry, pid) in bert_fsutil::entries_of_dead_processes(out, pid_after(BACKUP_PREFIX)) {
         let backup = entry.path();
         let staged = out.join(format!("{INSIDE_PREFIX}{pid}"));
         let listed = fs::read_to_string(backup.join(MANIFEST)).unwrap_or_default();
@@ -332,25 +321,18 @@ fn remove_any(path: &Path) -> Result<()> {
 /// Removes the staging folders in `dir` named `<prefix><pid>` whose process is gone (a killed
 /// run), so they do not pile up. Only where the OS says which processes run.
 fn remove_stale(dir: &Path, prefix: &str) {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name
-            .strip_prefix(prefix)
-            .and_then(|p| p.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if bert_fsutil::process_alive(pid) == Some(false) {
-            tracing::info!(
-                "removing {}, left by an interrupted prepare",
-                entry.path().display()
-            );
-            let _ = fs::remove_dir_all(entry.path());
-        }
+    for (entry, _) in bert_fsutil::entries_of_dead_processes(dir, pid_after(prefix)) {
+        tracing::info!(
+            "removing {}, left by an interrupted prepare",
+            entry.path().display()
+        );
+        let _ = fs::remove_dir_all(entry.path());
     }
+}
+
+/// Reads the pid of a name `<prefix><pid>`.
+fn pid_after(prefix: &str) -> impl Fn(&str) -> Option<u32> + '_ {
+    move |name| name.strip_prefix(prefix)?.parse().ok()
 }
 
 #[cfg(test)]

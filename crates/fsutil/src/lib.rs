@@ -82,35 +82,46 @@ pub fn remove_stale_temps_in(dir: &Path) -> usize {
     })
 }
 
+/// The entries of `dir` whose name `pid_of` reads a process id from, where that process is
+/// gone: what killed writers left (temporary files, staging folders), each with its pid. Empty
+/// where the OS cannot say which processes run.
+pub fn entries_of_dead_processes(
+    dir: &Path,
+    pid_of: impl Fn(&str) -> Option<u32>,
+) -> Vec<(fs::DirEntry, u32)> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let pid = pid_of(&entry.file_name().to_string_lossy())?;
+            (process_alive(pid) == Some(false)).then_some((entry, pid))
+        })
+        .collect()
+}
+
 /// Removes the plain files of `dir` for which `pid_of` names a process that is gone.
 fn remove_stale_matching(dir: &Path, pid_of: impl Fn(&str) -> Option<u32>) -> usize {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return 0;
-    };
-    let mut removed = 0;
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = pid_of(&name) else {
-            continue;
-        };
-        let is_file = entry.file_type().is_ok_and(|t| t.is_file());
-        if is_file && process_alive(pid) == Some(false) && fs::remove_file(entry.path()).is_ok() {
-            removed += 1;
-        }
-    }
-    removed
+    entries_of_dead_processes(dir, pid_of)
+        .into_iter()
+        .filter(|(entry, _)| entry.file_type().is_ok_and(|t| t.is_file()))
+        .filter(|(entry, _)| fs::remove_file(entry.path()).is_ok())
+        .count()
 }
 
 /// Writes `bytes` to `path` atomically: temporary file, fsync, rename, fsync of the folder.
 /// Temporary files that killed writers left beside `path` are removed first.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FsError> {
+    remove_stale_temps(path);
     write_atomic_parts(path, &[bytes])
 }
 
 /// Like [`write_atomic`], for content that is already split in pieces (header + data), so
-/// that callers need not concatenate large buffers.
+/// that callers need not concatenate large buffers. It does not look for other writers'
+/// leftovers: its caller, the shard writer, writes thousands of files into a staging folder
+/// of its own, where a listing of the folder per file would cost more than the write.
 pub fn write_atomic_parts(path: &Path, parts: &[&[u8]]) -> Result<(), FsError> {
-    remove_stale_temps(path);
     let tmp = temp_sibling(path);
     let result = (|| {
         let mut file = File::create(&tmp).map_err(io("creating", &tmp))?;

@@ -29,9 +29,10 @@ use crate::FsError;
 pub enum LockError {
     /// Another process holds the lock.
     #[error(
-        "{} is in use by {holder}; wait for it to finish, or use another folder \
+        "{} is in use by {}; wait for it to finish, or use another folder \
          (the lock is {}, released when that process ends)",
         folder.display(),
+        holder.as_deref().unwrap_or("another process"),
         lock_file.display()
     )]
     Busy {
@@ -39,8 +40,9 @@ pub enum LockError {
         folder: PathBuf,
         /// The lock file.
         lock_file: PathBuf,
-        /// Who holds it, as the holder wrote it ("process 1234 (started …): bert train …").
-        holder: String,
+        /// Who holds it, as the holder wrote it ("process 1234 (started …): bert train …");
+        /// `None` when no live holder left a note (readers, who hold it shared, write none).
+        holder: Option<String>,
     },
     /// The lock file could not be created, opened or locked.
     #[error(transparent)]
@@ -77,16 +79,13 @@ fn held_here() -> &'static Mutex<HashMap<PathBuf, Weak<Held>>> {
 }
 
 /// What a refused process says of the holder: its note, when the process it names still runs.
-fn holder_of(note: &str) -> String {
+fn holder_of(note: &str) -> Option<String> {
     let note = note.trim();
     let pid = note
         .strip_prefix("process ")
         .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|pid| pid.parse::<u32>().ok());
-    match pid {
-        Some(pid) if crate::process_alive(pid) != Some(false) => note.to_string(),
-        _ => "another process".to_string(),
-    }
+        .and_then(|pid| pid.parse::<u32>().ok())?;
+    (crate::process_alive(pid) != Some(false)).then(|| note.to_string())
 }
 
 impl FolderLock {
