@@ -651,6 +651,27 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn numbers_no_run_can_use_are_refused_naming_the_key() {
+        for (set, key) in [
+            ("train.peak_tflops=0", "`train.peak_tflops`"),
+            ("train.peak_tflops=-3.5", "`train.peak_tflops`"),
+            (
+                "train.max_consecutive_skips=0",
+                "`train.max_consecutive_skips`",
+            ),
+            ("eval.max_batches=0", "`eval.max_batches`"),
+            ("data.validation=\"data/train\"", "`data.validation`"),
+        ] {
+            let err = parse(MINIMAL, &[set]).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("`--set {set}`")) && err.contains(key),
+                "{set}: {err}"
+            );
+        }
+        assert!(parse(MINIMAL, &["train.peak_tflops=989.4"]).is_ok());
+    }
+
+    #[test]
     fn out_moves_an_export_inside_the_run_folder_and_keeps_one_outside() {
         let path = Path::new("/cfg/run.toml");
         let inside = MINIMAL.replacen("[model]", "export_dir = \"runs/x/export\"\n[model]", 1);

@@ -282,7 +282,8 @@ fn plot_and_eval_errors_are_reported_without_panics() {
 }
 
 /// A device the binary was not built with is named with the feature that adds it; an unknown
-/// device lists the valid ones. (Tests build the default binary: CPU only.)
+/// device lists the valid ones. (Tests build the default binary: CPU only.) Numbers of
+/// `bench` and `fill-mask` that make no sense are refused the same way, before any work.
 #[test]
 fn devices_missing_from_the_build_say_how_to_get_them() {
     for (device, feature) in [
@@ -307,6 +308,17 @@ fn devices_missing_from_the_build_say_how_to_get_them() {
     }
     let out = bert(&["bench", "--device", "tpu"]);
     assert_user_error(&out, &["unknown device `tpu`", "cpu, wgpu, cuda"]);
+    let out = bert(&["bench", "--peak-tflops", "0"]);
+    assert_user_error(&out, &["--peak-tflops must be a positive number"]);
+    let out = bert(&[
+        "fill-mask",
+        "--model",
+        fixture("pretraining_v5").to_str().unwrap(),
+        "--top-k",
+        "0",
+        "a [MASK] .",
+    ]);
+    assert_user_error(&out, &["--top-k must be at least 1"]);
 }
 
 /// Data-parallel arguments are checked before any work, each error saying what is missing.
