@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use bert_fsutil::FolderLock;
+
 use crate::support::{self, assert_user_error, bert, ok, stderr};
 use crate::train_cli::{losses, prepare, write_config, write_corpus};
 
@@ -19,28 +21,53 @@ fn spawn(args: &[&str]) -> Child {
         .unwrap()
 }
 
-/// Waits until `child` holds the lock `lock_file` (its pid is written there), then stops it
-/// with SIGSTOP, so a second command meets a folder that is certainly in use.
+/// Waits until `child` holds every lock in `lock_files`, then stops it with SIGSTOP, so a
+/// second command meets folders that are certainly in use. A `bert train` takes the run
+/// folder's lock before it prepares and opens its shards, and their shared lock only then:
+/// pausing it at the first would leave the shards unguarded.
 #[cfg(unix)]
-fn stop_once_locked(child: &mut Child, lock_file: &Path) {
-    let mine = format!("process {} ", child.id());
+fn stop_once_locked(child: &mut Child, lock_files: &[PathBuf]) {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        assert!(
-            Instant::now() < deadline,
-            "{} never locked",
-            lock_file.display()
-        );
+        assert!(Instant::now() < deadline, "{lock_files:?} never all locked");
         assert!(
             child.try_wait().unwrap().is_none(),
             "the first command ended before it could be paused; make it longer"
         );
-        if std::fs::read_to_string(lock_file).is_ok_and(|t| t.starts_with(&mine)) {
+        if lock_files.iter().all(|f| holds_lock(child.id(), f)) {
             break;
         }
         std::thread::sleep(Duration::from_millis(2));
     }
     signal(child, "STOP");
+}
+
+/// Whether process `pid` holds a `flock` on `lock_file`, shared or exclusive, as the kernel's
+/// lock table (`/proc/locks`: `1: FLOCK ADVISORY READ 1234 fe:00:5308877 0 EOF`) says.
+#[cfg(target_os = "linux")]
+fn holds_lock(pid: u32, lock_file: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(inode) = std::fs::metadata(lock_file).map(|m| m.ino()) else {
+        return false;
+    };
+    let table = std::fs::read_to_string("/proc/locks").unwrap();
+    table.lines().any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        fields.get(1) == Some(&"FLOCK")
+            && fields.get(4) == Some(&pid.to_string().as_str())
+            && fields
+                .get(5)
+                .and_then(|dev_ino| dev_ino.rsplit(':').next())
+                .is_some_and(|ino| ino == inode.to_string())
+    })
+}
+
+/// Elsewhere there is no lock table to read: an exclusive holder is seen by the note it writes
+/// into the lock file, and a shared one (which writes none) is assumed once the file exists.
+#[cfg(all(unix, not(target_os = "linux")))]
+fn holds_lock(pid: u32, lock_file: &Path) -> bool {
+    std::fs::read_to_string(lock_file)
+        .is_ok_and(|t| t.is_empty() || t.starts_with(&format!("process {pid} ")))
 }
 
 #[cfg(unix)]
@@ -75,7 +102,10 @@ fn a_second_train_on_a_busy_run_folder_is_refused_and_the_first_finishes_whole()
     let config = write_config(dir, &shards, &run, steps, 10);
     let config_s = config.to_str().unwrap();
     let mut first = spawn(&["train", "--config", config_s]);
-    stop_once_locked(&mut first, &run.join(".lock"));
+    stop_once_locked(
+        &mut first,
+        &[run.join(".lock"), FolderLock::sibling_path(&shards)],
+    );
     let second = bert(&["train", "--config", config_s]);
     let third = bert(&["train", "--config", config_s, "--resume"]);
     // Nor may a prepare replace the shards the run reads.
@@ -145,7 +175,7 @@ fn a_second_prepare_into_a_busy_output_is_refused_and_the_first_finishes_whole()
     };
     let first_args = args("3");
     let mut first = spawn(&first_args.iter().map(String::as_str).collect::<Vec<_>>());
-    stop_once_locked(&mut first, &dir.join(".again.lock"));
+    stop_once_locked(&mut first, &[dir.join(".again.lock")]);
     let second_args = args("4");
     let second = bert(&second_args.iter().map(String::as_str).collect::<Vec<_>>());
     signal(&first, "CONT");
