@@ -21,7 +21,7 @@ pub enum DataError {
     BadRecord {
         /// The corpus file.
         path: PathBuf,
-        /// 1-based line (JSONL, text) or row (Parquet) number.
+        /// 1-based line (JSONL, text) or row (Parquet, Arrow) number.
         line: u64,
         /// What was wrong and what was expected.
         message: String,

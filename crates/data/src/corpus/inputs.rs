@@ -1,5 +1,10 @@
 //! Which files to read: inputs (files, directories, globs) expanded into a file list, and
 //! the format each file is read as.
+//!
+//! A folder that HuggingFace `datasets` wrote (`save_to_disk`, or its cache) holds `.arrow`
+//! data files next to JSON descriptions of them (`state.json`, `dataset_info.json`, and
+//! `dataset_dict.json` above the splits); those JSON files are left out of a folder walk,
+//! so that pointing at such a folder reads the data alone.
 
 use std::path::{Path, PathBuf};
 
@@ -17,6 +22,8 @@ pub fn detect_format(path: &Path, format: InputFormat) -> InputFormat {
         InputFormat::Jsonl
     } else if stem.ends_with(".parquet") {
         InputFormat::Parquet
+    } else if is_arrow_name(&stem) {
+        InputFormat::Arrow
     } else {
         InputFormat::Text
     }
@@ -83,7 +90,62 @@ pub fn expand_inputs_indexed(inputs: &[String]) -> Result<Vec<(PathBuf, usize)>>
     Ok(out)
 }
 
+/// Whether a lower-case file name (without a compression extension) names an Arrow IPC
+/// file: `.arrow` (`datasets`, file or stream), `.arrows` (the stream format's suggested
+/// extension), `.feather` (Feather v2 is the file format), `.ipc`.
+fn is_arrow_name(name: &str) -> bool {
+    [".arrow", ".arrows", ".feather", ".ipc"]
+        .iter()
+        .any(|ext| name.ends_with(ext))
+}
+
+/// The JSON files `datasets` writes next to its `.arrow` data files.
+const DATASETS_SIDE_FILES: &[&str] = &["state.json", "dataset_info.json", "dataset_dict.json"];
+
+/// Whether `path` names an Arrow IPC file by its extension.
+fn is_arrow_file(path: &Path) -> bool {
+    detect_format(path, InputFormat::Auto) == InputFormat::Arrow
+}
+
+/// Adds the files under `dir` to `out`, recursively, in sorted order; hidden files are left
+/// out, and so are `datasets`' JSON side files in a folder whose tree holds `.arrow` files.
 fn walk_dir(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let start = out.len();
+    walk_dir_all(dir, out)?;
+    // Side files sit in the split folder (`state.json`, `dataset_info.json`) or one above
+    // (`dataset_dict.json`); dropping them wherever an Arrow file is found in or below their
+    // folder covers both, and leaves a JSON corpus of that name alone elsewhere.
+    let found = &out[start..];
+    let side: Vec<PathBuf> = found
+        .iter()
+        .filter(|p| {
+            let is_side = p
+                .file_name()
+                .is_some_and(|n| DATASETS_SIDE_FILES.iter().any(|s| n == *s));
+            is_side
+                && p.parent().is_some_and(|folder| {
+                    found
+                        .iter()
+                        .any(|f| f.starts_with(folder) && is_arrow_file(f))
+                })
+        })
+        .cloned()
+        .collect();
+    if !side.is_empty() {
+        for p in &side {
+            tracing::debug!(
+                "leaving out {}: a HuggingFace `datasets` description, not corpus text",
+                p.display()
+            );
+        }
+        let mut rest = out.split_off(start);
+        rest.retain(|p| !side.contains(p));
+        out.extend(rest);
+    }
+    Ok(())
+}
+
+fn walk_dir_all(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(io_err("listing", dir))?
         .map(|e| e.map(|e| e.path()))
@@ -98,7 +160,7 @@ fn walk_dir(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
             continue;
         }
         if p.is_dir() {
-            walk_dir(&p, out)?;
+            walk_dir_all(&p, out)?;
         } else if p.is_file() {
             out.push(p);
         }
@@ -117,10 +179,59 @@ mod tests {
         assert_eq!(d("x.JSON.zst"), InputFormat::Jsonl);
         assert_eq!(d("b.txt.bz2"), InputFormat::Text);
         assert_eq!(d("c.parquet"), InputFormat::Parquet);
+        assert_eq!(d("ds/data-00000-of-00001.arrow"), InputFormat::Arrow);
+        assert_eq!(d("t.Feather"), InputFormat::Arrow);
+        assert_eq!(d("s.arrows"), InputFormat::Arrow);
         assert_eq!(d("README"), InputFormat::Text);
         assert_eq!(
             detect_format(Path::new("x.txt"), InputFormat::Jsonl),
             InputFormat::Jsonl
+        );
+    }
+
+    #[test]
+    fn datasets_side_files_are_left_out_of_a_folder_with_arrow_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        let touch = |p: &str| {
+            let p = root.join(p);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, "{}").unwrap();
+        };
+        for p in [
+            "dict/dataset_dict.json",
+            "dict/train/data-00000-of-00001.arrow",
+            "dict/train/dataset_info.json",
+            "dict/train/state.json",
+            "plain/state.json",
+            "plain/more.jsonl",
+        ] {
+            touch(p);
+        }
+        let names = |input: &Path| -> Vec<String> {
+            expand_inputs_indexed(&[input.display().to_string()])
+                .unwrap()
+                .into_iter()
+                .map(|(p, _)| p.strip_prefix(root).unwrap().display().to_string())
+                .collect()
+        };
+        assert_eq!(
+            names(&root.join("dict")),
+            ["dict/train/data-00000-of-00001.arrow"]
+        );
+        assert_eq!(
+            names(&root.join("dict/train")),
+            ["dict/train/data-00000-of-00001.arrow"]
+        );
+        // No Arrow file: a `state.json` is whatever the user says it is.
+        assert_eq!(
+            names(&root.join("plain")),
+            ["plain/more.jsonl", "plain/state.json"]
+        );
+        // Named on its own, a side file is read.
+        assert_eq!(
+            names(&root.join("dict/train/state.json")),
+            ["dict/train/state.json"]
         );
     }
 }

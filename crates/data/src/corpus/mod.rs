@@ -1,5 +1,6 @@
-//! Corpus readers: plain text, JSONL (and Parquet with the `parquet` feature), optionally
-//! compressed, turned into a stream of raw documents (lists of paragraphs).
+//! Corpus readers: plain text, JSONL (and Parquet with the `parquet` feature, Arrow IPC with
+//! the `arrow` feature), optionally compressed, turned into a stream of raw documents (lists
+//! of paragraphs).
 //!
 //! Reading streams: one record at a time, whatever the file size. Errors name the file and
 //! the 1-based line (or row) where they happened; with `skip_bad_records` a bad record is
@@ -7,8 +8,8 @@
 //!
 //! One module per job: `inputs` (inputs to a file list, and each file's format), `decompress`
 //! (opening a file by its compression), `lines` (a line-oriented file read line by line),
-//! `text` and `jsonl` (records of those formats), `parquet` (with the `parquet` feature) and
-//! `reader` ([`CorpusReader`], which drives them all). This module holds the options and
+//! `text` and `jsonl` (records of those formats), `parquet` (with the `parquet` feature),
+//! `arrow` (with the `arrow` feature) and `reader` ([`CorpusReader`], which drives them all). This module holds the options and
 //! counters every format reader shares; the record types they produce are in
 //! `crate::record`, so no format reader needs the others or the driver.
 
@@ -16,6 +17,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::grouping::Grouping;
 
+#[cfg(feature = "arrow")]
+mod arrow;
 mod decompress;
 mod inputs;
 mod jsonl;
@@ -34,7 +37,8 @@ pub use reader::CorpusReader;
 #[serde(rename_all = "lowercase")]
 pub enum InputFormat {
     /// Decide per file from its extension (after any `.gz`, `.zst`, `.bz2`): `.jsonl`,
-    /// `.json`, `.ndjson` are JSONL, `.parquet` is Parquet, anything else is plain text.
+    /// `.json`, `.ndjson` are JSONL, `.parquet` is Parquet, `.arrow`, `.arrows`, `.feather`,
+    /// `.ipc` are Arrow IPC, anything else is plain text.
     #[default]
     Auto,
     /// Plain text: paragraphs separated by blank lines; a document is one paragraph block or
@@ -44,6 +48,10 @@ pub enum InputFormat {
     Jsonl,
     /// Apache Parquet with a string column holding the document text.
     Parquet,
+    /// Apache Arrow IPC, file or stream format (what HuggingFace `datasets` writes), with a
+    /// string column holding the document text.
+    #[serde(alias = "ipc", alias = "feather")]
+    Arrow,
 }
 
 impl std::str::FromStr for InputFormat {
@@ -54,8 +62,9 @@ impl std::str::FromStr for InputFormat {
             "text" | "txt" => Ok(Self::Text),
             "jsonl" | "json" => Ok(Self::Jsonl),
             "parquet" => Ok(Self::Parquet),
+            "arrow" | "ipc" | "feather" => Ok(Self::Arrow),
             other => Err(format!(
-                "unknown input format {other:?} (expected auto, text, jsonl or parquet)"
+                "unknown input format {other:?} (expected auto, text, jsonl, parquet or arrow)"
             )),
         }
     }
@@ -94,14 +103,15 @@ pub struct CorpusOptions {
     pub inputs: Vec<String>,
     /// Record layout, or `Auto` to decide by extension.
     pub format: InputFormat,
-    /// JSONL / Parquet field holding the document text.
+    /// JSONL / Parquet / Arrow field holding the document text.
     pub text_field: String,
     /// Plain text: a whole file is one document (blank lines separate paragraphs) instead of
     /// every blank-line-separated block being a document.
     pub doc_per_file: bool,
     /// Skip (and count) malformed records instead of failing.
     pub skip_bad_records: bool,
-    /// Files that are not text (JSONL and plain text inputs; Parquet checks its own format).
+    /// Files that are not text (JSONL and plain text inputs; Parquet and Arrow check their
+    /// own format).
     pub non_text: NonText,
     /// How each input's records are gathered into documents, by position in `inputs`; an
     /// input without an entry keeps one document per record.

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use super::decompress::open_lines;
+use super::decompress::{compression_of, open_lines, Compression};
 use super::inputs::{detect_format, expand_inputs_indexed};
 use super::jsonl::next_jsonl;
 use super::lines::LineFile;
@@ -21,6 +21,8 @@ enum FileReader {
     Lines(LineFile),
     #[cfg(feature = "parquet")]
     Parquet(super::parquet::ParquetFile),
+    #[cfg(feature = "arrow")]
+    Arrow(super::arrow::ArrowFile),
 }
 
 /// Streams raw documents from all inputs, in input order.
@@ -53,14 +55,33 @@ impl CorpusReader {
                         .into(),
                 });
             }
+            #[cfg(not(feature = "arrow"))]
+            if format == InputFormat::Arrow {
+                return Err(DataError::Input {
+                    input: f.display().to_string(),
+                    message: "Arrow IPC input needs bert-data built with the `arrow` feature"
+                        .into(),
+                });
+            }
+            // The file format is read by seeking to its footer, which a decompressing reader
+            // cannot do; `datasets` never compresses its files whole (only, optionally, their
+            // buffers, which the reader handles).
+            if format == InputFormat::Arrow && compression_of(f).0 != Compression::None {
+                return Err(DataError::Input {
+                    input: f.display().to_string(),
+                    message: "an Arrow IPC file cannot be read compressed whole: decompress it \
+                              (lz4 or zstd compression inside the file is read)"
+                        .into(),
+                });
+            }
             let grouping = options.grouping(*input);
             if let (Some(field), InputFormat::Text) = (&grouping.document_id_field, format) {
                 return Err(DataError::Input {
                     input: f.display().to_string(),
                     message: format!(
-                        "document_id_field {field:?} needs JSONL or Parquet records, and this \
-                         file is read as plain text (use records_per_document, or doc_per_file \
-                         for one document per file)"
+                        "document_id_field {field:?} needs JSONL or Parquet or Arrow records, \
+                         and this file is read as plain text (use records_per_document, or \
+                         doc_per_file for one document per file)"
                     ),
                 });
             }
@@ -127,73 +148,112 @@ impl CorpusReader {
     /// is refused, or left out with `current` staying `None`, as `non_text` says.
     fn open_file(&mut self, path: PathBuf, input: usize) -> Result<()> {
         let format = detect_format(&path, self.options.format);
-        let lines =
-            if format == InputFormat::Parquet {
-                None
-            } else {
-                let (head, reader) = peek_head(open_lines(&path, self.bytes_read.clone())?)
-                    .map_err(|e| DataError::BadRecord {
-                        path: path.clone(),
-                        line: 1,
-                        message: format!(
-                            "cannot read the start of the file ({e}); it may be truncated or its \
-                         compressed stream corrupt"
-                        ),
-                    })?;
-                if let Some(reason) = non_text_reason(&head) {
-                    match self.options.non_text {
-                        NonText::Error => {
-                            return Err(DataError::Input {
-                                input: path.display().to_string(),
-                                message: format!(
-                                    "not a text file: it {reason} (take it out of the inputs, or \
-                                 set non_text = \"skip\" to leave such files out)"
-                                ),
-                            })
-                        }
-                        NonText::Skip => {
-                            tracing::warn!(
-                                "skipping {}: not a text file: it {reason} (set non_text = \
-                             \"error\" to refuse such files)",
-                                path.display()
-                            );
-                            self.stats.skipped_files += 1;
-                            return Ok(());
-                        }
-                    }
-                }
-                Some(reader)
-            };
+        let grouping = self.options.grouping(input);
+        let id_field = grouping.document_id_field.clone();
+        let file = match format {
+            InputFormat::Parquet => self.open_parquet(&path, id_field.as_deref())?,
+            InputFormat::Arrow => self.open_arrow(&path, id_field.as_deref())?,
+            _ => match self.open_line_file(path, format, id_field)? {
+                Some(file) => file,
+                None => return Ok(()),
+            },
+        };
         self.stats.files += 1;
-        self.grouping = self.options.grouping(input);
-        let id_field = self.grouping.document_id_field.clone();
-        self.current = Some(match lines {
-            #[cfg(feature = "parquet")]
-            None => FileReader::Parquet(super::parquet::ParquetFile::open(
-                &path,
-                &self.options.text_field,
-                id_field.as_deref(),
-                self.bytes_read.clone(),
-            )?),
-            #[cfg(not(feature = "parquet"))]
-            None => {
-                return Err(DataError::Input {
-                    input: path.display().to_string(),
-                    message: "Parquet input needs bert-data built with the `parquet` feature"
-                        .into(),
-                })
-            }
-            Some(reader) => FileReader::Lines(LineFile {
-                reader,
-                path,
-                format,
-                id_field,
-                line: 0,
-                buf: Vec::new(),
-                done: false,
-            }),
-        });
+        self.grouping = grouping;
+        self.current = Some(file);
         Ok(())
+    }
+
+    /// Opens a plain-text or JSONL file, `None` when it is not text and `non_text` says to
+    /// leave it out.
+    fn open_line_file(
+        &mut self,
+        path: PathBuf,
+        format: InputFormat,
+        id_field: Option<String>,
+    ) -> Result<Option<FileReader>> {
+        let (head, reader) =
+            peek_head(open_lines(&path, self.bytes_read.clone())?).map_err(|e| {
+                DataError::BadRecord {
+                    path: path.clone(),
+                    line: 1,
+                    message: format!(
+                        "cannot read the start of the file ({e}); it may be truncated or its \
+                     compressed stream corrupt"
+                    ),
+                }
+            })?;
+        if let Some(reason) = non_text_reason(&head) {
+            match self.options.non_text {
+                NonText::Error => {
+                    return Err(DataError::Input {
+                        input: path.display().to_string(),
+                        message: format!(
+                            "not a text file: it {reason} (take it out of the inputs, or set \
+                             non_text = \"skip\" to leave such files out)"
+                        ),
+                    })
+                }
+                NonText::Skip => {
+                    tracing::warn!(
+                        "skipping {}: not a text file: it {reason} (set non_text = \"error\" \
+                         to refuse such files)",
+                        path.display()
+                    );
+                    self.stats.skipped_files += 1;
+                    return Ok(None);
+                }
+            }
+        }
+        Ok(Some(FileReader::Lines(LineFile {
+            reader,
+            path,
+            format,
+            id_field,
+            line: 0,
+            buf: Vec::new(),
+            done: false,
+        })))
+    }
+
+    /// Opens a Parquet file on the text column (and the id column, if any).
+    #[cfg(feature = "parquet")]
+    fn open_parquet(&self, path: &std::path::Path, id_field: Option<&str>) -> Result<FileReader> {
+        Ok(FileReader::Parquet(super::parquet::ParquetFile::open(
+            path,
+            &self.options.text_field,
+            id_field,
+            self.bytes_read.clone(),
+        )?))
+    }
+
+    /// Without the `parquet` feature, Parquet input is refused naming the file.
+    #[cfg(not(feature = "parquet"))]
+    fn open_parquet(&self, path: &std::path::Path, _: Option<&str>) -> Result<FileReader> {
+        Err(DataError::Input {
+            input: path.display().to_string(),
+            message: "Parquet input needs bert-data built with the `parquet` feature".into(),
+        })
+    }
+
+    /// Opens a Arrow IPC file on the text column (and the id column, if any).
+    #[cfg(feature = "arrow")]
+    fn open_arrow(&self, path: &std::path::Path, id_field: Option<&str>) -> Result<FileReader> {
+        Ok(FileReader::Arrow(super::arrow::ArrowFile::open(
+            path,
+            &self.options.text_field,
+            id_field,
+            self.bytes_read.clone(),
+        )?))
+    }
+
+    /// Without the `arrow` feature, Arrow IPC input is refused naming the file.
+    #[cfg(not(feature = "arrow"))]
+    fn open_arrow(&self, path: &std::path::Path, _: Option<&str>) -> Result<FileReader> {
+        Err(DataError::Input {
+            input: path.display().to_string(),
+            message: "Arrow IPC input needs bert-data built with the `arrow` feature".into(),
+        })
     }
 
     /// The next record of the open file, `None` at its end; malformed records are skipped
@@ -211,6 +271,10 @@ impl CorpusReader {
                 }
                 #[cfg(feature = "parquet")]
                 Some(FileReader::Parquet(file)) => {
+                    (file.next_record(&self.options, &mut self.stats), false)
+                }
+                #[cfg(feature = "arrow")]
+                Some(FileReader::Arrow(file)) => {
                     (file.next_record(&self.options, &mut self.stats), false)
                 }
                 None => return Ok(None),

@@ -35,7 +35,16 @@ const MAGIC: &[(&[u8], &str)] = &[
         b"PAR1",
         "a Parquet file (name it .parquet, or set format = \"parquet\")",
     ),
-    (b"ARROW1", "an Arrow file"),
+    (
+        b"ARROW1",
+        "an Arrow IPC file (name it .arrow, or set format = \"arrow\")",
+    ),
+    // The stream format's continuation marker, which starts every message (`datasets`' own
+    // files); no text starts with it, since 0xFF is never part of UTF-8.
+    (
+        b"\xff\xff\xff\xff",
+        "an Arrow IPC stream (name it .arrow, or set format = \"arrow\")",
+    ),
     (b"SQLite format 3\x00", "an SQLite database"),
     (b"\xff\xfe", "UTF-16 text (convert it to UTF-8)"),
     (b"\xfe\xff", "UTF-16 text (convert it to UTF-8)"),
@@ -129,6 +138,16 @@ mod tests {
         let png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR";
         assert_eq!(non_text_reason(png).unwrap(), "starts like a PNG image");
         assert!(non_text_reason(b"PAR1....").unwrap().contains("Parquet"));
+        for arrow in [
+            &b"ARROW1\x00\x00\xff\xff"[..],
+            b"\xff\xff\xff\xff\x10\x01\x00\x00",
+        ] {
+            let reason = non_text_reason(arrow).unwrap();
+            assert!(
+                reason.contains("Arrow IPC") && reason.contains("name it .arrow"),
+                "{reason}"
+            );
+        }
         assert_eq!(
             non_text_reason(b"hello\x00world").unwrap(),
             "holds a NUL byte at offset 5"
