@@ -1,10 +1,15 @@
 #!/usr/bin/env python3
 """Check an exported folder against HuggingFace `transformers`.
 
-Loads the folder with `BertForPreTraining.from_pretrained` (failing on any missing or
-unexpected weight), and with `BertForSequenceClassification` (what fine-tuning uses) and the
-fast tokenizer; tokenizes a sentence, runs the model, runs `bert forward` on the same ids, and
-compares all four outputs.
+Loads the folder as the class its `config.json` names (failing on any missing or unexpected
+weight), and with `BertForSequenceClassification` (what fine-tuning uses) and the fast
+tokenizer; tokenizes a sentence, runs the model, runs `bert forward` on the same ids, and
+compares the outputs.
+
+- `BertForPreTraining` (objectives `mlm_nsp`, `mlm_sop`): prediction and seq-relationship
+  logits, last hidden state and pooler output.
+- `BertForMaskedLM` (objective `mlm`): loaded through `AutoModelForMaskedLM`; prediction
+  logits and last hidden state; then `pipeline("fill-mask")` must answer a masked sentence.
 
     python3 -m venv /tmp/hfenv && /tmp/hfenv/bin/pip install torch transformers safetensors
     /tmp/hfenv/bin/python scripts/check_hf_export.py runs/quickstart/export [--bert target/release/bert]
@@ -20,7 +25,8 @@ import tempfile
 
 import torch
 import transformers
-from transformers import AutoTokenizer, BertForPreTraining, BertForSequenceClassification
+from transformers import (AutoModelForMaskedLM, AutoTokenizer, BertForPreTraining,
+                          BertForSequenceClassification, pipeline)
 
 
 def main():
@@ -31,10 +37,14 @@ def main():
     ap.add_argument("--tol", type=float, default=1e-4)
     args = ap.parse_args()
 
-    model, info = BertForPreTraining.from_pretrained(args.folder, output_loading_info=True)
+    with open(os.path.join(args.folder, "config.json")) as f:
+        architecture = json.load(f).get("architectures", ["BertForPreTraining"])[0]
+    masked_lm = architecture == "BertForMaskedLM"
+    loader = AutoModelForMaskedLM if masked_lm else BertForPreTraining
+    model, info = loader.from_pretrained(args.folder, output_loading_info=True)
     problems = {k: v for k, v in info.items() if v}
     print(f"transformers {transformers.__version__}, torch {torch.__version__}")
-    print(f"BertForPreTraining loading info: {info}")
+    print(f"{architecture} via {loader.__name__} ({type(model).__name__}) loading info: {info}")
     if problems:
         print(f"FAIL: loading reported {problems}")
         return 1
@@ -47,12 +57,26 @@ def main():
     model.eval()
     with torch.no_grad():
         out = model(**enc, output_hidden_states=True)
-    theirs = {
-        "prediction_logits": out.prediction_logits,
-        "seq_relationship_logits": out.seq_relationship_logits,
-        "last_hidden_state": out.hidden_states[-1],
-        "pooler_output": model.bert.pooler(out.hidden_states[-1]),
-    }
+    if masked_lm:
+        theirs = {
+            "prediction_logits": out.logits,
+            "last_hidden_state": out.hidden_states[-1],
+        }
+        fill = pipeline("fill-mask", model=model, tokenizer=tokenizer)
+        masked = f"the city lies on the {tokenizer.mask_token} of the river ."
+        answers = fill(masked, top_k=3)
+        print(f"pipeline('fill-mask') {masked!r}: "
+              + ", ".join(f"{a['token_str']} ({a['score']:.3f})" for a in answers))
+        if len(answers) != 3:
+            print("FAIL: the fill-mask pipeline gave no answers")
+            return 1
+    else:
+        theirs = {
+            "prediction_logits": out.prediction_logits,
+            "seq_relationship_logits": out.seq_relationship_logits,
+            "last_hidden_state": out.hidden_states[-1],
+            "pooler_output": model.bert.pooler(out.hidden_states[-1]),
+        }
     with tempfile.TemporaryDirectory() as tmp:
         inputs = os.path.join(tmp, "in.json")
         outputs = os.path.join(tmp, "out.json")

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
-"""Reference for the training step: a few AdamW steps of HuggingFace `BertForPreTraining`.
+"""Reference for the training step: a few AdamW steps of HuggingFace `BertForPreTraining`
+(or, with `--objective mlm`, of `BertForMaskedLM`: MLM loss only, one token type, no pooler and
+no NSP head, as an `mlm` run trains).
 
-Writes `crates/train/tests/fixtures/adamw_steps/`:
+Writes `crates/train/tests/fixtures/adamw_steps/` (`adamw_steps_mlm/` with `--objective mlm`):
   config.json, model.safetensors  the initial model (tiny, random, written by transformers)
   batches.json                    the micro-batches, in our loader's batch layout
   expected.json                   loss, MLM loss, NSP loss and global gradient norm per step,
@@ -20,6 +22,7 @@ Environment (PyPI only):
     python3 -m venv /tmp/hfenv5
     /tmp/hfenv5/bin/pip install torch "transformers>=5" safetensors numpy
     /tmp/hfenv5/bin/python scripts/make_hf_training_fixture.py
+    /tmp/hfenv5/bin/python scripts/make_hf_training_fixture.py --objective mlm
 """
 import argparse
 import json
@@ -28,7 +31,7 @@ import os
 import torch
 import transformers
 from safetensors.torch import save_file
-from transformers import BertConfig, BertForPreTraining
+from transformers import BertConfig, BertForMaskedLM, BertForPreTraining
 
 STEPS = 12
 BATCH, SEQ, PREDS = 4, 12, 3
@@ -43,7 +46,7 @@ def lr_at(step):
     return PEAK_LR * max(0.0, 1.0 - (s - WARMUP) / (STEPS - WARMUP))
 
 
-def make_batches(gen, vocab):
+def make_batches(gen, vocab, mlm_only):
     batches = []
     for _ in range(STEPS):
         ids, types, mask, pos, labels, weights, nsp = [], [], [], [], [], [], []
@@ -52,14 +55,18 @@ def make_batches(gen, vocab):
             row = [2] + [int(x) for x in torch.randint(5, vocab, (length - 2,), generator=gen)] + [3]
             split = length // 2
             ids += row + [0] * (SEQ - length)
-            types += [0] * split + [1] * (length - split) + [0] * (SEQ - length)
+            if mlm_only:
+                types += [0] * SEQ
+            else:
+                types += [0] * split + [1] * (length - split) + [0] * (SEQ - length)
             mask += [1] * length + [0] * (SEQ - length)
             real = int(torch.randint(1, PREDS + 1, (1,), generator=gen))
             chosen = sorted(int(p) for p in torch.randperm(length - 2, generator=gen)[:real] + 1)
             pos += chosen + [0] * (PREDS - real)
             labels += [int(x) for x in torch.randint(5, vocab, (real,), generator=gen)] + [0] * (PREDS - real)
             weights += [1.0] * real + [0.0] * (PREDS - real)
-            nsp.append(int(torch.randint(0, 2, (1,), generator=gen)))
+            label = int(torch.randint(0, 2, (1,), generator=gen))
+            nsp.append(0 if mlm_only else label)
         batches.append(dict(batch_size=BATCH, seq_len=SEQ, max_predictions=PREDS, input_ids=ids,
                             token_type_ids=types, attention_mask=mask, masked_positions=pos,
                             masked_labels=labels, masked_weights=weights, nsp_labels=nsp))
@@ -79,15 +86,20 @@ def to_torch(b):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--out", default="crates/train/tests/fixtures/adamw_steps")
+    ap.add_argument("--objective", choices=["mlm_nsp", "mlm"], default="mlm_nsp")
+    ap.add_argument("--out")
     args = ap.parse_args()
+    mlm_only = args.objective == "mlm"
+    if args.out is None:
+        args.out = "crates/train/tests/fixtures/adamw_steps" + ("_mlm" if mlm_only else "")
     os.makedirs(args.out, exist_ok=True)
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(1)
     config = BertConfig(vocab_size=61, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                         intermediate_size=48, max_position_embeddings=16, hidden_dropout_prob=0.0,
-                        attention_probs_dropout_prob=0.0, initializer_range=0.1)
-    model = BertForPreTraining(config)
+                        attention_probs_dropout_prob=0.0, initializer_range=0.1,
+                        type_vocab_size=1 if mlm_only else 2)
+    model = BertForMaskedLM(config) if mlm_only else BertForPreTraining(config)
     with torch.no_grad():  # non-trivial LayerNorm/bias values, so a wrong update shows
         for name, p in model.named_parameters():
             if "LayerNorm.weight" in name:
@@ -95,7 +107,7 @@ def main():
             elif name.endswith("bias"):
                 p.copy_(0.1 * torch.randn(p.shape, generator=gen))
     model.save_pretrained(args.out, safe_serialization=True)
-    batches = make_batches(gen, config.vocab_size)
+    batches = make_batches(gen, config.vocab_size, mlm_only)
 
     decay, no_decay = [], []
     for name, p in model.named_parameters():
@@ -107,9 +119,14 @@ def main():
     for step, b in enumerate(batches):
         ids, types, mask, labels, nsp = to_torch(b)
         out = model(input_ids=ids, token_type_ids=types, attention_mask=mask)
-        mlm = torch.nn.functional.cross_entropy(out.prediction_logits.view(-1, config.vocab_size), labels.view(-1), ignore_index=-100)
-        nsp_loss = torch.nn.functional.cross_entropy(out.seq_relationship_logits, nsp)
-        loss = mlm + nsp_loss
+        logits = out.logits if mlm_only else out.prediction_logits
+        mlm = torch.nn.functional.cross_entropy(logits.view(-1, config.vocab_size), labels.view(-1), ignore_index=-100)
+        if mlm_only:
+            nsp_loss = torch.zeros(())
+            loss = mlm
+        else:
+            nsp_loss = torch.nn.functional.cross_entropy(out.seq_relationship_logits, nsp)
+            loss = mlm + nsp_loss
         opt.zero_grad()
         loss.backward()
         norm = torch.nn.utils.clip_grad_norm_(model.parameters(), MAX_NORM)
@@ -124,7 +141,7 @@ def main():
     with open(os.path.join(args.out, "batches.json"), "w") as f:
         json.dump(batches, f)
     with open(os.path.join(args.out, "expected.json"), "w") as f:
-        json.dump(dict(steps=records, peak_lr=PEAK_LR, warmup_steps=WARMUP, total_steps=STEPS, max_grad_norm=MAX_NORM,
+        json.dump(dict(objective=args.objective, steps=records, peak_lr=PEAK_LR, warmup_steps=WARMUP, total_steps=STEPS, max_grad_norm=MAX_NORM,
                        optimizer=dict(kind="adamw", beta1=0.9, beta2=0.999, epsilon=1e-6, weight_decay=0.01),
                        transformers=transformers.__version__, torch=torch.__version__), f, indent=1)
     for r in records:

@@ -15,7 +15,9 @@ use clap::{Args, Subcommand};
 #[command(after_help = "Examples:\n  \
 bert prepare --config configs/prepare.toml\n  \
 bert prepare --input corpus/wiki.jsonl.gz corpus/books/ --vocab vocab.txt --out data/shards \\\n      \
---masking dynamic --max-seq-length 128 --validation-fraction 0.01 --seed 42\n\n\
+--masking dynamic --max-seq-length 128 --validation-fraction 0.01 --seed 42\n  \
+bert prepare --input corpus/ --vocab vocab.txt --out data/mlm-512 --objective mlm \\\n      \
+--max-seq-length 512 --masking dynamic --mask-count bernoulli\n\n\
 The config file holds a [prepare] table (or only prepare keys) with the fields of\n\
 bert_data::PrepareConfig; flags override it. Output: OUT/train/ and OUT/validation/.")]
 pub struct PrepareArgs {
@@ -25,16 +27,16 @@ pub struct PrepareArgs {
     /// Corpus files, folders (recursive) or globs; .gz/.zst/.bz2 are decompressed.
     #[arg(long = "input", num_args = 1..)]
     pub input: Vec<String>,
-    /// auto (by extension), text, jsonl or parquet.
+    /// auto (by extension), text, jsonl, parquet or arrow.
     #[arg(long)]
     pub format: Option<InputFormat>,
-    /// JSONL/Parquet field holding the document text (default `text`).
+    /// JSONL/Parquet/Arrow field holding the document text (default `text`).
     #[arg(long)]
     pub text_field: Option<String>,
     /// Plain text: one document per file instead of one per blank-line-separated block.
     #[arg(long)]
     pub doc_per_file: bool,
-    /// JSONL/Parquet field naming each record's document (a book id): consecutive records
+    /// JSONL/Parquet/Arrow field naming each record's document (a book id): consecutive records
     /// with one value form a document.
     #[arg(long)]
     pub document_id_field: Option<String>,
@@ -47,6 +49,18 @@ pub struct PrepareArgs {
     /// Output folder.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// mlm_nsp (BERT: sentence pairs, next-sentence labels), mlm (RoBERTa: one packed
+    /// segment, no pair label) or mlm_sop (ALBERT: consecutive segments, swapped half the time).
+    #[arg(long)]
+    pub objective: Option<bert_data::Objective>,
+    /// With `--objective mlm`: full_sentences (packed across documents, a [SEP] between
+    /// them; the default) or doc_sentences (never across a document).
+    #[arg(long)]
+    pub mlm_format: Option<bert_data::MlmFormat>,
+    /// Probability of a shorter target length per document (default 0.1 for mlm_nsp and
+    /// mlm_sop, 0 for mlm).
+    #[arg(long)]
+    pub short_seq_prob: Option<f64>,
     /// static (masks drawn now, dupe-factor copies) or dynamic (drawn by the loader).
     #[arg(long)]
     pub masking: Option<MaskingMode>,
@@ -118,6 +132,15 @@ impl PrepareArgs {
         if let Some(v) = &self.out {
             c.out = v.clone();
         }
+        if let Some(v) = self.objective {
+            c.objective = v;
+        }
+        if let Some(v) = self.mlm_format {
+            c.mlm_format = Some(v);
+        }
+        if let Some(v) = self.short_seq_prob {
+            c.short_seq_prob = Some(v);
+        }
         if let Some(v) = self.masking {
             c.masking = v;
         }
@@ -183,12 +206,14 @@ pub fn prepare(args: &PrepareArgs) -> Result<()> {
     Ok(())
 }
 
-/// `bert inspect`: counts, measured masking and NSP statistics, decoded samples.
+/// `bert inspect`: counts, the objective, measured masking and pair-label statistics, the fill
+/// rate (packing efficiency), decoded samples.
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:\n  \
 bert inspect data/shards\n  \
 bert inspect data/shards/train --show 3\n  \
-bert inspect data/shards --json")]
+bert inspect data/shards --json\n  \
+bert inspect data/mlm-512 --batch-size 64      # the fill rate of 64-sequence batches")]
 pub struct InspectArgs {
     /// A prepare output folder (both splits) or one split folder.
     pub dir: PathBuf,
@@ -201,11 +226,16 @@ pub struct InspectArgs {
     /// Loader seed used to draw dynamic masks for the statistics (epoch 0).
     #[arg(long, default_value_t = 12345)]
     pub seed: u64,
+    /// Sequences per batch for the batch fill rate (real tokens ÷ the slots of batches padded
+    /// to their longest row, as `bert train` pads them): the run's `data.batch_size`.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
 }
 
 /// Runs `bert inspect`.
 pub fn inspect(args: &InspectArgs) -> Result<()> {
-    let report = bert_data::inspect(&args.dir, args.show, args.seed)?;
+    anyhow::ensure!(args.batch_size > 0, "--batch-size must be at least 1");
+    let report = bert_data::inspect_with(&args.dir, args.show, args.seed, args.batch_size)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -245,10 +275,10 @@ pub struct TokenizerTrainArgs {
     /// Minimum pair frequency for a merge.
     #[arg(long, default_value_t = TrainVocabOptions::default().min_frequency)]
     pub min_frequency: u64,
-    /// auto (by extension), text, jsonl or parquet.
+    /// auto (by extension), text, jsonl, parquet or arrow.
     #[arg(long, default_value = "auto")]
     pub format: InputFormat,
-    /// JSONL/Parquet field holding the text.
+    /// JSONL/Parquet/Arrow field holding the text.
     #[arg(long, default_value_t = CorpusOptions::default().text_field)]
     pub text_field: String,
     /// Skip and count malformed records instead of failing.

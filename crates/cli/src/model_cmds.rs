@@ -3,9 +3,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use bert_model::{save_model_dir, ForwardInputs};
-use bert_train::load_model_verified;
+use bert_model::{save_model_dir_as, Architecture, ForwardInputs};
 use bert_train::predict_masks;
+use bert_train::{checkpoint_objective, export_architecture, load_model_verified};
 use burn::tensor::backend::Backend;
 use clap::Args;
 
@@ -64,7 +64,8 @@ pub fn forward(args: &ForwardArgs) -> Result<()> {
 #[derive(Args, Debug)]
 #[command(
     after_help = "Example:\n  bert export --checkpoint runs/quickstart/checkpoints/step-00020000 --out my-bert\n\n\
-Then in Python: transformers.BertForPreTraining.from_pretrained(\"my-bert\")"
+Then in Python: transformers.AutoModelForMaskedLM.from_pretrained(\"my-bert\") (or\n\
+BertForPreTraining for an `mlm_nsp`/`mlm_sop` run; an `mlm` run is exported as BertForMaskedLM)"
 )]
 pub struct ExportArgs {
     /// A checkpoint directory (or any model folder).
@@ -92,7 +93,7 @@ pub struct ImportArgs {
     pub seed: u64,
 }
 
-fn convert(from: &Path, to: &Path, seed: u64) -> Result<()> {
+fn convert(from: &Path, to: &Path, seed: u64, architecture: Architecture) -> Result<()> {
     let device = Default::default();
     let (config, model, report) = load_model_verified::<burn::backend::Flex>(from, seed, &device)?;
     for group in &report.initialized {
@@ -102,10 +103,11 @@ fn convert(from: &Path, to: &Path, seed: u64) -> Result<()> {
             from.display()
         );
     }
-    save_model_dir(&model, &config, to, Some(from))?;
+    save_model_dir_as(&model, &config, to, Some(from), architecture)?;
     tracing::info!(
-        "wrote `{}` ({} layers, hidden {}, vocab {})",
+        "wrote `{}` ({}: {} layers, hidden {}, vocab {})",
         to.display(),
+        architecture.hf_name(),
         config.num_hidden_layers,
         config.hidden_size,
         config.vocab_size
@@ -113,14 +115,18 @@ fn convert(from: &Path, to: &Path, seed: u64) -> Result<()> {
     Ok(())
 }
 
-/// Runs `bert export`.
+/// Runs `bert export`: a checkpoint of an `mlm` run is written as `BertForMaskedLM` (no
+/// pooler, no NSP head: that run never trained them), every other folder as
+/// `BertForPreTraining`.
 pub fn export(args: &ExportArgs) -> Result<()> {
-    convert(&args.checkpoint, &args.out, 0)
+    let architecture = checkpoint_objective(&args.checkpoint)?
+        .map_or(Architecture::ForPreTraining, export_architecture);
+    convert(&args.checkpoint, &args.out, 0, architecture)
 }
 
-/// Runs `bert import`.
+/// Runs `bert import`: a checkpoint to continue from holds every tensor.
 pub fn import(args: &ImportArgs) -> Result<()> {
-    convert(&args.hf, &args.out, args.seed)
+    convert(&args.hf, &args.out, args.seed, Architecture::ForPreTraining)
 }
 
 /// `bert fill-mask`: the most probable tokens for each `[MASK]` of one or more sentences.

@@ -11,7 +11,7 @@ use bert_train::load_model_verified;
 use bert_train::EvalRecord;
 use bert_train::RunConfig;
 use bert_train::ShardData;
-use bert_train::{check_data_fits_model, evaluate, train, RunOptions, RunSummary};
+use bert_train::{check_data_fits_model, evaluate, train, DataFacts, RunOptions, RunSummary};
 use bert_train::{format_candidates, predict_masks};
 use bert_train::{require_prepared, PipelineReport};
 use bert_train::{run_bench, BenchConfig, BenchReport};
@@ -363,10 +363,7 @@ pub fn train_command(args: &TrainArgs) -> Result<()> {
         summary.steps, summary.steps_this_run, summary.wall_s, summary.seq_per_s
     );
     if let Some(e) = &summary.final_eval {
-        println!(
-            "validation: MLM loss {:.4}, MLM accuracy {:.4}, NSP loss {:.4}, NSP accuracy {:.4} ({} sequences)",
-            e.mlm_loss, e.mlm_accuracy, e.nsp_loss, e.nsp_accuracy, e.sequences
-        );
+        println!("validation: {}", e.summary());
     }
     println!("checkpoint: {}", summary.checkpoint.display());
     println!(
@@ -391,7 +388,8 @@ pub fn train_command(args: &TrainArgs) -> Result<()> {
     Ok(())
 }
 
-/// `bert eval`: MLM and NSP loss and accuracy of a checkpoint on a shard folder.
+/// `bert eval`: MLM (and NSP or SOP, by the shards' objective) loss and accuracy of a checkpoint
+/// on a shard folder.
 #[derive(Args, Debug)]
 #[command(
     after_help = "Example:\n  bert eval --checkpoint runs/quickstart/checkpoints/step-00020000 --data runs/quickstart/data/validation"
@@ -417,14 +415,18 @@ pub struct EvalArgs {
     pub json: bool,
 }
 
-struct EvalTask<'a>(&'a EvalArgs, Vec<bert_data::HostBatch>);
+struct EvalTask<'a>(
+    &'a EvalArgs,
+    Vec<bert_data::HostBatch>,
+    bert_data::Objective,
+);
 
 impl BackendTask for EvalTask<'_> {
     type Output = EvalRecord;
     fn run<B: Backend>(self, device: B::Device) -> Result<EvalRecord> {
         let (_, model, _) =
             load_model_verified::<burn::backend::Autodiff<B>>(&self.0.checkpoint, 0, &device)?;
-        Ok(evaluate(&model, &self.1, 0, &device)?)
+        Ok(evaluate(&model, &self.1, self.2, 0, &device)?)
     }
 }
 
@@ -434,10 +436,17 @@ pub fn eval_command(args: &EvalArgs) -> Result<()> {
     let config = BertConfig::load(&args.checkpoint.join(bert_model::CONFIG_FILE))?;
     let set = Arc::new(ShardSet::open(&args.data, None)?);
     let header = set.header();
+    let objective = set.objective().objective;
     check_data_fits_model(
         &args.data,
-        header.vocab_size,
-        header.max_seq_length,
+        &DataFacts {
+            vocab_size: header.vocab_size,
+            vocab_hash: header.vocab_hash.clone(),
+            max_seq_length: header.max_seq_length,
+            train_instances: header.instances,
+            tokenizer_dir: None,
+            objective,
+        },
         &config,
     )?;
     let loader = LoaderConfig {
@@ -447,14 +456,11 @@ pub fn eval_command(args: &EvalArgs) -> Result<()> {
     let batches: Vec<_> = EvalLoader::new(set, loader)?
         .take(args.max_batches.unwrap_or(usize::MAX))
         .collect();
-    let e = dispatch(args.device, EvalTask(args, batches))?;
+    let e = dispatch(args.device, EvalTask(args, batches, objective))?;
     if args.json {
         println!("{}", serde_json::to_string(&e)?);
     } else {
-        println!(
-            "MLM loss {:.4}, MLM accuracy {:.4}, NSP loss {:.4}, NSP accuracy {:.4} ({} sequences)",
-            e.mlm_loss, e.mlm_accuracy, e.nsp_loss, e.nsp_accuracy, e.sequences
-        );
+        println!("{}", e.summary());
     }
     Ok(())
 }

@@ -1,4 +1,7 @@
-//! Pre-training instances as Google's `create_instances_from_document` builds them.
+//! Pre-training instances as Google's `create_instances_from_document` builds them (NSP), and
+//! as ALBERT's builds them for sentence-order prediction
+//! ([`create_sop_instances_from_document`]). The `mlm` objective's packed sequences are built
+//! by `packing`.
 //!
 //! One deliberate deviation: the "random other document" for a negative NSP pair comes from a
 //! bounded pool (the most recent `random_document_pool` documents of the same split) instead of
@@ -74,11 +77,14 @@ pub struct InstanceParams {
 /// One pre-training instance.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Instance {
-    /// `[CLS] A [SEP] B [SEP]`, with masked tokens replaced when masked.
+    /// `[CLS] A [SEP] B [SEP]` (`mlm`: `[CLS] s1 s2 … [SEP]`, with a `[SEP]` between
+    /// documents), with masked tokens replaced when masked.
     pub input_ids: Vec<u32>,
-    /// 0 for `[CLS] A [SEP]`, 1 for `B [SEP]`.
+    /// 0 for `[CLS] A [SEP]`, 1 for `B [SEP]` (`mlm`: all 0).
     pub token_type_ids: Vec<u8>,
-    /// 0 = B is the true continuation (IsNext), 1 = B is random.
+    /// The pair label, stored in the shards' `nsp_labels`: for `mlm_nsp` 0 = B is the true
+    /// continuation (IsNext), 1 = B is random; for `mlm_sop` 0 = in order, 1 = swapped; for
+    /// `mlm` always 0.
     pub nsp_label: u8,
     /// Masked positions, ascending (empty for dynamic masking).
     pub masked_positions: Vec<u32>,
@@ -86,13 +92,16 @@ pub struct Instance {
     pub masked_labels: Vec<u32>,
 }
 
-/// Instances of one document and a count the statistics tests need.
+/// Instances of one document and the counts the statistics tests need.
 #[derive(Clone, Debug, Default)]
 pub struct DocInstances {
     /// The instances, in document order.
     pub instances: Vec<Instance>,
     /// Negatives forced because the chunk had a single sentence (no coin was flipped).
     pub forced_random: usize,
+    /// Sentences split inside: `mlm_sop` chunks of one sentence cut in two, `mlm` sentences
+    /// longer than a sequence cut into pieces.
+    pub split_sentences: usize,
 }
 
 /// Builds the instances of `doc`, drawing negatives from `pool` (which may contain `doc`
@@ -175,6 +184,72 @@ pub fn create_instances_from_document(
     out
 }
 
+/// Builds the sentence-order-prediction instances of `doc`, as ALBERT's
+/// `create_instances_from_document` with `random_next_sentence = False`: chunks of consecutive
+/// sentences up to the target length (short with `short_seq_prob`, drawn once per document as
+/// in BERT), each cut at a random sentence boundary into A and B, which are swapped with
+/// probability 0.5 (label 1 = swapped, 0 = in order), then truncated as BERT's pairs.
+///
+/// One deliberate deviation: ALBERT gives a chunk of a single sentence a B from another
+/// document (an NSP negative, labelled as swapped). That mixes a second task into SOP, so here
+/// the sentence is cut in two at a random token instead (and counted in `split_sentences`):
+/// both segments stay consecutive text of one document and every label is a fair coin. A
+/// one-token sentence alone in its chunk cannot make two segments and is skipped.
+pub fn create_sop_instances_from_document(
+    doc: &TokenizedDoc,
+    params: &InstanceParams,
+    special: &SpecialIds,
+    rng: &mut Rng,
+) -> DocInstances {
+    let mut out = DocInstances::default();
+    let max_num_tokens = params.max_seq_length.saturating_sub(3);
+    if max_num_tokens < 2 {
+        return out;
+    }
+    let mut target_seq_length = max_num_tokens;
+    if rng.next_f64() < params.short_seq_prob {
+        target_seq_length = rng.range_inclusive(2, max_num_tokens);
+    }
+    let sentences = &doc.sentences;
+    let mut current_chunk: Vec<&[u32]> = Vec::new();
+    let mut current_length = 0usize;
+    for (i, segment) in sentences.iter().enumerate() {
+        current_chunk.push(segment);
+        current_length += segment.len();
+        if i + 1 < sentences.len() && current_length < target_seq_length {
+            continue;
+        }
+        let (tokens_a, tokens_b): (Vec<u32>, Vec<u32>) = if current_chunk.len() >= 2 {
+            let a_end = rng.range_inclusive(1, current_chunk.len() - 1);
+            (
+                current_chunk[..a_end].concat(),
+                current_chunk[a_end..].concat(),
+            )
+        } else if segment.len() >= 2 {
+            out.split_sentences += 1;
+            let cut = rng.range_inclusive(1, segment.len() - 1);
+            (segment[..cut].to_vec(), segment[cut..].to_vec())
+        } else {
+            current_chunk.clear();
+            current_length = 0;
+            continue;
+        };
+        let swapped = rng.next_f64() < 0.5;
+        let (first, second) = if swapped {
+            (&tokens_b, &tokens_a)
+        } else {
+            (&tokens_a, &tokens_b)
+        };
+        let (a, b) = truncate_seq_pair(first, second, max_num_tokens, rng);
+        if !a.is_empty() && !b.is_empty() {
+            out.instances.push(assemble(a, b, swapped, special));
+        }
+        current_chunk.clear();
+        current_length = 0;
+    }
+    out
+}
+
 /// A random document of the pool other than `doc` if ten draws find one (else the last draw,
 /// as in the original); `doc` itself when the pool is empty.
 fn pick_other<'a>(doc: &'a TokenizedDoc, pool: &'a DocPool, rng: &mut Rng) -> &'a TokenizedDoc {
@@ -211,7 +286,9 @@ pub fn truncate_seq_pair<'a>(
     (a, b)
 }
 
-fn assemble(a: &[u32], b: &[u32], is_random_next: bool, special: &SpecialIds) -> Instance {
+/// `[CLS] a [SEP] b [SEP]`, token types 0 up to the first `[SEP]` and 1 after; `label` is the
+/// pair label (NSP: random next; SOP: swapped).
+fn assemble(a: &[u32], b: &[u32], label: bool, special: &SpecialIds) -> Instance {
     let len = a.len() + b.len() + 3;
     let mut input_ids = Vec::with_capacity(len);
     input_ids.push(special.cls);
@@ -224,7 +301,7 @@ fn assemble(a: &[u32], b: &[u32], is_random_next: bool, special: &SpecialIds) ->
     Instance {
         input_ids,
         token_type_ids,
-        nsp_label: u8::from(is_random_next),
+        nsp_label: u8::from(label),
         masked_positions: Vec::new(),
         masked_labels: Vec::new(),
     }
@@ -417,5 +494,61 @@ mod tests {
             saw_negative_with_put_back |= out.instances.len() > 1;
         }
         assert!(saw_negative_with_put_back);
+    }
+
+    #[test]
+    fn sop_segments_are_consecutive_text_of_one_document_swapped_half_the_time() {
+        let params = InstanceParams {
+            max_seq_length: 32,
+            short_seq_prob: 0.1,
+        };
+        let max_num_tokens = params.max_seq_length - 3;
+        let lengths = [5, 7, 3, 9, 4, 6, 8, 2, 5, 7, 6, 3, 4, 40, 1, 6];
+        let (mut swapped, mut total, mut exact) = (0u64, 0u64, 0u64);
+        for seed in 0..400u64 {
+            let d = doc(seed % 7, &lengths);
+            let flat: Vec<u32> = d.sentences.concat();
+            let at = |t: u32| flat.iter().position(|&x| x == t).unwrap();
+            let out =
+                create_sop_instances_from_document(&d, &params, &SPECIAL, &mut Rng::new(seed));
+            assert_eq!(out.forced_random, 0);
+            for inst in &out.instances {
+                assert!(inst.input_ids.len() <= params.max_seq_length);
+                let sep = inst
+                    .input_ids
+                    .iter()
+                    .position(|&t| t == SPECIAL.sep)
+                    .unwrap();
+                let first = &inst.input_ids[1..sep];
+                let second = &inst.input_ids[sep + 1..inst.input_ids.len() - 1];
+                assert!(!first.is_empty() && !second.is_empty());
+                for (j, &t) in inst.token_type_ids.iter().enumerate() {
+                    assert_eq!(t, u8::from(j > sep));
+                }
+                // In document order, A comes before B; the label says which is first.
+                let (a, b) = if inst.nsp_label == 1 {
+                    (second, first)
+                } else {
+                    (first, second)
+                };
+                let (a0, b0) = (at(a[0]), at(b[0]));
+                assert_eq!(&flat[a0..a0 + a.len()], a, "seed {seed}: A not contiguous");
+                assert_eq!(&flat[b0..b0 + b.len()], b, "seed {seed}: B not contiguous");
+                assert!(b0 >= a0 + a.len(), "seed {seed}: B before A");
+                if a.len() + b.len() < max_num_tokens {
+                    exact += 1;
+                    assert_eq!(b0, a0 + a.len(), "seed {seed}: a gap between A and B");
+                }
+                swapped += u64::from(inst.nsp_label);
+                total += 1;
+            }
+        }
+        assert!(exact > 100, "{exact} untruncated pairs");
+        // Each label is a fair coin: Binomial(total, 0.5), sd = sqrt(total)/2; 5 sd.
+        let dev = (swapped as f64 - total as f64 / 2.0).abs();
+        assert!(
+            dev < 2.5 * (total as f64).sqrt(),
+            "{swapped} swapped of {total}"
+        );
     }
 }

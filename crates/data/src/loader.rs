@@ -22,7 +22,11 @@ use crate::batch::HostBatch;
 use crate::error::{DataError, Result};
 use crate::instances::Instance;
 use crate::masking::{mask_sequence, MaskTable, MaskingParams};
-use crate::shard::{DatasetHeader, DatasetIndex, MaskingMode, ShardEntry, ShardReader, INDEX_FILE};
+use crate::objective::ObjectiveSpec;
+use crate::prepare::PrepareConfig;
+use crate::shard::{
+    check_objective, DatasetHeader, DatasetIndex, MaskingMode, ShardEntry, ShardReader, INDEX_FILE,
+};
 use crate::tokenizer::{SpecialIds, Vocab};
 use crate::verified::{now_ns, FileStamp, VerifiedRecord, Verify, VerifySummary};
 
@@ -103,7 +107,7 @@ fn open_shards(
         .enumerate()
         .map(|(k, entry)| {
             let path = dir.join(&entry.file);
-            let shard = ShardReader::open_header(&path, header)?;
+            let shard = ShardReader::open_header(&path, header, &index.objective)?;
             check_against_entry(&shard, entry, k)?;
             let stamped_at = now_ns();
             let stamp = FileStamp::of(&path, shard.checksum())?;
@@ -302,6 +306,27 @@ impl ShardSet {
     /// What the set is (vocabulary hash and size, sequence length, masking, counts).
     pub fn header(&self) -> &DatasetHeader {
         &self.index.header
+    }
+
+    /// The objective the instances were built for (and, for `mlm`, the packing format):
+    /// decides the heads and losses. A set made before objectives existed is `mlm_nsp`.
+    pub fn objective(&self) -> ObjectiveSpec {
+        self.index.objective
+    }
+
+    /// Checks that this set is what `recipe` would make, as far as training sees it: the
+    /// objective (and `mlm_format`), then masking mode and parameters, sequence length and
+    /// dupe factor ([`DatasetHeader::check_recipe`]). The error names the set's `index.json`,
+    /// the key, both values and `expected_from` (e.g. "the run config's `[prepare]` table").
+    pub fn check_recipe(&self, recipe: &PrepareConfig, expected_from: &str) -> Result<()> {
+        let path = self.dir.join(INDEX_FILE);
+        check_objective(
+            &path,
+            &self.index.objective,
+            &recipe.objective_spec(),
+            expected_from,
+        )?;
+        self.header().check_recipe(&path, recipe, expected_from)
     }
 
     /// The whole `index.json` (header, shard list, prepare config).

@@ -28,6 +28,7 @@ use crate::corpus::{CorpusOptions, InputFormat, NonText};
 use crate::error::{DataError, Result};
 use crate::grouping::{Grouping, InputSpec};
 use crate::masking::{MaskCount, MaskingParams};
+use crate::objective::{MlmFormat, Objective, ObjectiveSpec};
 use crate::segment::split_sentences;
 use crate::shard::MaskingMode;
 use crate::staging::{check_output, lock_output, Staging};
@@ -43,14 +44,14 @@ pub struct PrepareConfig {
     /// Corpus files, folders (read recursively in sorted order) or glob patterns; an entry may
     /// be a table `{ path, document_id_field, records_per_document }` with its own grouping.
     pub inputs: Vec<InputSpec>,
-    /// `auto` (by extension), `text`, `jsonl` or `parquet`.
+    /// `auto` (by extension), `text`, `jsonl`, `parquet` or `arrow`.
     pub format: InputFormat,
-    /// JSONL/Parquet field with the document text.
+    /// JSONL/Parquet/Arrow field with the document text.
     pub text_field: String,
     /// Plain text: one document per file (blank lines separate paragraphs) instead of one
     /// document per blank-line-separated block.
     pub doc_per_file: bool,
-    /// Records grouped into documents by this JSONL/Parquet field (a book id): consecutive
+    /// Records grouped into documents by this JSONL/Parquet/Arrow field (a book id): consecutive
     /// records with equal values form one document. For inputs given as plain paths.
     pub document_id_field: Option<String>,
     /// Consecutive records per document (0: no count limit; alone, every N records of a file
@@ -66,12 +67,24 @@ pub struct PrepareConfig {
     pub model_vocab_size: usize,
     /// Output folder; `train/` and `validation/` are created inside.
     pub out: PathBuf,
+    /// The pre-training objective the instances are built for: `mlm_nsp` (BERT, the
+    /// default), `mlm` (RoBERTa: packed single-segment sequences) or `mlm_sop` (ALBERT:
+    /// sentence-order pairs). Recorded in the shards.
+    pub objective: Objective,
+    /// `mlm` only: `full_sentences` (packed across documents, the default) or
+    /// `doc_sentences` (never crossing one). Refused with another objective.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mlm_format: Option<MlmFormat>,
     /// `static` (masks drawn now, `dupe_factor` copies) or `dynamic` (masks drawn by the loader).
     pub masking: MaskingMode,
-    /// Longest instance including `[CLS]` and two `[SEP]`.
+    /// Longest instance including `[CLS]` and the `[SEP]`s.
     pub max_seq_length: usize,
-    /// Probability that a document's instances target a random shorter length.
-    pub short_seq_prob: f64,
+    /// Probability that an instance targets a random shorter length (per document for
+    /// `mlm_nsp` and `mlm_sop`, per sequence for `mlm`). Unset: the objective's default
+    /// ([`Objective::default_short_seq_prob`]: 0.1, or 0 for `mlm`); read it through
+    /// [`effective_short_seq_prob`](Self::effective_short_seq_prob).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub short_seq_prob: Option<f64>,
     /// Fraction of tokens to predict.
     pub masked_lm_prob: f64,
     /// Cap on predictions per instance.
@@ -119,9 +132,12 @@ impl Default for PrepareConfig {
             lowercase: VocabTxtOptions::default().lowercase,
             model_vocab_size: 0,
             out: PathBuf::from("data/shards"),
+            objective: Objective::default(),
+            mlm_format: None,
             masking: MaskingMode::Static,
             max_seq_length: 128,
-            short_seq_prob: 0.1,
+            // The objective decides (`effective_short_seq_prob`).
+            short_seq_prob: None,
             masked_lm_prob: masking.masked_lm_prob,
             max_predictions_per_seq: masking.max_predictions_per_seq,
             whole_word_masking: masking.whole_word_masking,
@@ -185,10 +201,16 @@ impl PrepareConfig {
                 self.max_seq_length
             ));
         }
-        if !(0.0..=1.0).contains(&self.short_seq_prob) {
+        if let Some(p) = self.short_seq_prob {
+            if !(0.0..=1.0).contains(&p) {
+                return err(format!("short_seq_prob {p} must be between 0 and 1"));
+            }
+        }
+        if let (Some(format), false) = (self.mlm_format, self.objective == Objective::Mlm) {
             return err(format!(
-                "short_seq_prob {} must be between 0 and 1",
-                self.short_seq_prob
+                "mlm_format = \"{format}\" applies to objective = \"mlm\" only, and the \
+                 objective is \"{}\": remove mlm_format or set objective = \"mlm\"",
+                self.objective
             ));
         }
         if !(0.0..1.0).contains(&self.validation_fraction) {
@@ -265,6 +287,18 @@ impl PrepareConfig {
         }
     }
 
+    /// `short_seq_prob` as set, or the objective's default when unset (0.1 for `mlm_nsp` and
+    /// `mlm_sop`; 0 for `mlm`, which draws no short sequences unless asked).
+    pub fn effective_short_seq_prob(&self) -> f64 {
+        self.short_seq_prob
+            .unwrap_or_else(|| self.objective.default_short_seq_prob())
+    }
+
+    /// The objective and (for `mlm`) its packing format, as the shards record them.
+    pub fn objective_spec(&self) -> ObjectiveSpec {
+        ObjectiveSpec::new(self.objective, self.mlm_format)
+    }
+
     /// Dupe passes actually made (1 for dynamic masking).
     pub fn effective_dupe_factor(&self) -> usize {
         match self.masking {
@@ -319,6 +353,10 @@ pub struct PrepareReport {
     /// Negative NSP pairs forced because a chunk held one sentence (no coin was flipped for
     /// them; every other instance's label is a fair coin).
     pub forced_random_next: u64,
+    /// Sentences split inside: for `mlm`, sentences longer than a sequence cut into
+    /// full-length pieces; for `mlm_sop`, chunks of a single sentence cut into A and B.
+    #[serde(default)]
+    pub split_sentences: u64,
     /// Corpus records read (more than `documents` when records are grouped).
     pub records: u64,
     /// Malformed records skipped.
@@ -441,7 +479,7 @@ mod tests {
             ("masked_lm_prob 1.5", |c| c.masked_lm_prob = 1.5),
             ("masked_lm_prob 0", |c| c.masked_lm_prob = 0.0),
             ("max_predictions_per_seq", |c| c.max_predictions_per_seq = 0),
-            ("short_seq_prob", |c| c.short_seq_prob = 1.5),
+            ("short_seq_prob", |c| c.short_seq_prob = Some(1.5)),
             ("dupe_factor", |c| c.dupe_factor = 0),
             ("max_seq_length", |c| c.max_seq_length = 4),
         ];

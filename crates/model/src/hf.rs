@@ -327,7 +327,7 @@ fn model_from_tensors<B: Backend>(
     let initialized: Vec<ParamGroup> = initialized.into_iter().collect();
     if !initialized.is_empty() {
         tracing::warn!(
-            "`{}` has no weights for {:?}: freshly initialised from the seed (normal for a plain BertModel)",
+            "`{}` has no weights for {:?}: freshly initialised from the seed (normal for a plain BertModel, and for the pooler and NSP head of a BertForMaskedLM)",
             path.display(),
             initialized
         );
@@ -361,9 +361,44 @@ fn check_shape(path: &Path, name: &str, expected: &[usize], found: &[usize]) -> 
     Ok(())
 }
 
-/// Serialises the model's weights (HuggingFace names and layout) to safetensors bytes.
-pub fn weights_to_safetensors<B: Backend>(model: &BertForPreTraining<B>) -> Result<Vec<u8>> {
-    let host = model.to_host_tensors()?;
+/// The HuggingFace class an exported folder is written for: it decides which heads the weight
+/// file holds and the `architectures` entry of `config.json`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Architecture {
+    /// `BertForPreTraining`: encoder, pooler, MLM head and the sentence-level head (NSP, or
+    /// ALBERT's SOP in the same shape).
+    #[default]
+    ForPreTraining,
+    /// `BertForMaskedLM`: encoder and MLM head only, as MLM-only (RoBERTa-style) training
+    /// leaves the model: no pooler and no NSP head, which that training never updates.
+    ForMaskedLm,
+}
+
+impl Architecture {
+    /// The class name `transformers` reads from `config.json`'s `architectures`.
+    pub fn hf_name(self) -> &'static str {
+        match self {
+            Architecture::ForPreTraining => "BertForPreTraining",
+            Architecture::ForMaskedLm => "BertForMaskedLM",
+        }
+    }
+
+    /// Whether the weight file of this class holds the parameters of `group`.
+    pub fn holds(self, group: ParamGroup) -> bool {
+        match self {
+            Architecture::ForPreTraining => true,
+            Architecture::ForMaskedLm => matches!(group, ParamGroup::Encoder | ParamGroup::MlmHead),
+        }
+    }
+}
+
+/// Serialises the weights `architecture` holds (HuggingFace names and layout) to safetensors
+/// bytes.
+pub fn weights_to_safetensors_as<B: Backend>(
+    model: &BertForPreTraining<B>,
+    architecture: Architecture,
+) -> Result<Vec<u8>> {
+    let host = model.to_host_tensors_where(|group| architecture.holds(group))?;
     let mut views: BTreeMap<String, (Vec<usize>, Vec<u8>)> = BTreeMap::new();
     for t in host {
         let bytes: Vec<u8> = t.values.iter().flat_map(|v| v.to_le_bytes()).collect();
@@ -394,9 +429,32 @@ pub fn save_model_dir<B: Backend>(
     dir: &Path,
     tokenizer_dir: Option<&Path>,
 ) -> Result<()> {
+    save_model_dir_as(
+        model,
+        config,
+        dir,
+        tokenizer_dir,
+        Architecture::ForPreTraining,
+    )
+}
+
+/// [`save_model_dir`] for the class `architecture`: its heads only, and its name in
+/// `config.json`, so `AutoModelForMaskedLM` and `pipeline("fill-mask")` load an MLM-only export
+/// without unused weights.
+pub fn save_model_dir_as<B: Backend>(
+    model: &BertForPreTraining<B>,
+    config: &BertConfig,
+    dir: &Path,
+    tokenizer_dir: Option<&Path>,
+    architecture: Architecture,
+) -> Result<()> {
     create_dir_all(dir)?;
-    write_atomic(&dir.join(WEIGHTS_FILE), &weights_to_safetensors(model)?)?;
-    let config_json = config.to_hf_json();
+    write_atomic(
+        &dir.join(WEIGHTS_FILE),
+        &weights_to_safetensors_as(model, architecture)?,
+    )?;
+    let mut config_json = config.to_hf_json();
+    config_json["architectures"] = serde_json::json!([architecture.hf_name()]);
     let text = serde_json::to_string_pretty(&config_json).expect("JSON values always serialise");
     write_atomic(&dir.join(CONFIG_FILE), text.as_bytes())?;
     if let Some(src) = tokenizer_dir {

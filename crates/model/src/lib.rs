@@ -38,8 +38,8 @@ pub use config::{Activation, BertConfig, PRESETS};
 pub use dropout::seed_dropout;
 pub use error::{ModelError, Result};
 pub use hf::{
-    load_model_dir, save_model_dir, LoadReport, SourceLayout, CONFIG_FILE, TOKENIZER_FILES,
-    WEIGHTS_FILE, WEIGHTS_INDEX_FILE,
+    load_model_dir, save_model_dir, save_model_dir_as, Architecture, LoadReport, SourceLayout,
+    CONFIG_FILE, TOKENIZER_FILES, WEIGHTS_FILE, WEIGHTS_INDEX_FILE,
 };
 pub use host::host_values;
 pub use inference::{fill_mask, ForwardInputs, ForwardOutputs, Prediction};

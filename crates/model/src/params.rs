@@ -261,10 +261,20 @@ impl<B: Backend> BertForPreTraining<B> {
     /// transposed to `[out, in]`). The model is cloned to walk the table; Burn tensors are
     /// reference-counted, so the clone copies no weights.
     pub fn to_host_tensors(&self) -> crate::Result<Vec<HostTensor>> {
+        self.to_host_tensors_where(|_| true)
+    }
+
+    /// [`to_host_tensors`](Self::to_host_tensors) of the parameters whose group `keep` accepts
+    /// (an export without the heads its class lacks).
+    pub fn to_host_tensors_where(
+        &self,
+        keep: impl Fn(ParamGroup) -> bool,
+    ) -> crate::Result<Vec<HostTensor>> {
         let mut model = self.clone();
         model
             .named_params_mut()
             .into_iter()
+            .filter(|row| keep(row.group))
             .map(|row| {
                 let (shape, values) = row.param.to_host_hf(row.kind, &row.hf_name)?;
                 Ok(HostTensor {

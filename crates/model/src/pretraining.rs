@@ -20,19 +20,22 @@ pub struct PretrainingBatch<B: Backend> {
     pub masked_labels: Tensor<B, 2, Int>,
     /// `[batch, max_predictions]` 1.0 for real predictions, 0.0 for padding slots.
     pub masked_weights: Tensor<B, 2>,
-    /// `[batch]` 0 when B follows A, 1 when B is random (HuggingFace's convention).
-    pub nsp_labels: Tensor<B, 1, Int>,
+    /// `[batch]` labels of the sentence-level head: NSP (0 when B follows A, 1 when B is random,
+    /// HuggingFace's convention) or SOP (0 in order, 1 swapped). `None` for MLM-only training:
+    /// then neither the pooler nor the head runs, so neither gets a gradient.
+    pub nsp_labels: Option<Tensor<B, 1, Int>>,
 }
 
 /// Losses and counts of one pre-training forward pass. Counts are sums (not ratios) so that
 /// evaluation can add them up across batches exactly.
 #[derive(Debug, Clone)]
 pub struct PretrainingOutput<B: Backend> {
-    /// `mlm_loss + nsp_loss`, shape `[1]`: what the optimiser minimises.
+    /// `mlm_loss + nsp_loss`, shape `[1]`: what the optimiser minimises (`mlm_loss` alone
+    /// without sentence-level labels).
     pub loss: Tensor<B, 1>,
     /// Mean cross-entropy over real masked positions, `[1]`.
     pub mlm_loss: Tensor<B, 1>,
-    /// Mean NSP cross-entropy over the batch, `[1]`.
+    /// Mean NSP (or SOP) cross-entropy over the batch, `[1]` (0 without sentence-level labels).
     pub nsp_loss: Tensor<B, 1>,
     /// Weighted count of masked positions predicted correctly, `[1]`.
     pub mlm_correct: Tensor<B, 1>,
@@ -40,8 +43,10 @@ pub struct PretrainingOutput<B: Backend> {
     pub mlm_total: Tensor<B, 1>,
     /// Number of NSP labels predicted correctly, `[1]`.
     pub nsp_correct: Tensor<B, 1>,
-    /// Number of sequences in the batch.
+    /// Number of NSP labels: the batch's sequences, or 0 without sentence-level labels.
     pub nsp_total: usize,
+    /// Number of sequences in the batch.
+    pub sequences: usize,
 }
 
 /// Scalars read back from a [`PretrainingOutput`] (one device sync); `default()` is all zeros,
@@ -60,13 +65,15 @@ pub struct PretrainingMetrics {
     pub mlm_total: f64,
     /// Correct NSP predictions.
     pub nsp_correct: f64,
-    /// NSP predictions.
+    /// NSP predictions (0 in MLM-only training).
     pub nsp_total: f64,
+    /// Sequences.
+    pub sequences: f64,
 }
 
 impl PretrainingMetrics {
     /// Number of values in [`sums`](Self::sums).
-    pub const SUMS: usize = 6;
+    pub const SUMS: usize = 7;
 
     /// The additive fields (everything but `loss`) in a fixed order, to send partial sums
     /// through one all-reduce; [`set_sums`](Self::set_sums) reads them back.
@@ -78,6 +85,7 @@ impl PretrainingMetrics {
             self.mlm_total,
             self.nsp_correct,
             self.nsp_total,
+            self.sequences,
         ]
     }
 
@@ -90,6 +98,7 @@ impl PretrainingMetrics {
             self.mlm_total,
             self.nsp_correct,
             self.nsp_total,
+            self.sequences,
         ] = *v;
     }
 
@@ -138,6 +147,7 @@ impl<B: Backend> PretrainingOutput<B> {
             mlm_total: v[4],
             nsp_correct: v[5],
             nsp_total: self.nsp_total as f64,
+            sequences: self.sequences as f64,
         }
     }
 }
@@ -176,8 +186,20 @@ impl<B: Backend> BertForPreTraining<B> {
         let mlm_loss = (mlm_nll * weights.clone()).sum() / denominator;
         let mlm_correct = (mlm_hit * weights).sum();
 
+        let Some(nsp_labels) = batch.nsp_labels else {
+            return PretrainingOutput {
+                loss: mlm_loss.clone(),
+                mlm_loss,
+                nsp_loss: Tensor::zeros([1], &device),
+                mlm_correct,
+                mlm_total,
+                nsp_correct: Tensor::zeros([1], &device),
+                nsp_total: 0,
+                sequences: rows,
+            };
+        };
         let nsp_logits = self.nsp_logits(encoded.pooler_output);
-        let (nsp_nll, nsp_hit) = crate::fused::cross_entropy(nsp_logits, batch.nsp_labels);
+        let (nsp_nll, nsp_hit) = crate::fused::cross_entropy(nsp_logits, nsp_labels);
         let nsp_loss = nsp_nll.mean();
         let nsp_correct = nsp_hit.sum();
 
@@ -189,6 +211,7 @@ impl<B: Backend> BertForPreTraining<B> {
             mlm_total,
             nsp_correct,
             nsp_total: rows,
+            sequences: rows,
         }
     }
 }

@@ -96,6 +96,11 @@ pub struct TrainerState {
     pub seed: u64,
     /// Hash of the vocabulary the data was prepared with.
     pub vocab_hash: String,
+    /// The shards' objective: what the model's heads were trained for, and the class an
+    /// export of this checkpoint is written as. Absent in checkpoints of runs before
+    /// objectives existed, which were all `mlm_nsp`.
+    #[serde(default)]
+    pub objective: bert_data::Objective,
     /// The resolved run config (TOML as JSON).
     pub run_config: serde_json::Value,
     /// Seconds of training so far (for throughput across resumes).
@@ -315,6 +320,27 @@ pub fn load_model_verified<B: burn::tensor::backend::Backend>(
         require_every_tensor(dir, &loaded.2)?;
     }
     Ok(loaded)
+}
+
+/// The HuggingFace class a model trained on `objective` is exported as: `BertForMaskedLM` for
+/// `mlm`, whose pooler and NSP head were never trained; `BertForPreTraining` otherwise (for
+/// `mlm_sop` its `cls.seq_relationship` head holds the SOP classifier, 0 = in order,
+/// 1 = swapped).
+pub fn export_architecture(objective: bert_data::Objective) -> bert_model::Architecture {
+    if objective.has_pair_label() {
+        bert_model::Architecture::ForPreTraining
+    } else {
+        bert_model::Architecture::ForMaskedLm
+    }
+}
+
+/// The objective a model folder was trained on: from its trainer state when it is one of
+/// this project's checkpoints (verified), `None` for other folders.
+pub fn checkpoint_objective(dir: &Path) -> Result<Option<bert_data::Objective>> {
+    if !dir.join(STATE_FILE).is_file() {
+        return Ok(None);
+    }
+    Ok(Some(read_verified_state(dir)?.objective))
 }
 
 /// Refuses one of this project's checkpoints whose weights file lacks tensors: it wrote every

@@ -1,6 +1,7 @@
 //! Evaluation: the validation metrics of a model, on one device or summed over the ranks of
 //! a data-parallel group, and the `[eval]` table that says when and on how much.
 
+use bert_data::Objective;
 use bert_model::{BertForPreTraining, PretrainingMetrics};
 use burn::tensor::backend::AutodiffBackend;
 
@@ -8,7 +9,7 @@ use crate::collective::Replica;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TrainError};
-use crate::metrics::EvalRecord;
+use crate::metrics::{pair_fields, EvalRecord};
 use crate::step::batch_to_device;
 
 /// The `[eval]` table: evaluation on the validation shards.
@@ -51,15 +52,16 @@ impl EvalSection {
     }
 }
 
-/// Evaluates `model` (without autodiff, so without dropout) on `batches`; no sequences at
-/// all is an error, never a loss of 0.
+/// Evaluates `model` (without autodiff, so without dropout) on `batches` of `objective`'s
+/// instances; no sequences at all is an error, never a loss of 0.
 pub fn evaluate<B: AutodiffBackend>(
     model: &BertForPreTraining<B>,
     batches: &[bert_data::HostBatch],
+    objective: Objective,
     step: u64,
     device: &B::Device,
 ) -> Result<EvalRecord> {
-    evaluate_replicated(model, batches, step, device, None)
+    evaluate_replicated(model, batches, objective, step, device, None)
 }
 
 /// [`evaluate`] as one rank of a data-parallel group: each rank evaluates its share of the
@@ -67,6 +69,7 @@ pub fn evaluate<B: AutodiffBackend>(
 pub fn evaluate_replicated<B: AutodiffBackend>(
     model: &BertForPreTraining<B>,
     batches: &[bert_data::HostBatch],
+    objective: Objective,
     step: u64,
     device: &B::Device,
     replica: Option<&Replica<B::InnerBackend>>,
@@ -75,7 +78,7 @@ pub fn evaluate_replicated<B: AutodiffBackend>(
     let mut acc = PretrainingMetrics::default();
     for b in batches {
         let m = inner
-            .forward_pretraining(batch_to_device::<B::InnerBackend>(b, device))
+            .forward_pretraining(batch_to_device::<B::InnerBackend>(b, device, objective))
             .metrics();
         acc.mlm_loss += m.mlm_loss * m.mlm_total;
         acc.nsp_loss += m.nsp_loss * m.nsp_total;
@@ -83,24 +86,30 @@ pub fn evaluate_replicated<B: AutodiffBackend>(
         acc.mlm_total += m.mlm_total;
         acc.nsp_correct += m.nsp_correct;
         acc.nsp_total += m.nsp_total;
+        acc.sequences += m.sequences;
     }
     if let Some(r) = replica.filter(|r| r.world_size() > 1) {
         let v = r.all_reduce_values(&acc.sums(), device, "evaluation")?;
         acc.set_sums(&crate::reduce::metric_sums(&v).map_err(|m| r.error(m))?);
     }
-    if acc.nsp_total == 0.0 || acc.mlm_total == 0.0 {
+    if acc.sequences == 0.0 || acc.mlm_total == 0.0 {
         return Err(TrainError::EmptyEvaluation {
-            sequences: acc.nsp_total as u64,
+            sequences: acc.sequences as u64,
             predictions: acc.mlm_total as u64,
         });
     }
+    let pair_loss = acc.nsp_loss / acc.nsp_total.max(1.0);
+    let [nsp_loss, nsp_accuracy, sop_loss, sop_accuracy] =
+        pair_fields(objective, pair_loss, acc.nsp_accuracy());
     Ok(EvalRecord {
         kind: "eval".into(),
         step,
         mlm_loss: acc.mlm_loss / acc.mlm_total,
-        nsp_loss: acc.nsp_loss / acc.nsp_total,
+        nsp_loss,
         mlm_accuracy: acc.mlm_accuracy(),
-        nsp_accuracy: acc.nsp_accuracy(),
-        sequences: acc.nsp_total as u64,
+        nsp_accuracy,
+        sop_loss,
+        sop_accuracy,
+        sequences: acc.sequences as u64,
     })
 }

@@ -74,7 +74,8 @@ const LAYERS: &[&[&str]] = &[
 
 pub use bench::{peak_rss_mib, run_bench, BenchConfig, BenchReport};
 pub use checkpoint::{
-    list_checkpoints, load_model_verified, read_verified_state, CheckpointSection, TrainerState,
+    checkpoint_objective, export_architecture, list_checkpoints, load_model_verified,
+    read_verified_state, CheckpointSection, TrainerState,
 };
 pub use collective::{AbortFlag, DistributedSection, ProcessGroup, Replica};
 pub use config::{load_prepare_config, RunConfig};

@@ -4,6 +4,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
+use bert_data::Objective;
 use bert_fsutil::write_atomic;
 use serde::{Deserialize, Serialize};
 
@@ -20,12 +21,23 @@ pub struct StepRecord {
     pub loss: f64,
     /// MLM loss.
     pub mlm_loss: f64,
-    /// NSP loss.
-    pub nsp_loss: f64,
+    /// NSP loss (`mlm_nsp` runs only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nsp_loss: Option<f64>,
     /// MLM accuracy on the step's masked positions.
     pub mlm_accuracy: f64,
-    /// NSP accuracy on the step's sequences.
-    pub nsp_accuracy: f64,
+    /// NSP accuracy on the step's sequences (`mlm_nsp` runs only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nsp_accuracy: Option<f64>,
+    /// Sentence-order loss (`mlm_sop` runs only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sop_loss: Option<f64>,
+    /// Sentence-order accuracy on the step's sequences (`mlm_sop` runs only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sop_accuracy: Option<f64>,
+    /// Real tokens over the padded slots of the step's batches (1 when nothing is padding).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fill_rate: Option<f64>,
     /// Learning rate used.
     pub lr: f64,
     /// Global gradient norm before clipping.
@@ -66,14 +78,65 @@ pub struct EvalRecord {
     pub step: u64,
     /// MLM loss (mean over masked positions).
     pub mlm_loss: f64,
-    /// NSP loss (mean over sequences).
-    pub nsp_loss: f64,
+    /// NSP loss (mean over sequences; `mlm_nsp` runs only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nsp_loss: Option<f64>,
     /// MLM accuracy.
     pub mlm_accuracy: f64,
-    /// NSP accuracy.
-    pub nsp_accuracy: f64,
+    /// NSP accuracy (`mlm_nsp` runs only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nsp_accuracy: Option<f64>,
+    /// Sentence-order loss (mean over sequences; `mlm_sop` runs only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sop_loss: Option<f64>,
+    /// Sentence-order accuracy (`mlm_sop` runs only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sop_accuracy: Option<f64>,
     /// Sequences evaluated.
     pub sequences: u64,
+}
+
+/// A pair head's loss and accuracy under the names `objective` gives them, as
+/// `[nsp_loss, nsp_accuracy, sop_loss, sop_accuracy]`: NSP for `mlm_nsp`, SOP for `mlm_sop`,
+/// none for `mlm`.
+pub(crate) fn pair_fields(objective: Objective, loss: f64, accuracy: f64) -> [Option<f64>; 4] {
+    match objective {
+        Objective::MlmNsp => [Some(loss), Some(accuracy), None, None],
+        Objective::MlmSop => [None, None, Some(loss), Some(accuracy)],
+        Objective::Mlm => [None; 4],
+    }
+}
+
+/// `", NSP loss 0.6931, NSP accuracy 0.5000"` (or SOP), empty without a pair head: the tail
+/// of the one-line summaries of a step or an evaluation.
+fn pair_summary(nsp: (Option<f64>, Option<f64>), sop: (Option<f64>, Option<f64>)) -> String {
+    let mut out = String::new();
+    for (name, (loss, accuracy)) in [("NSP", nsp), ("SOP", sop)] {
+        if let Some(l) = loss {
+            out.push_str(&format!(", {name} loss {l:.4}"));
+        }
+        if let Some(a) = accuracy {
+            out.push_str(&format!(", {name} accuracy {a:.4}"));
+        }
+    }
+    out
+}
+
+impl EvalRecord {
+    /// One line for people: `MLM loss …, MLM accuracy …[, NSP/SOP loss and accuracy] (N
+    /// sequences)`.
+    pub fn summary(&self) -> String {
+        format!(
+            "MLM loss {:.4}, MLM accuracy {:.4}{} ({} sequences)",
+            self.mlm_loss,
+            self.mlm_accuracy,
+            pair_summary(
+                (self.nsp_loss, self.nsp_accuracy),
+                (self.sop_loss, self.sop_accuracy)
+            ),
+            self.sequences
+        )
+    }
 }
 
 /// The run's metrics file.

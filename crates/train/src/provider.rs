@@ -26,6 +26,9 @@ pub struct DataFacts {
     pub max_seq_length: usize,
     /// Instances in the training split.
     pub train_instances: u64,
+    /// What the instances train (`[prepare] objective`): decides the heads, the losses, the
+    /// metrics and the exported class.
+    pub objective: bert_data::Objective,
     /// Folder with `vocab.txt` / `tokenizer.json`, copied into checkpoints and exports.
     pub tokenizer_dir: Option<PathBuf>,
 }

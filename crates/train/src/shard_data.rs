@@ -4,9 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use bert_data::INDEX_FILE;
 use bert_data::{Cursor, EvalLoader, LoaderConfig, ShardSet, TrainLoader};
-use bert_data::{DatasetHeader, HostBatch, MaskingParams, PrepareConfig};
+use bert_data::{HostBatch, MaskingParams, PrepareConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TrainError};
@@ -131,22 +130,18 @@ fn tokenizer_dir(split: &Path) -> Option<PathBuf> {
 
 /// `bert train` runs the config's `[prepare]` table only when `data.train` does not exist yet,
 /// so a table edited after the shards were made would be ignored without a word: the masking
-/// it states must be the shards' masking. Shards the table does not make (outside its `out`)
+/// and the objective it states must be the shards'. Shards the table does not make (outside its `out`)
 /// are not checked against it.
 fn check_prepare_table(
     data: &DataSection,
     prepare: Option<&PrepareConfig>,
-    header: &DatasetHeader,
+    train: &ShardSet,
 ) -> Result<()> {
     let Some(recipe) = prepare.filter(|p| p.makes(&data.train)) else {
         return Ok(());
     };
-    header
-        .check_recipe(
-            &data.train.join(INDEX_FILE),
-            recipe,
-            "the run config's [prepare] table",
-        )
+    train
+        .check_recipe(recipe, "the run config's [prepare] table")
         // The data crate's advice (`bert prepare`) is not what a `bert train` user does: the
         // error says why the table was not applied and how to have it applied.
         .map_err(|e| TrainError::PrepareTableMismatch {
@@ -182,11 +177,25 @@ impl ShardData {
             ShardSet::open(&data.train, None).map_err(data_err)?,
         )?);
         let header = train.header().clone();
-        check_prepare_table(data, prepare, &header)?;
+        check_prepare_table(data, prepare, &train)?;
         let validation = match &data.validation {
             Some(dir) => {
                 let set =
                     masking(ShardSet::open(dir, Some(&header.vocab_hash)).map_err(data_err)?)?;
+                // Validation figures of another objective would be meaningless (or, between
+                // `mlm` and a pair objective, would feed labels no head was trained for).
+                if set.objective() != train.objective() {
+                    return Err(TrainError::Config {
+                        path: dir.clone(),
+                        message: format!(
+                            "`data.validation` holds `{}` instances but `data.train` ({}) holds \
+                             `{}`: prepare both with one objective",
+                            set.objective().describe(),
+                            data.train.display(),
+                            train.objective().describe()
+                        ),
+                    });
+                }
                 // Found now rather than as a meaningless evaluation at the end of the run.
                 if set.is_empty() {
                     return Err(TrainError::NoInstances {
@@ -220,6 +229,7 @@ impl ShardData {
             max_seq_length: header.max_seq_length,
             train_instances: header.instances,
             tokenizer_dir: tokenizer_dir(&data.train),
+            objective: train.objective().objective,
         };
         Ok(Self {
             train,

@@ -1,7 +1,8 @@
 //! One optimiser step: micro-batches, accumulation, global-norm clipping, NaN guard, update.
 
 use bert_data::HostBatch;
-use bert_model::{BertForPreTraining, Precision, PretrainingBatch, PretrainingMetrics};
+use bert_data::Objective;
+use bert_model::{BertForPreTraining, ParamGroup, Precision, PretrainingBatch, PretrainingMetrics};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
 
@@ -174,8 +175,14 @@ impl Default for LossScaler {
     }
 }
 
-/// Moves a host batch to `device` as model inputs.
-pub fn batch_to_device<B: Backend>(b: &HostBatch, device: &B::Device) -> PretrainingBatch<B> {
+/// Moves a host batch to `device` as model inputs. The pair labels go along only when
+/// `objective` has a pair head to train (NSP or SOP): an `mlm` batch runs neither the pooler nor
+/// that head.
+pub fn batch_to_device<B: Backend>(
+    b: &HostBatch,
+    device: &B::Device,
+    objective: Objective,
+) -> PretrainingBatch<B> {
     let int2 = |v: &[i64], cols: usize| -> Tensor<B, 2, Int> {
         Tensor::from_data(TensorData::new(v.to_vec(), [b.batch_size, cols]), device)
     };
@@ -189,10 +196,12 @@ pub fn batch_to_device<B: Backend>(b: &HostBatch, device: &B::Device) -> Pretrai
             TensorData::new(b.masked_weights.clone(), [b.batch_size, b.max_predictions]),
             device,
         ),
-        nsp_labels: Tensor::from_data(
-            TensorData::new(b.nsp_labels.clone(), [b.batch_size]),
-            device,
-        ),
+        nsp_labels: objective.has_pair_label().then(|| {
+            Tensor::from_data(
+                TensorData::new(b.nsp_labels.clone(), [b.batch_size]),
+                device,
+            )
+        }),
     }
 }
 
@@ -228,6 +237,9 @@ pub struct TrainState<B: AutodiffBackend> {
     pub moments: Vec<Option<Moments<B::InnerBackend>>>,
     /// Dynamic loss scaling (fp16 runs only).
     pub loss_scaler: Option<LossScaler>,
+    /// What the batches train: without a pair label (`mlm`) the pooler and the NSP head are
+    /// left as they are, on every rank alike.
+    pub objective: Objective,
 }
 
 impl<B: AutodiffBackend> TrainState<B> {
@@ -241,7 +253,14 @@ impl<B: AutodiffBackend> TrainState<B> {
             optimizer,
             moments: vec![None; n],
             loss_scaler,
+            objective: Objective::MlmNsp,
         }
+    }
+
+    /// `self` training `objective` (BERT's `mlm_nsp` unless set).
+    pub fn with_objective(mut self, objective: Objective) -> Self {
+        self.objective = objective;
+        self
     }
 
     /// Forward and backward over `micro_batches`, then one update at `lr`, unless the loss or
@@ -356,7 +375,7 @@ impl<B: AutodiffBackend> TrainState<B> {
             let nsp_share = host.batch_size as f64 / counts.rows as f64;
             let out = self
                 .model
-                .forward_pretraining(batch_to_device(host, device));
+                .forward_pretraining(batch_to_device(host, device, self.objective));
             let loss = out.mlm_loss.clone().mul_scalar(mlm_share)
                 + out.nsp_loss.clone().mul_scalar(nsp_share);
             let m = out.metrics();
@@ -367,6 +386,7 @@ impl<B: AutodiffBackend> TrainState<B> {
             sums.mlm_total += m.mlm_total;
             sums.nsp_correct += m.nsp_correct;
             sums.nsp_total += m.nsp_total;
+            sums.sequences += m.sequences;
             acc.tokens += host.real_tokens();
             let loss = if scale_factor != 1.0 {
                 loss.mul_scalar(scale_factor)
@@ -390,6 +410,7 @@ impl<B: AutodiffBackend> TrainState<B> {
     /// multiplied by `grad_scale` (clipping and loss-scale removal in one factor).
     fn apply(&mut self, grads: Vec<Option<Tensor<B::InnerBackend, 1>>>, grad_scale: f64, lr: f64) {
         let optimizer = &self.optimizer;
+        let pair_head = self.objective.has_pair_label();
         for ((mut row, grad), moments) in self
             .model
             .named_params_mut()
@@ -398,6 +419,11 @@ impl<B: AutodiffBackend> TrainState<B> {
             .zip(self.moments.iter_mut())
         {
             let Some(grad) = grad else { continue };
+            // Without a pair head the all-reduce still carries these as zeros; weight decay
+            // must not shrink what no loss trains.
+            if !pair_head && matches!(row.group, ParamGroup::Pooler | ParamGroup::NspHead) {
+                continue;
+            }
             let new = optimizer.update(
                 ParamSlot {
                     value: row.param.flat().inner(),

@@ -31,6 +31,7 @@ impl SyntheticData {
                 max_seq_length: seq_len,
                 train_instances: u64::MAX,
                 tokenizer_dir: None,
+                objective: bert_data::Objective::MlmNsp,
             },
             batch_size,
             seq_len,

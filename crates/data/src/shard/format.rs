@@ -4,11 +4,26 @@
 use serde::{Deserialize, Serialize};
 
 use crate::masking::MaskingParams;
+use crate::objective::{Objective, ObjectiveSpec};
 
 /// Format name recorded in every shard and index.
 pub const FORMAT_NAME: &str = "bert-pretraining-shards";
-/// Format version this build writes and reads.
+/// Format version of `mlm_nsp` sets, which this build writes exactly as builds before
+/// objectives existed did (and reads).
 pub const FORMAT_VERSION: u32 = 1;
+/// Format version of `mlm` and `mlm_sop` sets: version 1 plus the `objective` (and
+/// `mlm_format`) header keys. Written only for those objectives, so that a build that predates
+/// objectives refuses such a set by its version instead of training NSP on it.
+pub const FORMAT_VERSION_OBJECTIVES: u32 = 2;
+
+/// The format version a set of `spec` is written with.
+pub fn format_version_for(spec: &ObjectiveSpec) -> u32 {
+    if spec.objective == Objective::MlmNsp {
+        FORMAT_VERSION
+    } else {
+        FORMAT_VERSION_OBJECTIVES
+    }
+}
 /// Name of the per-split index file.
 pub const INDEX_FILE: &str = "index.json";
 
@@ -51,7 +66,8 @@ impl std::str::FromStr for MaskingMode {
 pub struct DatasetHeader {
     /// Always [`FORMAT_NAME`].
     pub format: String,
-    /// Format version ([`FORMAT_VERSION`] for this build).
+    /// Format version: [`FORMAT_VERSION`] for `mlm_nsp` sets, [`FORMAT_VERSION_OBJECTIVES`]
+    /// for the others.
     pub format_version: u32,
     /// `train` or `validation`.
     pub split: String,

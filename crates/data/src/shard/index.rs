@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::format::{DatasetHeader, ShardEntry, INDEX_FILE};
 use super::metadata::check_format;
 use crate::error::{io_err, DataError, Result};
+use crate::objective::ObjectiveSpec;
 
 /// Content of a split folder's `index.json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -15,6 +16,10 @@ pub struct DatasetIndex {
     /// What the set is.
     #[serde(flatten)]
     pub header: DatasetHeader,
+    /// The objective its instances are built for (`objective`, `mlm_format` keys; absent in
+    /// sets made before objectives existed, which read as `mlm_nsp`).
+    #[serde(flatten)]
+    pub objective: ObjectiveSpec,
     /// Shards in global-index order.
     pub shards: Vec<ShardEntry>,
     /// The prepare configuration that made the set (for provenance).

@@ -5,8 +5,10 @@
 //! `instances + 1` entries) delimiting them, `nsp_labels` (U8). Static shards add
 //! `masked_positions` (U16), `masked_labels` (like `input_ids`) and `mask_offsets` (U64).
 //! The `__metadata__` header records format name and version, vocabulary hash and size,
-//! sequence length, masking mode and parameters, counts and a CRC32 checksum. See
-//! `docs/data-format.md`.
+//! sequence length, masking mode and parameters, counts and a CRC32 checksum, and, for sets of
+//! another objective than `mlm_nsp` (format version 2), `objective` and `mlm_format`. The
+//! pair label of every objective is stored in `nsp_labels` (`mlm_sop`: 1 = swapped; `mlm`:
+//! all 0). See `docs/data-format.md`.
 //!
 //! One module per job: `format` (types and names), `metadata` (the facts a header records and
 //! their checks), `index` (a split's `index.json`), `checksum`, `writer`, `reader` (mapping,
@@ -21,7 +23,11 @@ mod reader;
 mod verify;
 mod writer;
 
-pub use format::{DatasetHeader, MaskingMode, ShardEntry, FORMAT_NAME, FORMAT_VERSION, INDEX_FILE};
+pub use format::{
+    format_version_for, DatasetHeader, MaskingMode, ShardEntry, FORMAT_NAME, FORMAT_VERSION,
+    FORMAT_VERSION_OBJECTIVES, INDEX_FILE,
+};
 pub use index::DatasetIndex;
+pub(crate) use metadata::check_objective;
 pub use reader::ShardReader;
 pub use writer::ShardWriter;

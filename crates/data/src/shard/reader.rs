@@ -14,6 +14,7 @@ use super::format::{DatasetHeader, MaskingMode, INDEX_FILE};
 use super::metadata::{check_format, check_recorded_facts};
 use crate::error::{io_err, DataError, Result};
 use crate::instances::Instance;
+use crate::objective::ObjectiveSpec;
 
 /// Location of one tensor inside a mapped shard.
 #[derive(Clone, Copy, Debug)]
@@ -43,9 +44,10 @@ impl ShardReader {
     /// Maps a shard and runs the checks that read only its header: safetensors structure
     /// (catches truncation), format name and version, vocabulary hash, the recorded facts
     /// against the set's `header` (split, sequence length, vocabulary size, masking mode and
-    /// parameters, dupe factor), and tensor dtypes and shapes. Reading the payload is left to
-    /// [`verify`](Self::verify), so opening a large set stays cheap.
-    pub fn open_header(path: &Path, header: &DatasetHeader) -> Result<Self> {
+    /// parameters, dupe factor) and the set's objective `spec`, and tensor dtypes and shapes.
+    /// Reading the payload is left to [`verify`](Self::verify), so opening a large set stays
+    /// cheap.
+    pub fn open_header(path: &Path, header: &DatasetHeader, spec: &ObjectiveSpec) -> Result<Self> {
         let file = File::open(path).map_err(io_err("opening", path))?;
         // SAFETY: the mapping is read-only and shard files are never modified in place (the
         // writer replaces them by rename), so the mapped bytes cannot change under us.
@@ -78,7 +80,7 @@ impl ShardReader {
                 found: vocab_hash,
             });
         }
-        check_recorded_facts(path, &md, header, INDEX_FILE)?;
+        check_recorded_facts(path, &md, header, spec, INDEX_FILE)?;
         let tensors = meta.tensors();
         let span = |name: &str, dtypes: &[Dtype]| -> Result<Span> {
             let info = tensors

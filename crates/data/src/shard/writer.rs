@@ -8,11 +8,14 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::checksum::checksum_parts;
-use super::format::{shard_file_name, DatasetHeader, MaskingMode, ShardEntry, INDEX_FILE};
+use super::format::{
+    format_version_for, shard_file_name, DatasetHeader, MaskingMode, ShardEntry, INDEX_FILE,
+};
 use super::index::DatasetIndex;
 use super::metadata::base_metadata;
 use crate::error::{io_err, DataError, Result};
 use crate::instances::Instance;
+use crate::objective::ObjectiveSpec;
 use bert_fsutil::{create_dir_all, write_atomic, write_atomic_parts};
 
 /// One shard being filled, already in its on-disk encoding (little-endian tensor bytes), so
@@ -170,6 +173,7 @@ impl ShardBuffer {
 pub struct ShardWriter {
     dir: PathBuf,
     header: DatasetHeader,
+    objective: ObjectiveSpec,
     shard_size: usize,
     buffer: ShardBuffer,
     shards: Vec<ShardEntry>,
@@ -178,8 +182,22 @@ pub struct ShardWriter {
 impl ShardWriter {
     /// Prepares `dir` (created if needed; an old `index.json`, `.verified.json` and old
     /// `shard-*.safetensors` files are removed first, so a crash never leaves an index over
-    /// mixed shards). `header` gives everything but the counts.
+    /// mixed shards). `header` gives everything but the counts. The set is an `mlm_nsp` set;
+    /// [`create_for`](Self::create_for) writes another objective.
     pub fn create(dir: &Path, header: DatasetHeader, shard_size: usize) -> Result<Self> {
+        Self::create_for(dir, header, ObjectiveSpec::MLM_NSP, shard_size)
+    }
+
+    /// Like [`create`](Self::create), for a set of instances built for `objective`, which
+    /// every shard header and `index.json` record; the header's `format_version` is set to
+    /// the objective's.
+    pub fn create_for(
+        dir: &Path,
+        mut header: DatasetHeader,
+        objective: ObjectiveSpec,
+        shard_size: usize,
+    ) -> Result<Self> {
+        header.format_version = format_version_for(&objective);
         create_dir_all(dir)?;
         // The verified-shards record goes too: it vouches for files about to be replaced.
         for name in [INDEX_FILE, crate::verified::VERIFIED_FILE] {
@@ -200,6 +218,7 @@ impl ShardWriter {
             shard_size: shard_size.max(1),
             buffer: ShardBuffer::new(&header, shard_size.max(1)),
             header,
+            objective,
             shards: Vec::new(),
         })
     }
@@ -223,7 +242,9 @@ impl ShardWriter {
             return Ok(());
         }
         let index = self.shards.len();
-        let (head, mut parts, mut entry) = self.buffer.encode(base_metadata(&self.header, index));
+        let (head, mut parts, mut entry) =
+            self.buffer
+                .encode(base_metadata(&self.header, &self.objective, index));
         entry.file = shard_file_name(index);
         parts.insert(0, &head);
         write_atomic_parts(&self.dir.join(&entry.file), &parts)?;
@@ -243,6 +264,7 @@ impl ShardWriter {
         header.tokens = self.shards.iter().map(|s| s.tokens).sum();
         let index = DatasetIndex {
             header,
+            objective: self.objective,
             shards: self.shards,
             prepare,
         };

@@ -34,7 +34,10 @@ fn batch(device: &burn::tensor::Device<CpuAd>) -> PretrainingBatch<CpuAd> {
             TensorData::new(vec![1.0f32, 1.0, 0.0, 1.0, 1.0, 0.0], [2, 3]),
             device,
         ),
-        nsp_labels: Tensor::from_data(TensorData::new(vec![0i64, 1], [2]), device),
+        nsp_labels: Some(Tensor::from_data(
+            TensorData::new(vec![0i64, 1], [2]),
+            device,
+        )),
     }
 }
 
@@ -71,6 +74,32 @@ fn tied_decoder_gradient_reaches_the_word_embeddings() {
     // The separate output bias and the NSP head get gradients too.
     assert!(model.mlm.bias.grad(&grads).is_some());
     assert!(model.nsp.weight.grad(&grads).is_some());
+}
+
+#[test]
+fn without_sentence_labels_only_mlm_trains_and_pooler_and_nsp_get_no_gradient() {
+    let device = Default::default();
+    let model = BertForPreTraining::<CpuAd>::new(&tiny(), 3, &device);
+    let with_nsp = model.forward_pretraining(batch(&device)).metrics();
+    let mut mlm_only = batch(&device);
+    mlm_only.nsp_labels = None;
+    let out = model.forward_pretraining(mlm_only);
+    let m = out.metrics();
+    // The MLM part is the same pass; the total is the MLM loss alone.
+    assert_eq!(m.mlm_loss.to_bits(), with_nsp.mlm_loss.to_bits());
+    assert_eq!(m.loss.to_bits(), m.mlm_loss.to_bits());
+    assert!(with_nsp.loss > with_nsp.mlm_loss);
+    assert_eq!((m.nsp_loss, m.nsp_correct, m.nsp_total), (0.0, 0.0, 0.0));
+    assert_eq!(m.sequences, 2.0);
+    assert_eq!(with_nsp.sequences, 2.0);
+    let grads = out.loss.backward();
+    assert!(model.nsp.weight.grad(&grads).is_none(), "NSP head trained");
+    assert!(
+        model.bert.pooler.weight.grad(&grads).is_none(),
+        "pooler trained"
+    );
+    assert!(model.mlm.bias.grad(&grads).is_some());
+    assert!(model.bert.embeddings.word.weight.grad(&grads).is_some());
 }
 
 #[test]
@@ -111,7 +140,7 @@ fn mlm_loss_ignores_padding_slots_and_eval_has_no_dropout() {
         masked_positions: b.masked_positions.inner(),
         masked_labels: b.masked_labels.inner(),
         masked_weights: b.masked_weights.inner(),
-        nsp_labels: b.nsp_labels.inner(),
+        nsp_labels: b.nsp_labels.map(|t| t.inner()),
     };
     let a = model
         .forward_pretraining(to_inner(batch(&Default::default())))

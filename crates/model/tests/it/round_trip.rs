@@ -3,7 +3,10 @@
 use std::path::Path;
 
 use crate::support::*;
-use bert_model::{load_model_dir, save_model_dir, BertConfig, BertForPreTraining, ModelError};
+use bert_model::{
+    load_model_dir, save_model_dir, save_model_dir_as, Architecture, BertConfig,
+    BertForPreTraining, ModelError, ParamGroup,
+};
 
 #[test]
 fn import_then_export_is_bit_exact() {
@@ -222,4 +225,46 @@ fn bad_folders_get_errors_that_name_the_problem() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("distance_embedding"), "{err}");
+}
+
+#[test]
+fn a_masked_lm_export_holds_the_encoder_and_mlm_head_only_and_imports_back() {
+    let device = Default::default();
+    let mut config = BertConfig::preset("tiny").unwrap();
+    config.vocab_size = 120;
+    config.max_position_embeddings = 32;
+    config.type_vocab_size = 1;
+    let model = BertForPreTraining::<Cpu>::new(&config, 7, &device);
+    let out = scratch("mlm-export");
+    save_model_dir_as(&model, &config, &out, None, Architecture::ForMaskedLm).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(json["architectures"][0], "BertForMaskedLM");
+    assert_eq!(json["type_vocab_size"], 1);
+    let written = read_safetensors_f32(&out.join("model.safetensors"));
+    assert!(
+        written
+            .keys()
+            .all(|k| !k.starts_with("bert.pooler") && !k.starts_with("cls.seq_relationship")),
+        "{:?}",
+        written.keys().collect::<Vec<_>>()
+    );
+    assert!(written.contains_key("cls.predictions.bias"));
+    assert!(written.contains_key("bert.embeddings.token_type_embeddings.weight"));
+    // Import continues pre-training from it: the encoder and MLM head bit for bit, the two
+    // absent heads freshly initialised and reported.
+    let (config2, model2, report) = load_model_dir::<Cpu>(&out, 99, &device).unwrap();
+    assert_eq!(config2, config);
+    assert_eq!(
+        report.initialized,
+        vec![ParamGroup::Pooler, ParamGroup::NspHead]
+    );
+    let a = model.to_host_tensors().unwrap();
+    let b = model2.to_host_tensors().unwrap();
+    for (x, y) in a.iter().zip(&b) {
+        if x.name.starts_with("bert.pooler") || x.name.starts_with("cls.seq_relationship") {
+            continue;
+        }
+        assert_eq!(x, y, "{} changed through the MaskedLM export", x.name);
+    }
 }

@@ -178,8 +178,13 @@ fn render(
         eval_points: evals
             .iter()
             .filter(|r| {
-                [r.mlm_loss, r.nsp_loss, r.mlm_accuracy, r.nsp_accuracy]
-                    .iter()
+                [r.mlm_loss, r.mlm_accuracy]
+                    .into_iter()
+                    .chain(
+                        [r.nsp_loss, r.nsp_accuracy, r.sop_loss, r.sop_accuracy]
+                            .into_iter()
+                            .flatten(),
+                    )
                     .any(|v| v.is_finite())
             })
             .count(),

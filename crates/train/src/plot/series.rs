@@ -1,4 +1,5 @@
-//! What to draw: the four panels (loss, MLM accuracy, NSP accuracy, learning rate), their
+//! What to draw: the four panels (loss, MLM accuracy, NSP or SOP accuracy, or the fill rate of
+//! an MLM-only run, learning rate), their
 //! series with colours, styles and legend labels, and the moving average that smooths the
 //! training curves.
 
@@ -88,12 +89,52 @@ pub(super) fn build_panels(
         points,
     };
 
+    // The pair head's curves are NSP's or SOP's, by what the run logged; an `mlm` run has
+    // none and shows its packing instead.
+    let sop = steps.iter().any(|r| r.sop_loss.is_some());
+    let nsp = steps.iter().any(|r| r.nsp_loss.is_some())
+        || (!sop && steps.iter().all(|r| r.fill_rate.is_none()));
+    type Step = fn(&StepRecord) -> f64;
+    type Eval = fn(&EvalRecord) -> f64;
+    let (pair_name, pair_loss, pair_acc): (&str, Step, Step) = if sop {
+        (
+            "SOP",
+            |r| r.sop_loss.unwrap_or(f64::NAN),
+            |r| r.sop_accuracy.unwrap_or(f64::NAN),
+        )
+    } else {
+        (
+            "NSP",
+            |r| r.nsp_loss.unwrap_or(f64::NAN),
+            |r| r.nsp_accuracy.unwrap_or(f64::NAN),
+        )
+    };
+    let (pair_eval_loss, pair_eval_acc): (Eval, Eval) = if sop {
+        (
+            |r| r.sop_loss.unwrap_or(f64::NAN),
+            |r| r.sop_accuracy.unwrap_or(f64::NAN),
+        )
+    } else {
+        (
+            |r| r.nsp_loss.unwrap_or(f64::NAN),
+            |r| r.nsp_accuracy.unwrap_or(f64::NAN),
+        )
+    };
+    let pair = nsp || sop;
+
     let mut loss = vec![
         raw(train(|r| r.loss)),
         smoothed(train(|r| r.loss), train_label.clone(), TRAIN_COLOUR, true),
         smoothed(train(|r| r.mlm_loss), "train MLM".into(), MLM_COLOUR, false),
-        smoothed(train(|r| r.nsp_loss), "train NSP".into(), NSP_COLOUR, false),
     ];
+    if pair {
+        loss.push(smoothed(
+            train(pair_loss),
+            format!("train {pair_name}"),
+            NSP_COLOUR,
+            false,
+        ));
+    }
     let mut mlm_acc = vec![
         raw(train(|r| r.mlm_accuracy)),
         smoothed(
@@ -103,9 +144,14 @@ pub(super) fn build_panels(
             true,
         ),
     ];
-    let mut nsp_acc = vec![
-        raw(train(|r| r.nsp_accuracy)),
-        smoothed(train(|r| r.nsp_accuracy), train_label, TRAIN_COLOUR, true),
+    let third_series = if pair {
+        train(pair_acc)
+    } else {
+        train(|r| r.fill_rate.unwrap_or(f64::NAN))
+    };
+    let mut third = vec![
+        raw(third_series.clone()),
+        smoothed(third_series, train_label, TRAIN_COLOUR, true),
     ];
     if has_evals {
         loss.push(val(
@@ -114,24 +160,23 @@ pub(super) fn build_panels(
             VAL_COLOUR,
             Marker::Circle,
         ));
-        loss.push(val(
-            eval(|r| r.nsp_loss),
-            "val NSP",
-            VAL_NSP_COLOUR,
-            Marker::Square,
-        ));
+        if pair {
+            loss.push(val(
+                eval(pair_eval_loss),
+                &format!("val {pair_name}"),
+                VAL_NSP_COLOUR,
+                Marker::Square,
+            ));
+        }
         mlm_acc.push(val(
             eval(|r| r.mlm_accuracy),
             "val",
             VAL_COLOUR,
             Marker::Circle,
         ));
-        nsp_acc.push(val(
-            eval(|r| r.nsp_accuracy),
-            "val",
-            VAL_COLOUR,
-            Marker::Circle,
-        ));
+        if pair {
+            third.push(val(eval(pair_eval_acc), "val", VAL_COLOUR, Marker::Circle));
+        }
     }
     // The schedule is deterministic, so neither a faint raw line nor smoothing would add anything.
     let lr = vec![Series {
@@ -154,8 +199,12 @@ pub(super) fn build_panels(
             unit_interval: true,
         },
         Panel {
-            title: "NSP accuracy",
-            series: nsp_acc,
+            title: match (pair, sop) {
+                (true, true) => "SOP accuracy",
+                (true, false) => "NSP accuracy",
+                (false, _) => "fill rate (real tokens / padded slots)",
+            },
+            series: third,
             unit_interval: true,
         },
         Panel {

@@ -14,7 +14,7 @@ mod step_loop;
 
 use std::path::PathBuf;
 
-use bert_model::save_model_dir;
+use bert_model::save_model_dir_as;
 use burn::tensor::backend::AutodiffBackend;
 
 use crate::collective::Replica;
@@ -103,13 +103,19 @@ fn export<B: AutodiffBackend>(
     Ok(
         match ctx.config.export_dir.as_ref().filter(|_| ctx.writer) {
             Some(dir) => {
-                save_model_dir(
+                let architecture = crate::checkpoint::export_architecture(ctx.facts.objective);
+                save_model_dir_as(
                     &state.model,
                     &ctx.model_config,
                     dir,
                     ctx.facts.tokenizer_dir.as_deref(),
+                    architecture,
                 )?;
-                tracing::info!("exported HuggingFace folder {}", dir.display());
+                tracing::info!(
+                    "exported HuggingFace folder {} ({})",
+                    dir.display(),
+                    architecture.hf_name()
+                );
                 Some(dir.clone())
             }
             None => None,

@@ -11,6 +11,7 @@ use super::setup::{RunContext, Started};
 use crate::checkpoint::{self, TrainerState};
 use crate::config::RunConfig;
 use crate::error::{Result, TrainError};
+use crate::provider::DataFacts;
 use crate::step::TrainState;
 
 /// Continues from the newest intact checkpoint in `found` (oldest first): its state, with
@@ -25,7 +26,7 @@ pub(super) fn resume<B: AutodiffBackend>(
         &ctx.ckpt_root,
         config,
         &ctx.model_config,
-        (ctx.world_size, &ctx.facts.vocab_hash),
+        (ctx.world_size, &ctx.facts),
         ctx.device,
     )?;
     let mut trainer_state = restored.trainer;
@@ -136,7 +137,7 @@ fn check_resume(
     state: &TrainerState,
     config: &RunConfig,
     world_size: usize,
-    vocab_hash: &str,
+    facts: &DataFacts,
 ) -> Result<()> {
     let old = stored_run_config(dir, &state.run_config)?;
     let global = |c: &RunConfig, w: usize| c.data.batch_size * w * c.train.accumulation;
@@ -159,10 +160,17 @@ fn check_resume(
             (a != b && !same_global).then(|| format!("`{key}` was {a} and is now {b}"))
         })
         .collect();
-    if state.vocab_hash != vocab_hash {
+    if state.vocab_hash != facts.vocab_hash {
         differ.push(format!(
-            "the vocabulary hash was {} and is now {vocab_hash}",
-            state.vocab_hash
+            "the vocabulary hash was {} and is now {}",
+            state.vocab_hash, facts.vocab_hash
+        ));
+    }
+    if state.objective != facts.objective {
+        differ.push(format!(
+            "the shards' objective was {} and is now {} (to continue a run on another \
+             objective, start a new run with `model.init_from` = this checkpoint)",
+            state.objective, facts.objective
         ));
     }
     if !differ.is_empty() {
@@ -193,7 +201,7 @@ fn restore_newest_good<B: AutodiffBackend>(
     root: &Path,
     config: &RunConfig,
     model_config: &BertConfig,
-    run: (usize, &str),
+    run: (usize, &DataFacts),
     device: &B::Device,
 ) -> Result<Restored<B>> {
     let mut tried = Vec::new();
@@ -221,11 +229,11 @@ fn restore<B: AutodiffBackend>(
     dir: &Path,
     config: &RunConfig,
     model_config: &BertConfig,
-    (world_size, vocab_hash): (usize, &str),
+    (world_size, facts): (usize, &DataFacts),
     device: &B::Device,
 ) -> Result<Restored<B>> {
     let trainer = checkpoint::read_state(dir)?;
-    check_resume(dir, &trainer, config, world_size, vocab_hash)?;
+    check_resume(dir, &trainer, config, world_size, facts)?;
     checkpoint::verify_files(dir, &trainer)?;
     let (loaded_config, mut model, report) = load_model_dir::<B>(dir, config.seed, device)?;
     checkpoint::require_every_tensor(dir, &report)?;
@@ -241,6 +249,7 @@ fn restore<B: AutodiffBackend>(
         optimizer: trainer.optimizer.clone(),
         moments,
         loss_scaler: None,
+        objective: trainer.objective,
     };
     Ok(Restored {
         dir: dir.to_path_buf(),

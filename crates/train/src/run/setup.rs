@@ -78,12 +78,7 @@ impl<'a, B: AutodiffBackend> RunContext<'a, B> {
         let world_size = replica.map_or(1, |r| r.world_size());
         let facts = data.facts().clone();
         let model_config = config.model_config(facts.vocab_size)?;
-        check_data_fits_model(
-            &config.data.train,
-            facts.vocab_size,
-            facts.max_seq_length,
-            &model_config,
-        )?;
+        check_data_fits_model(&config.data.train, &facts, &model_config)?;
         let precision = config.train.precision;
         precision
             .ensure_supported::<B>(device)
@@ -139,6 +134,7 @@ impl<'a, B: AutodiffBackend> RunContext<'a, B> {
             }
         };
         started.trainer_state.world_size = self.world_size;
+        started.state.objective = self.facts.objective;
         self.apply_precision(&mut started);
         if self.writer {
             let write_config =
@@ -160,6 +156,7 @@ impl<'a, B: AutodiffBackend> RunContext<'a, B> {
             optimizer: state.optimizer.clone(),
             seed: self.config.seed,
             vocab_hash: self.facts.vocab_hash.clone(),
+            objective: self.facts.objective,
             run_config: self.run_config_json.clone(),
             elapsed_s: 0.0,
             versions: checkpoint::versions(),
@@ -194,30 +191,36 @@ fn checkpoints_dir(config: &RunConfig) -> PathBuf {
     config.out_dir.join("checkpoints")
 }
 
-/// Refuses shards the model cannot read: ids beyond its vocabulary or sequences longer than
-/// its position embeddings. `data` names the shard folder in the message.
-pub fn check_data_fits_model(
-    data: &Path,
-    vocab_size: usize,
-    max_seq_length: usize,
-    model: &BertConfig,
-) -> Result<()> {
+/// Refuses shards the model cannot read: ids beyond its vocabulary, sequences longer than
+/// its position embeddings, or a second segment when it has one token type. `data` names the
+/// shard folder in the message.
+pub fn check_data_fits_model(data: &Path, facts: &DataFacts, model: &BertConfig) -> Result<()> {
     let refuse = |message: String| {
         Err(TrainError::Config {
             path: data.to_path_buf(),
             message,
         })
     };
-    if vocab_size > model.vocab_size {
+    if facts.vocab_size > model.vocab_size {
         return refuse(format!(
-            "prepared with a vocabulary of {vocab_size} entries, larger than the model's `vocab_size` {}",
-            model.vocab_size
+            "prepared with a vocabulary of {} entries, larger than the model's `vocab_size` {}",
+            facts.vocab_size, model.vocab_size
         ));
     }
-    if max_seq_length > model.max_position_embeddings {
+    if facts.max_seq_length > model.max_position_embeddings {
         return refuse(format!(
-            "the shards hold sequences of up to {max_seq_length} tokens, the model's `max_position_embeddings` is {}",
-            model.max_position_embeddings
+            "the shards hold sequences of up to {} tokens, the model's `max_position_embeddings` is {}",
+            facts.max_seq_length, model.max_position_embeddings
+        ));
+    }
+    // Pair objectives put segment B at token type 1; a table of one row (RoBERTa-style
+    // configs) cannot embed it.
+    if facts.objective.has_pair_label() && model.type_vocab_size < 2 {
+        return refuse(format!(
+            "the shards' objective `{}` gives segment B token type 1, but the model's \
+             `type_vocab_size` is {}: prepare the data with `objective = \"mlm\"` (one segment, \
+             token types all 0), or use a model with `type_vocab_size = 2`",
+            facts.objective, model.type_vocab_size
         ));
     }
     Ok(())
@@ -226,6 +229,18 @@ pub fn check_data_fits_model(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bert_data::Objective;
+
+    fn facts(vocab_size: usize, max_seq_length: usize, objective: Objective) -> DataFacts {
+        DataFacts {
+            vocab_size,
+            vocab_hash: String::new(),
+            max_seq_length,
+            train_instances: 1,
+            tokenizer_dir: None,
+            objective,
+        }
+    }
 
     #[test]
     fn data_that_does_not_fit_the_model_is_refused_with_the_folder_named() {
@@ -233,20 +248,42 @@ mod tests {
         model.vocab_size = 100;
         model.max_position_embeddings = 64;
         let dir = Path::new("shards/train");
-        assert!(check_data_fits_model(dir, 100, 64, &model).is_ok());
-        let err = check_data_fits_model(dir, 101, 64, &model)
+        let nsp = Objective::MlmNsp;
+        assert!(check_data_fits_model(dir, &facts(100, 64, nsp), &model).is_ok());
+        let err = check_data_fits_model(dir, &facts(101, 64, nsp), &model)
             .unwrap_err()
             .to_string();
         assert!(
             err.contains("shards/train") && err.contains("vocab_size"),
             "{err}"
         );
-        let err = check_data_fits_model(dir, 100, 65, &model)
+        let err = check_data_fits_model(dir, &facts(100, 65, nsp), &model)
             .unwrap_err()
             .to_string();
         assert!(
             err.contains("max_position_embeddings") && err.contains("65"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn one_token_type_takes_mlm_shards_and_refuses_pairs_by_name() {
+        let mut model = BertConfig::preset("tiny").unwrap();
+        model.vocab_size = 100;
+        model.type_vocab_size = 1;
+        let dir = Path::new("shards/train");
+        assert!(check_data_fits_model(dir, &facts(100, 64, Objective::Mlm), &model).is_ok());
+        for pair in [Objective::MlmNsp, Objective::MlmSop] {
+            let err = check_data_fits_model(dir, &facts(100, 64, pair), &model)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("shards/train")
+                    && err.contains("type_vocab_size")
+                    && err.contains(pair.as_str())
+                    && err.contains("objective = \"mlm\""),
+                "{err}"
+            );
+        }
     }
 }

@@ -14,7 +14,7 @@ use crate::error::Result;
 use crate::eval::evaluate_replicated;
 use crate::fill_mask::{format_candidates, MaskProbes};
 use crate::flops::{device_peak, train_flops, Peak};
-use crate::metrics::{EvalRecord, MetricsLog, StepRecord};
+use crate::metrics::{pair_fields, EvalRecord, MetricsLog, StepRecord};
 use crate::provider::{DataProvider, TrainBatches};
 use crate::schedule::Schedule;
 use crate::step::{StepOutcome, TrainState};
@@ -221,14 +221,23 @@ impl<B: AutodiffBackend> StepLoop<'_, B> {
                 .map(|b| (b.batch_size, b.seq_len, b.max_predictions)),
         );
         let flops_per_s = flops / dt;
+        let [nsp_loss, nsp_accuracy, sop_loss, sop_accuracy] =
+            pair_fields(self.ctx.facts.objective, m.nsp_loss, m.nsp_accuracy());
+        // This rank's micro-batches: the ranks' batches are alike in shape.
+        let (real, slots) = self.micro.iter().fold((0, 0), |(r, s), b| {
+            (r + b.real_tokens(), s + b.padded_slots())
+        });
         StepRecord {
             kind: "train".into(),
             step: ts.step,
             loss: m.loss,
             mlm_loss: m.mlm_loss,
-            nsp_loss: m.nsp_loss,
+            nsp_loss,
             mlm_accuracy: m.mlm_accuracy(),
-            nsp_accuracy: m.nsp_accuracy(),
+            nsp_accuracy,
+            sop_loss,
+            sop_accuracy,
+            fill_rate: Some(bert_data::fill_rate(real, slots)),
             lr,
             grad_norm: out.grad_norm,
             seq_per_s: out.sequences as f64 / dt,
@@ -246,13 +255,21 @@ impl<B: AutodiffBackend> StepLoop<'_, B> {
     /// The progress bar, and (rank 0) a log line every `train.log_every` steps.
     fn show_progress(&self, out: &StepOutcome, lr: f64, record: &StepRecord) {
         let m = out.metrics;
+        let pair_acc = record.nsp_accuracy.or(record.sop_accuracy);
+        let pair_name = if record.sop_accuracy.is_some() {
+            "sop"
+        } else {
+            "nsp"
+        };
         if let Some(bar) = &self.bar {
             bar.set_position(self.trainer_state.step);
+            let pair = pair_acc
+                .map(|a| format!(" {pair_name} acc {a:.3}"))
+                .unwrap_or_default();
             bar.set_message(format!(
-                "loss {:.4} mlm acc {:.3} nsp acc {:.3} lr {:.2e}",
+                "loss {:.4} mlm acc {:.3}{pair} lr {:.2e}",
                 m.loss,
                 m.mlm_accuracy(),
-                m.nsp_accuracy(),
                 lr
             ));
         }
@@ -266,10 +283,12 @@ impl<B: AutodiffBackend> StepLoop<'_, B> {
                 step = self.trainer_state.step,
                 loss = format!("{:.4}", m.loss),
                 mlm_acc = format!("{:.3}", m.mlm_accuracy()),
-                nsp_acc = format!("{:.3}", m.nsp_accuracy()),
+                nsp_acc = record.nsp_accuracy.map(|a| format!("{a:.3}")),
+                sop_acc = record.sop_accuracy.map(|a| format!("{a:.3}")),
                 lr = format!("{lr:.3e}"),
                 grad_norm = format!("{:.3}", out.grad_norm),
                 seq_per_s = format!("{:.1}", record.seq_per_s),
+                fill = record.fill_rate.map(|f| format!("{:.1}%", f * 100.0)),
                 mfu = record.mfu.map(|u| format!("{:.1}%", u * 100.0)),
                 "train"
             );
@@ -293,14 +312,24 @@ impl<B: AutodiffBackend> StepLoop<'_, B> {
         let Some(v) = &self.validation else {
             return Ok(());
         };
-        let e = evaluate_replicated(&self.state.model, v, step, ctx.device, ctx.replica)?;
+        let e = evaluate_replicated(
+            &self.state.model,
+            v,
+            ctx.facts.objective,
+            step,
+            ctx.device,
+            ctx.replica,
+        )?;
         if ctx.writer {
+            let four = |v: Option<f64>| v.map(|v| format!("{v:.4}"));
             tracing::info!(
                 step = e.step,
                 mlm_loss = format!("{:.4}", e.mlm_loss),
                 mlm_acc = format!("{:.4}", e.mlm_accuracy),
-                nsp_loss = format!("{:.4}", e.nsp_loss),
-                nsp_acc = format!("{:.4}", e.nsp_accuracy),
+                nsp_loss = four(e.nsp_loss),
+                nsp_acc = four(e.nsp_accuracy),
+                sop_loss = four(e.sop_loss),
+                sop_acc = four(e.sop_accuracy),
                 "validation"
             );
         }
@@ -308,15 +337,18 @@ impl<B: AutodiffBackend> StepLoop<'_, B> {
             log.append(&e)?;
         }
         if let Some(tb) = self.tb.as_mut() {
-            tb.scalars(
-                e.step,
-                &[
-                    ("eval/mlm_loss", e.mlm_loss),
-                    ("eval/mlm_accuracy", e.mlm_accuracy),
-                    ("eval/nsp_loss", e.nsp_loss),
-                    ("eval/nsp_accuracy", e.nsp_accuracy),
-                ],
-            )?;
+            let scalars: Vec<(&str, f64)> = [
+                ("eval/mlm_loss", Some(e.mlm_loss)),
+                ("eval/mlm_accuracy", Some(e.mlm_accuracy)),
+                ("eval/nsp_loss", e.nsp_loss),
+                ("eval/nsp_accuracy", e.nsp_accuracy),
+                ("eval/sop_loss", e.sop_loss),
+                ("eval/sop_accuracy", e.sop_accuracy),
+            ]
+            .into_iter()
+            .filter_map(|(tag, v)| v.map(|v| (tag, v)))
+            .collect();
+            tb.scalars(e.step, &scalars)?;
         }
         self.final_eval = Some(e);
         Ok(())
@@ -384,15 +416,26 @@ fn train_scalars(r: &StepRecord) -> Vec<(&'static str, f64)> {
     let mut v = vec![
         ("train/loss", r.loss),
         ("train/mlm_loss", r.mlm_loss),
-        ("train/nsp_loss", r.nsp_loss),
         ("train/mlm_accuracy", r.mlm_accuracy),
+    ];
+    for (tag, value) in [
+        ("train/nsp_loss", r.nsp_loss),
         ("train/nsp_accuracy", r.nsp_accuracy),
+        ("train/sop_loss", r.sop_loss),
+        ("train/sop_accuracy", r.sop_accuracy),
+        ("train/fill_rate", r.fill_rate),
+    ] {
+        if let Some(value) = value {
+            v.push((tag, value));
+        }
+    }
+    v.extend([
         ("train/learning_rate", r.lr),
         ("train/grad_norm", r.grad_norm),
         ("train/sequences_per_s", r.seq_per_s),
         ("train/tokens_per_s", r.tokens_per_s),
         ("train/skipped", f64::from(u8::from(r.skipped))),
-    ];
+    ]);
     if let Some(f) = r.flops_per_s {
         v.push(("train/model_tflops_per_s", f / 1e12));
     }

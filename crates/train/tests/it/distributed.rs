@@ -95,10 +95,25 @@ fn curve(run: &Path) -> (Vec<[f64; 5]>, Vec<[f64; 4]>) {
     (
         train
             .iter()
-            .map(|r| [r.step as f64, r.loss, r.mlm_loss, r.nsp_loss, r.grad_norm])
+            .map(|r| {
+                [
+                    r.step as f64,
+                    r.loss,
+                    r.mlm_loss,
+                    r.nsp_loss.unwrap(),
+                    r.grad_norm,
+                ]
+            })
             .collect(),
         eval.iter()
-            .map(|e| [e.step as f64, e.mlm_loss, e.nsp_loss, e.mlm_accuracy])
+            .map(|e| {
+                [
+                    e.step as f64,
+                    e.mlm_loss,
+                    e.nsp_loss.unwrap(),
+                    e.mlm_accuracy,
+                ]
+            })
             .collect(),
     )
 }

@@ -27,9 +27,12 @@ fn step(step: u64, steps: u64) -> StepRecord {
         step,
         loss: mlm_loss + nsp_loss,
         mlm_loss,
-        nsp_loss,
+        nsp_loss: Some(nsp_loss),
         mlm_accuracy: 0.6 * (1.0 - (-4.0 * t).exp()) + 0.02 * noise,
-        nsp_accuracy: 0.5 + 0.4 * (1.0 - (-3.0 * t).exp()) + 0.05 * noise,
+        nsp_accuracy: Some(0.5 + 0.4 * (1.0 - (-3.0 * t).exp()) + 0.05 * noise),
+        sop_loss: None,
+        sop_accuracy: None,
+        fill_rate: None,
         lr,
         grad_norm: 1.0 + noise,
         seq_per_s: 100.0,
@@ -54,9 +57,11 @@ fn synthetic(steps: u64) -> (Vec<StepRecord>, Vec<EvalRecord>) {
                 kind: "eval".into(),
                 step: s,
                 mlm_loss: 2.2 + 8.0 * (-4.0 * t).exp(),
-                nsp_loss: 0.35 + 0.4 * (-3.0 * t).exp(),
+                nsp_loss: Some(0.35 + 0.4 * (-3.0 * t).exp()),
                 mlm_accuracy: 0.55 * (1.0 - (-4.0 * t).exp()),
-                nsp_accuracy: 0.5 + 0.35 * (1.0 - (-3.0 * t).exp()),
+                nsp_accuracy: Some(0.5 + 0.35 * (1.0 - (-3.0 * t).exp())),
+                sop_loss: None,
+                sop_accuracy: None,
                 sequences: 256,
             }
         })
@@ -192,9 +197,9 @@ fn survives_degenerate_data() {
         .map(|s| StepRecord {
             loss: 3.0,
             mlm_loss: 2.5,
-            nsp_loss: 0.5,
+            nsp_loss: Some(0.5),
             mlm_accuracy: 0.0,
-            nsp_accuracy: 1.0,
+            nsp_accuracy: Some(1.0),
             lr: 1e-4,
             ..step(s, 50)
         })
@@ -205,13 +210,13 @@ fn survives_degenerate_data() {
     let (mut steps, mut evals) = synthetic(100);
     steps[10].loss = f64::NAN;
     steps[11].mlm_loss = f64::INFINITY;
-    steps[12].nsp_accuracy = f64::NEG_INFINITY;
+    steps[12].nsp_accuracy = Some(f64::NEG_INFINITY);
     steps[40].skipped = true;
     steps[40].lr = f64::NAN;
     evals[2].mlm_loss = f64::NAN;
-    evals[2].nsp_loss = f64::NAN;
+    evals[2].nsp_loss = Some(f64::NAN);
     evals[2].mlm_accuracy = f64::NAN;
-    evals[2].nsp_accuracy = f64::NAN;
+    evals[2].nsp_accuracy = Some(f64::NAN);
     let img = decode(&render_png(&steps, &evals, &options).expect("non-finite values"));
     let (half_w, half_h) = (img.width / 2, img.height / 2);
     assert!(img.count(0..half_w, 0..half_h, |p| p == TRAIN_COLOUR) > 300);
@@ -221,9 +226,9 @@ fn survives_degenerate_data() {
         .map(|s| StepRecord {
             loss: f64::NAN,
             mlm_loss: f64::NAN,
-            nsp_loss: f64::NAN,
+            nsp_loss: Some(f64::NAN),
             mlm_accuracy: f64::NAN,
-            nsp_accuracy: f64::NAN,
+            nsp_accuracy: Some(f64::NAN),
             lr: f64::NAN,
             ..step(s, 5)
         })
@@ -281,4 +286,57 @@ fn empty_metrics_is_an_error_naming_the_file() {
     let err = plot_run(&missing, &out, &PlotOptions::default()).expect_err("no file");
     assert!(matches!(err, TrainError::Io { .. }), "{err}");
     assert!(err.to_string().contains("metrics.jsonl"), "{err}");
+}
+
+#[test]
+fn mlm_and_sop_runs_draw_their_own_third_panel() {
+    let options = PlotOptions::default();
+    let (steps, evals) = synthetic(100);
+    // An `mlm` run logs no pair metric but its fill rate, which takes the third panel.
+    let mlm: Vec<StepRecord> = steps
+        .iter()
+        .map(|r| StepRecord {
+            loss: r.mlm_loss,
+            nsp_loss: None,
+            nsp_accuracy: None,
+            fill_rate: Some(0.8 + 0.1 * (r.step as f64 / 100.0)),
+            ..r.clone()
+        })
+        .collect();
+    let mlm_evals: Vec<EvalRecord> = evals
+        .iter()
+        .map(|e| EvalRecord {
+            nsp_loss: None,
+            nsp_accuracy: None,
+            ..e.clone()
+        })
+        .collect();
+    let img = decode(&render_png(&mlm, &mlm_evals, &options).expect("an mlm run"));
+    let (half_w, half_h) = (img.width / 2, img.height / 2);
+    let third = img.count(0..half_w, half_h..img.height, |p| p == TRAIN_COLOUR);
+    assert!(third > 300, "fill-rate curve: {third} pixels");
+    // An `mlm_sop` run draws its SOP accuracy there, from the train and validation records.
+    let sop: Vec<StepRecord> = steps
+        .iter()
+        .map(|r| StepRecord {
+            sop_loss: r.nsp_loss,
+            sop_accuracy: r.nsp_accuracy,
+            nsp_loss: None,
+            nsp_accuracy: None,
+            ..r.clone()
+        })
+        .collect();
+    let sop_evals: Vec<EvalRecord> = evals
+        .iter()
+        .map(|e| EvalRecord {
+            sop_loss: e.nsp_loss,
+            sop_accuracy: e.nsp_accuracy,
+            nsp_loss: None,
+            nsp_accuracy: None,
+            ..e.clone()
+        })
+        .collect();
+    let img = decode(&render_png(&sop, &sop_evals, &options).expect("an mlm_sop run"));
+    let third = img.count(0..half_w, half_h..img.height, |p| p == TRAIN_COLOUR);
+    assert!(third > 300, "SOP accuracy curve: {third} pixels");
 }

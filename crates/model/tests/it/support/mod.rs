@@ -96,7 +96,10 @@ pub fn batch_from_inputs<B: Backend>(
             device,
         ),
         masked_weights: Tensor::from_data(TensorData::new(flat, [rows, cols]), device),
-        nsp_labels: Tensor::from_data(TensorData::new(nsp.clone(), [nsp.len()]), device),
+        nsp_labels: Some(Tensor::from_data(
+            TensorData::new(nsp.clone(), [nsp.len()]),
+            device,
+        )),
     }
 }
 
