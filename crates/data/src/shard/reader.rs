@@ -38,6 +38,9 @@ pub struct ShardReader {
     pub(super) masked: Option<(Span, Span, Span)>,
     pub(super) header_len: usize,
     pub(super) metadata: BTreeMap<String, String>,
+    /// The set's objective, checked against the shard's header: `mlm` shards must hold one
+    /// segment and no pair label.
+    pub(super) objective: crate::objective::Objective,
 }
 
 impl ShardReader {
@@ -129,6 +132,7 @@ impl ShardReader {
             masked,
             header_len,
             metadata: md,
+            objective: spec.objective,
         };
         reader.check_lengths()?;
         Ok(reader)

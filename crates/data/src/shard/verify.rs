@@ -5,12 +5,14 @@ use super::checksum::shard_checksum;
 use super::format::DatasetHeader;
 use super::reader::{ShardReader, Span};
 use crate::error::{DataError, Result};
+use crate::objective::Objective;
 use crate::tokenizer::SpecialIds;
 
 impl ShardReader {
     /// Reads the whole shard: its checksum against its header (catches flipped bytes), the
     /// offsets, and the range of every value: ids and labels below `vocab_size`, token types
-    /// and NSP labels 0 or 1, instances no longer than `max_seq_length`, at most
+    /// and NSP labels 0 or 1 (both 0 in an `mlm` set), instances no longer than
+    /// `max_seq_length`, at most
     /// `max_predictions_per_seq` predictions at ascending positions inside the instance
     /// ([`DataError::ShardRecord`] names the instance). With `special`, masked positions on
     /// `[CLS]`, `[SEP]`, `[PAD]` or `[MASK]` are refused too.
@@ -80,6 +82,25 @@ impl ShardReader {
         if let Some(i) = self.first_at_or_above(self.nsp_labels, 2) {
             let v = self.uint_at(self.nsp_labels, i);
             return Err(self.record(i, format!("NSP label {v}, expected 0 or 1")));
+        }
+        // `mlm` is one segment: a model with one token type (RoBERTa's configs) trains on it,
+        // and a type 1 would index past that table.
+        if self.objective == Objective::Mlm {
+            if let Some(t) = self.first_at_or_above(self.token_type_ids, 1) {
+                let (i, p) = self.locate(self.offsets, t);
+                let v = self.uint_at(self.token_type_ids, t);
+                return Err(self.record(
+                    i,
+                    format!("token {p} has token type {v}, expected 0 in an `mlm` set"),
+                ));
+            }
+            if let Some(i) = self.first_at_or_above(self.nsp_labels, 1) {
+                let v = self.uint_at(self.nsp_labels, i);
+                return Err(self.record(
+                    i,
+                    format!("pair label {v}, expected 0 in an `mlm` set (it has no pairs)"),
+                ));
+            }
         }
         let max = header.max_seq_length as u64;
         if let Some((i, len)) = self

@@ -503,3 +503,71 @@ fn a_read_only_data_folder_still_opens() {
     let s = ShardSet::open(&dir, None).unwrap().verification();
     assert_eq!((s.verified, s.trusted), (4, 0));
 }
+
+/// An `mlm` set is one segment with no pair label: a second segment or a label there (a set
+/// written by another tool, or edited with its checksum recomputed) would reach a model of one
+/// token type and index past its table, so opening the set refuses it, naming the record.
+#[test]
+fn an_mlm_set_with_a_second_segment_or_a_pair_label_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vocab = Vocab::read_vocab_txt(&support::make_vocab(tmp.path())).unwrap();
+    let one_segment = |n: usize, seed: u64| -> Vec<Instance> {
+        random_instances(n, vocab.len() as u32, seed)
+            .into_iter()
+            .map(|mut i| {
+                i.token_type_ids.iter_mut().for_each(|t| *t = 0);
+                i.nsp_label = 0;
+                i
+            })
+            .collect()
+    };
+    let spec = bert_data::ObjectiveSpec::new(bert_data::Objective::Mlm, None);
+    let write = |name: &str, instances: &[Instance]| {
+        let dir = tmp.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("vocab.txt"), vocab.to_vocab_txt()).unwrap();
+        let mut w =
+            ShardWriter::create_for(&dir, header(&vocab, MaskingMode::Static), spec, 50).unwrap();
+        for inst in instances {
+            w.push(inst).unwrap();
+        }
+        w.finish(serde_json::Value::Null).unwrap();
+        dir
+    };
+    let good = write("good", &one_segment(120, 3));
+    let set = ShardSet::open(&good, None).unwrap();
+    assert_eq!(set.objective(), spec);
+    for (name, damage, want) in [
+        (
+            "types",
+            (|i: &mut Instance| i.token_type_ids[4] = 1) as fn(&mut Instance),
+            "token 4 has token type 1, expected 0 in an `mlm` set",
+        ),
+        (
+            "labels",
+            |i: &mut Instance| i.nsp_label = 1,
+            "pair label 1, expected 0 in an `mlm` set",
+        ),
+    ] {
+        let mut instances = one_segment(120, 3);
+        damage(&mut instances[57]);
+        let dir = write(name, &instances);
+        match ShardSet::open(&dir, None) {
+            Err(DataError::ShardRecord {
+                path,
+                record,
+                message,
+            }) => {
+                assert!(
+                    path.ends_with("shard-00001.safetensors"),
+                    "{}",
+                    path.display()
+                );
+                assert_eq!(record, 7);
+                assert!(message.contains(want), "{message}");
+            }
+            Err(e) => panic!("{name}: expected a record error, got {e}"),
+            Ok(_) => panic!("{name}: a damaged mlm set opened"),
+        }
+    }
+}
