@@ -104,6 +104,21 @@ pub struct DocInstances {
     pub split_sentences: usize,
 }
 
+/// A pair's token budget (`max_seq_length` less `[CLS]` and two `[SEP]`) and the document's
+/// target length: the budget, or with probability `short_seq_prob` a length drawn from
+/// `2..=budget` (once per document, as in the original). `None` when the budget is below 2.
+fn pair_lengths(params: &InstanceParams, rng: &mut Rng) -> Option<(usize, usize)> {
+    let max_num_tokens = params.max_seq_length.saturating_sub(3);
+    if max_num_tokens < 2 {
+        return None;
+    }
+    let mut target_seq_length = max_num_tokens;
+    if rng.next_f64() < params.short_seq_prob {
+        target_seq_length = rng.range_inclusive(2, max_num_tokens);
+    }
+    Some((max_num_tokens, target_seq_length))
+}
+
 /// Builds the instances of `doc`, drawing negatives from `pool` (which may contain `doc`
 /// itself; like the original, ten tries are made to find another document).
 pub fn create_instances_from_document(
@@ -114,15 +129,9 @@ pub fn create_instances_from_document(
     rng: &mut Rng,
 ) -> DocInstances {
     let mut out = DocInstances::default();
-    let max_num_tokens = params.max_seq_length.saturating_sub(3);
-    if max_num_tokens < 2 {
+    let Some((max_num_tokens, target_seq_length)) = pair_lengths(params, rng) else {
         return out;
-    }
-    // As in the original, the target length is drawn once per document.
-    let mut target_seq_length = max_num_tokens;
-    if rng.next_f64() < params.short_seq_prob {
-        target_seq_length = rng.range_inclusive(2, max_num_tokens);
-    }
+    };
     let sentences = &doc.sentences;
     let mut current_chunk: Vec<&[u32]> = Vec::new();
     let mut current_length = 0usize;
@@ -202,14 +211,9 @@ pub fn create_sop_instances_from_document(
     rng: &mut Rng,
 ) -> DocInstances {
     let mut out = DocInstances::default();
-    let max_num_tokens = params.max_seq_length.saturating_sub(3);
-    if max_num_tokens < 2 {
+    let Some((max_num_tokens, target_seq_length)) = pair_lengths(params, rng) else {
         return out;
-    }
-    let mut target_seq_length = max_num_tokens;
-    if rng.next_f64() < params.short_seq_prob {
-        target_seq_length = rng.range_inclusive(2, max_num_tokens);
-    }
+    };
     let sentences = &doc.sentences;
     let mut current_chunk: Vec<&[u32]> = Vec::new();
     let mut current_length = 0usize;

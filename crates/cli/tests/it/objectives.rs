@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::support::{self, assert_user_error, bert, ok, read_safetensors};
+use crate::train_cli::{small_model, write_config_with_model};
 
 /// The bundled sample corpus.
 fn sample() -> PathBuf {
@@ -61,47 +62,9 @@ fn prepare(dir: &Path, name: &str, objective: &str, extra: &[&str]) -> PathBuf {
     out
 }
 
-/// The `[model]` table of the tests' small model, with `extra` lines.
-fn small_model(extra: &str) -> String {
-    format!(
-        "preset = \"tiny\"\nhidden_size = 32\nnum_attention_heads = 2\nintermediate_size = 64\n\
-         max_position_embeddings = 64\n{extra}"
-    )
-}
-
-/// A run config over `shards` with `model` as its `[model]` table.
+/// A run config over `shards` into `dir/run` with `model` as its `[model]` table.
 fn config(dir: &Path, shards: &Path, run: &str, model: &str, steps: u64) -> PathBuf {
-    let run_dir = dir.join(run);
-    let text = format!(
-        r#"seed = 3
-out_dir = "{run}"
-export_dir = "{run}/export"
-[model]
-{model}
-[data]
-train = "{shards}/train"
-validation = "{shards}/validation"
-batch_size = 8
-[optimizer]
-learning_rate = 1e-3
-[schedule]
-warmup_steps = 2
-[train]
-steps = {steps}
-log_every = 1
-[eval]
-every = 4
-max_batches = 2
-[checkpoint]
-every = 4
-keep = 2
-"#,
-        run = run_dir.display(),
-        shards = shards.display()
-    );
-    let path = dir.join(format!("{run}.toml"));
-    std::fs::write(&path, text).unwrap();
-    path
+    write_config_with_model(dir, shards, &dir.join(run), steps, 4, model)
 }
 
 /// Every JSON line of a run's `metrics.jsonl` of `kind`.

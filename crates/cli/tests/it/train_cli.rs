@@ -120,16 +120,32 @@ pub(crate) fn write_config(
     steps: u64,
     ckpt_every: u64,
 ) -> PathBuf {
+    write_config_with_model(dir, shards, run, steps, ckpt_every, &small_model(""))
+}
+
+/// The `[model]` table of the tests' small model, with `extra` lines.
+pub(crate) fn small_model(extra: &str) -> String {
+    format!(
+        "preset = \"tiny\"\nhidden_size = 32\nnum_attention_heads = 2\nintermediate_size = 64\n\
+         max_position_embeddings = 64\n{extra}"
+    )
+}
+
+/// [`write_config`] with `model` as the `[model]` table.
+pub(crate) fn write_config_with_model(
+    dir: &Path,
+    shards: &Path,
+    run: &Path,
+    steps: u64,
+    ckpt_every: u64,
+    model: &str,
+) -> PathBuf {
     let text = format!(
         r#"seed = 11
 out_dir = "{run}"
 export_dir = "{run}/export"
 [model]
-preset = "tiny"
-hidden_size = 32
-num_attention_heads = 2
-intermediate_size = 64
-max_position_embeddings = 64
+{model}
 [data]
 train = "{shards}/train"
 validation = "{shards}/validation"
