@@ -40,11 +40,9 @@ pub fn apply<B: Backend, const D: usize>(dropout: &Dropout, x: Tensor<B, D>) -> 
     }
     // One draw per dropout layer from this thread's generator seeds the layer's mask, which
     // the fused op draws in parallel runs and regenerates in the backward pass.
-    let seed = HOST_RNG.with(|rng| {
-        rng.borrow_mut()
-            .get_or_insert_with(|| Rng::new(0))
-            .next_u64()
-    });
+    let Some(seed) = draw_seed::<B>(dropout, &x.device()) else {
+        return x;
+    };
     crate::fused::dropout(x, seed, p, |x| {
         let shape = x.shape();
         let mask = host_mask(seed, shape.num_elements(), p);
@@ -53,6 +51,20 @@ pub fn apply<B: Backend, const D: usize>(dropout: &Dropout, x: Tensor<B, D>) -> 
         let mask = mask.cast(FloatDType::from(x.dtype()));
         x * mask
     })
+}
+
+/// The mask seed of `dropout` for a fused op that draws its own mask (the attention's
+/// probabilities), drawn from this thread's generator as [`apply`] draws it: `None` outside
+/// training (no autodiff) or with probability 0, where nothing is drawn.
+pub fn draw_seed<B: Backend>(dropout: &Dropout, device: &B::Device) -> Option<u64> {
+    if !B::ad_enabled(device) || dropout.prob == 0.0 {
+        return None;
+    }
+    Some(HOST_RNG.with(|rng| {
+        rng.borrow_mut()
+            .get_or_insert_with(|| Rng::new(0))
+            .next_u64()
+    }))
 }
 
 /// The `n` mask values of `(seed, p)`: 0 with probability `p`, else `1/(1-p)`; the same mask

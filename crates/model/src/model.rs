@@ -7,13 +7,9 @@ use burn::tensor::{backend::Backend, Int, Tensor};
 use crate::activation::activate;
 use crate::config::{Activation, BertConfig};
 use crate::embeddings::BertEmbeddings;
-use crate::encoder::BertLayer;
+use crate::encoder::{AttentionBias, BertLayer};
 use crate::init::Initializer;
 use crate::precision::{self, to_f32, Precision};
-
-/// Added to attention scores at padded keys. Large enough that `exp` underflows to exactly 0 in
-/// f32 (as HuggingFace's `finfo.min` does), small enough to stay finite in f16/bf16.
-const MASKED_SCORE: f32 = -10_000.0;
 
 /// The BERT encoder: embeddings, `num_hidden_layers` layers and the `[CLS]` pooler.
 #[derive(Module, Debug)]
@@ -71,20 +67,10 @@ impl<B: Backend> BertModel<B> {
             .first()
             .map(|layer| layer.attention.num_heads())
             .unwrap_or(1);
-        // Expanded once to the scores' full shape and shared by every layer: adding a
-        // same-shaped tensor is the CPU backend's fast path, a [batch, 1, 1, seq] broadcast
-        // is not.
-        let mask_bias = attention_mask
-            .float()
-            .neg()
-            .add_scalar(1.0)
-            .mul_scalar(MASKED_SCORE)
-            .reshape([batch, 1, 1, seq])
-            .repeat_dim(2, seq)
-            .repeat_dim(1, heads);
+        let bias = AttentionBias::new(attention_mask, heads, self.precision);
         let mut hidden = self.embeddings.forward(input_ids, token_type_ids);
         for layer in &self.layers {
-            hidden = layer.forward(hidden, seq, mask_bias.clone());
+            hidden = layer.forward(hidden, seq, &bias);
         }
         let width = hidden.dims()[1];
         let hidden = hidden.reshape([batch, seq, width]);

@@ -4,7 +4,8 @@
 //! What the backward needs is kept in the node's state as inner-backend tensors (the op is
 //! marked compute-bound, so no checkpointing strategy recomputes it): the softmax output, the
 //! logits with their labels and row log-sum-exp, the LayerNorm input with its row statistics,
-//! the GELU input; dropout keeps only its seed and rate.
+//! the GELU input; dropout keeps only its seed and rate; attention keeps Q, K, V, its output and
+//! the row log-sum-exp, never the probabilities.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -14,7 +15,7 @@ use burn::backend::Autodiff;
 use burn::tensor::backend::BackendTypes;
 use burn::tensor::ops::{FloatTensor, IntTensor};
 
-use super::{FusedKernels, FusedOps};
+use super::{AttentionDims, AttentionDropout, AttentionSaved, FusedKernels, FusedOps};
 
 /// An untracked autodiff tensor around an inner-backend result (the cross-entropy's `hit`).
 fn untracked<B: FusedKernels, C: CheckpointStrategy>(
@@ -108,6 +109,23 @@ impl<B: FusedKernels> Backward<B, 1> for DropoutBackward {
     }
 }
 
+#[derive(Debug)]
+struct AttentionBackward;
+
+impl<B: FusedKernels> Backward<B, 3> for AttentionBackward {
+    type State = AttentionSaved<B>;
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let dcontext = grads.consume::<B>(&ops.node);
+        let g = B::kernel_attention_backward(ops.state, dcontext);
+        for (node, grad) in ops.parents.into_iter().zip([g.q, g.k, g.v]) {
+            if let Some(node) = node {
+                grads.register::<B>(node.id, grad);
+            }
+        }
+    }
+}
+
 impl<B: FusedKernels, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
     fn fused_softmax_last(x: FloatTensor<Self>) -> FloatTensor<Self> {
         match SoftmaxBackward
@@ -193,6 +211,38 @@ impl<B: FusedKernels, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
                 prep.finish((seed, p), B::kernel_dropout(x.primitive, seed, p))
             }
             OpsKind::UnTracked(prep) => prep.finish(B::kernel_dropout(x.primitive, seed, p)),
+        }
+    }
+
+    fn fused_attention(
+        qkv: [FloatTensor<Self>; 3],
+        key_bias: FloatTensor<Self>,
+        dims: AttentionDims,
+        dropout: Option<AttentionDropout>,
+    ) -> FloatTensor<Self> {
+        let nodes = qkv.clone().map(|t| t.node);
+        let qkv = qkv.map(|t| t.primitive);
+        let key_bias = key_bias.primitive;
+        match AttentionBackward
+            .prepare::<C>(nodes)
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let parts = B::kernel_attention(qkv.clone(), key_bias.clone(), dims, dropout);
+                let saved = AttentionSaved {
+                    qkv,
+                    context: parts.context.clone(),
+                    lse: parts.lse,
+                    key_bias,
+                    dims,
+                    dropout,
+                };
+                prep.finish(saved, parts.context)
+            }
+            OpsKind::UnTracked(prep) => {
+                prep.finish(B::kernel_attention(qkv, key_bias, dims, dropout).context)
+            }
         }
     }
 }

@@ -6,8 +6,12 @@ use burn::backend::Flex;
 use burn::tensor::ops::{FloatTensor, FloatTensorOps, IntTensor};
 use burn::tensor::{Bytes, DType, FloatDType, Shape, TensorMetadata};
 
+use super::attention::{self, AttentionDims, AttentionDropout};
 use super::kernels;
-use super::{CrossEntropyParts, FusedKernels, FusedOps, LayerNormGradients, LayerNormParts};
+use super::{
+    AttentionGradients, AttentionParts, AttentionSaved, CrossEntropyParts, FusedKernels, FusedOps,
+    LayerNormGradients, LayerNormParts,
+};
 
 /// `t` as a contiguous f32 tensor whose storage is exactly its elements.
 pub(super) fn contiguous_f32(t: FlexTensor) -> FlexTensor {
@@ -171,6 +175,61 @@ impl FusedKernels for Flex {
         kernels::dropout(x.storage_mut::<f32>(), seed, p);
         x
     }
+
+    fn kernel_attention(
+        qkv: [FloatTensor<Self>; 3],
+        key_bias: FloatTensor<Self>,
+        dims: AttentionDims,
+        dropout: Option<AttentionDropout>,
+    ) -> AttentionParts<Self> {
+        let shape = qkv[0].shape();
+        let [q, k, v] = qkv.map(contiguous_f32);
+        let bias = contiguous_f32(key_bias);
+        let out = attention::attention_forward(
+            values(&q),
+            values(&k),
+            values(&v),
+            values(&bias),
+            dims,
+            dropout,
+        );
+        AttentionParts {
+            context: from_vec(out.context, shape),
+            lse: from_vec(out.lse, Shape::new([dims.query_rows()])),
+        }
+    }
+
+    fn kernel_attention_backward(
+        saved: AttentionSaved<Self>,
+        dcontext: FloatTensor<Self>,
+    ) -> AttentionGradients<Self> {
+        let shape = dcontext.shape();
+        let [q, k, v] = saved.qkv.map(contiguous_f32);
+        let (context, lse, bias, dcontext) = (
+            contiguous_f32(saved.context),
+            contiguous_f32(saved.lse),
+            contiguous_f32(saved.key_bias),
+            contiguous_f32(dcontext),
+        );
+        let g = attention::attention_backward(
+            attention::AttentionSaved {
+                q: values(&q),
+                k: values(&k),
+                v: values(&v),
+                context: values(&context),
+                lse: values(&lse),
+                key_bias: values(&bias),
+            },
+            values(&dcontext),
+            saved.dims,
+            saved.dropout,
+        );
+        AttentionGradients {
+            q: from_vec(g.q, shape.clone()),
+            k: from_vec(g.k, shape.clone()),
+            v: from_vec(g.v, shape),
+        }
+    }
 }
 
 /// Without autodiff (evaluation, inference) the fused ops are the kernels' forward passes.
@@ -202,5 +261,14 @@ impl FusedOps for Flex {
 
     fn fused_dropout(x: FloatTensor<Self>, seed: u64, p: f64) -> FloatTensor<Self> {
         <Flex as FusedKernels>::kernel_dropout(x, seed, p)
+    }
+
+    fn fused_attention(
+        qkv: [FloatTensor<Self>; 3],
+        key_bias: FloatTensor<Self>,
+        dims: AttentionDims,
+        dropout: Option<AttentionDropout>,
+    ) -> FloatTensor<Self> {
+        <Flex as FusedKernels>::kernel_attention(qkv, key_bias, dims, dropout).context
     }
 }

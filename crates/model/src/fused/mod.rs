@@ -15,10 +15,15 @@
 //!
 //! The optimiser's AdamW update is fused the same way on flex ([`adamw`]).
 //!
+//! Self-attention is one op too ([`attention()`]): the scores, key bias, softmax, dropout and the
+//! values' product, whose backward pass recomputes the probabilities (FlashAttention-2's scheme,
+//! [`attention`]) instead of keeping `[batch, heads, seq, seq]` tensors.
+//!
 //! `BERT_UNFUSED` (comma-separated `softmax`, `cross_entropy`, `layer_norm`, `gelu`, `dropout`,
-//! `adamw`, or `all`)
+//! `adamw`, `attention`, or `all`)
 //! turns fused ops off for a run, for measuring what each one is worth (`docs/benchmarks.md`).
 
+pub mod attention;
 mod autodiff;
 mod flex;
 pub mod kernels;
@@ -30,12 +35,14 @@ use std::sync::OnceLock;
 use burn::backend::flex::FlexTensor;
 use burn::backend::{Autodiff, Flex};
 
+pub use attention::{AttentionDims, AttentionDropout};
+
 use crate::backend::FlexKind;
 use burn::nn::LayerNorm;
 use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::{FloatTensor, IntTensor};
-use burn::tensor::{DType, Int, Tensor, TensorPrimitive};
+use burn::tensor::{DType, Int, Tensor, TensorData, TensorPrimitive};
 
 /// Forward results of the fused cross-entropy on a backend's primitives.
 #[derive(Debug, Clone)]
@@ -68,6 +75,44 @@ pub struct LayerNormGradients<B: Backend> {
     pub gamma: FloatTensor<B>,
     /// Gradient of the shift `beta`.
     pub beta: FloatTensor<B>,
+}
+
+/// Forward results of the fused attention on a backend's primitives.
+#[derive(Debug, Clone)]
+pub struct AttentionParts<B: Backend> {
+    /// `[batch · seq, hidden]` context.
+    pub context: FloatTensor<B>,
+    /// `[batch · heads · seq]` row log-sum-exp of the scores, kept for the backward pass.
+    pub lse: FloatTensor<B>,
+}
+
+/// Gradients of the fused attention's queries, keys and values.
+#[derive(Debug, Clone)]
+pub struct AttentionGradients<B: Backend> {
+    /// Gradient of the queries.
+    pub q: FloatTensor<B>,
+    /// Gradient of the keys.
+    pub k: FloatTensor<B>,
+    /// Gradient of the values.
+    pub v: FloatTensor<B>,
+}
+
+/// What the fused attention's backward pass keeps of its forward pass: inputs, output and row
+/// log-sum-exp (never the probabilities), and the mask's seed.
+#[derive(Debug, Clone)]
+pub struct AttentionSaved<B: Backend> {
+    /// Queries, keys and values, `[batch · seq, hidden]`.
+    pub qkv: [FloatTensor<B>; 3],
+    /// The forward pass's context.
+    pub context: FloatTensor<B>,
+    /// The forward pass's row log-sum-exp.
+    pub lse: FloatTensor<B>,
+    /// `[batch, seq]` key bias.
+    pub key_bias: FloatTensor<B>,
+    /// Sizes.
+    pub dims: AttentionDims,
+    /// Dropout on the probabilities, if any.
+    pub dropout: Option<AttentionDropout>,
 }
 
 /// The fused kernels a backend provides: forward passes that also return what their backward
@@ -112,6 +157,19 @@ pub trait FusedKernels: Backend {
     /// `x` with the dropout mask of `(seed, p)` applied; applied to the output's gradient it is
     /// also the backward pass (the mask is regenerated, never stored).
     fn kernel_dropout(x: FloatTensor<Self>, seed: u64, p: f64) -> FloatTensor<Self>;
+    /// Multi-head attention of `[batch · seq, hidden]` queries, keys and values with a
+    /// `[batch, seq]` key bias ([`attention::attention_forward`]).
+    fn kernel_attention(
+        qkv: [FloatTensor<Self>; 3],
+        key_bias: FloatTensor<Self>,
+        dims: AttentionDims,
+        dropout: Option<AttentionDropout>,
+    ) -> AttentionParts<Self>;
+    /// Gradients of the attention's queries, keys and values from the context's gradient.
+    fn kernel_attention_backward(
+        saved: AttentionSaved<Self>,
+        dcontext: FloatTensor<Self>,
+    ) -> AttentionGradients<Self>;
 }
 
 /// The fused ops the model calls: one op (one autodiff node) each. Implemented for flex and
@@ -135,6 +193,13 @@ pub trait FusedOps: Backend {
     fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self>;
     /// Inverted dropout with the mask of `(seed, p)`.
     fn fused_dropout(x: FloatTensor<Self>, seed: u64, p: f64) -> FloatTensor<Self>;
+    /// Multi-head attention with a key bias and dropout on the probabilities.
+    fn fused_attention(
+        qkv: [FloatTensor<Self>; 3],
+        key_bias: FloatTensor<Self>,
+        dims: AttentionDims,
+        dropout: Option<AttentionDropout>,
+    ) -> FloatTensor<Self>;
 }
 
 /// The fused ops, by name, as `BERT_UNFUSED` lists them.
@@ -152,17 +217,21 @@ pub enum Op {
     Adamw,
     /// Dropout (mask drawn and applied in one pass, regenerated in the backward pass).
     Dropout,
+    /// Self-attention: scores, key bias, softmax, dropout and the values' product in one op
+    /// whose backward pass recomputes the probabilities.
+    Attention,
 }
 
 impl Op {
     /// Every fused op.
-    pub const ALL: [Op; 6] = [
+    pub const ALL: [Op; 7] = [
         Op::Softmax,
         Op::CrossEntropy,
         Op::LayerNorm,
         Op::Gelu,
         Op::Adamw,
         Op::Dropout,
+        Op::Attention,
     ];
 
     fn name(self) -> &'static str {
@@ -173,6 +242,7 @@ impl Op {
             Op::Gelu => "gelu",
             Op::Adamw => "adamw",
             Op::Dropout => "dropout",
+            Op::Attention => "attention",
         }
     }
 }
@@ -359,6 +429,70 @@ pub fn dropout<B: Backend, const D: usize>(
         }
         None => composed(x),
     }
+}
+
+/// Whether [`attention()`] runs fused for backend `B` on inputs of type `dtype`: where it does
+/// not, the caller computes attention by composition and needs the full score bias.
+pub fn attention_is_fused<B: Backend>(dtype: DType) -> bool {
+    Route::of::<B>(Op::Attention, dtype == DType::F32).is_some()
+}
+
+/// Multi-head self-attention of `q`, `k`, `v` (`[batch · seq, hidden]`, each head a column
+/// block) with `key_bias` (`[batch, seq]`: 0 for real keys, a large negative number for padding)
+/// added to every query's scores, scale `1/√head_dim`, and `dropout` on the probabilities:
+/// `Ok(context)`, `[batch · seq, hidden]`. On backends without the fused op (or with it turned
+/// off, or half-precision inputs) the inputs come back (`Err`) for the caller's composition.
+#[allow(clippy::type_complexity)]
+pub fn attention<B: Backend>(
+    qkv: [Tensor<B, 2>; 3],
+    key_bias: Tensor<B, 2>,
+    dims: AttentionDims,
+    dropout: Option<AttentionDropout>,
+) -> Result<Tensor<B, 2>, ([Tensor<B, 2>; 3], Tensor<B, 2>)> {
+    let all_f32 = qkv.iter().all(|t| t.dtype() == DType::F32) && key_bias.dtype() == DType::F32;
+    match Route::of::<B>(Op::Attention, all_f32) {
+        Some(route) => {
+            let qkv = qkv.map(float);
+            let bias = float(key_bias);
+            let out: FloatTensor<B> = routed!(route, |F| same(F::fused_attention(
+                qkv.map(same),
+                same(bias),
+                dims,
+                dropout
+            )));
+            Ok(tensor(out))
+        }
+        None => Err((qkv, key_bias)),
+    }
+}
+
+/// [`attention()`] composed from Burn ops, with the same dropout mask: the reference the fused op
+/// is tested against. `key_bias` is `[batch, seq]`.
+pub fn attention_composed<B: Backend>(
+    [q, k, v]: [Tensor<B, 2>; 3],
+    key_bias: Tensor<B, 2>,
+    dims: AttentionDims,
+    dropout: Option<AttentionDropout>,
+) -> Tensor<B, 2> {
+    let AttentionDims {
+        batch,
+        seq,
+        heads,
+        head_dim,
+    } = dims;
+    let split = |t: Tensor<B, 2>| t.reshape([batch, seq, heads, head_dim]).swap_dims(1, 2);
+    let (q, k, v) = (split(q), split(k), split(v));
+    let bias = key_bias.reshape([batch, 1, 1, seq]);
+    let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((head_dim as f64).sqrt()) + bias;
+    let mut probs = softmax(scores, 3);
+    if let Some(dropout) = dropout {
+        let mask = TensorData::new(dropout.mask(dims), [batch, heads, seq, seq]);
+        probs = probs * Tensor::from_data(mask, &v.device());
+    }
+    probs
+        .matmul(v)
+        .swap_dims(1, 2)
+        .reshape([batch * seq, heads * head_dim])
 }
 
 /// One parameter's AdamW inputs for [`adamw`]: flattened value, gradient and moments (`None`

@@ -13,18 +13,18 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Int, Tensor, TensorData};
 
 /// Deterministic values in `[-scale, scale)`.
-fn values(n: usize, seed: u64, scale: f32) -> Vec<f32> {
+pub(crate) fn values(n: usize, seed: u64, scale: f32) -> Vec<f32> {
     let mut rng = Rng::new(seed);
     (0..n)
         .map(|_| ((rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale)
         .collect()
 }
 
-fn tensor<B: Backend, const D: usize>(v: Vec<f32>, shape: [usize; D]) -> Tensor<B, D> {
+pub(crate) fn tensor<B: Backend, const D: usize>(v: Vec<f32>, shape: [usize; D]) -> Tensor<B, D> {
     Tensor::from_data(TensorData::new(v, shape), &Default::default())
 }
 
-fn host<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+pub(crate) fn host<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
     t.into_data().to_vec::<f32>().expect("f32 tensor")
 }
 
@@ -37,7 +37,7 @@ fn max_rel_diff(a: &[f32], b: &[f32]) -> f32 {
         .fold(0.0, f32::max)
 }
 
-fn assert_close(what: &str, a: &[f32], b: &[f32], tol: f32) {
+pub(crate) fn assert_close(what: &str, a: &[f32], b: &[f32], tol: f32) {
     assert!(a.iter().all(|v| v.is_finite()), "{what}: non-finite values");
     let d = max_rel_diff(a, b);
     assert!(

@@ -1,10 +1,11 @@
 //! The model crate's integration tests, in one binary: outputs and pre-training losses against
 //! HuggingFace transformers (`hf_parity`), import and export of HuggingFace folders bit for bit
 //! (`round_trip`), gradients and mixed precision (`gradient`), and the fused CPU ops against
-//! their composition from Burn ops (`fused`).
+//! their composition from Burn ops (`fused`, `attention`).
 
 mod support;
 
+mod attention;
 mod fused;
 mod gradient;
 mod hf_parity;
