@@ -66,22 +66,23 @@ pub struct AttentionDropout {
 }
 
 impl AttentionDropout {
+    /// Dropped where a 32-bit draw falls under this.
+    fn threshold(&self) -> u32 {
+        (self.p * 4_294_967_296.0).round().min(u32::MAX as f64) as u32
+    }
+
     /// The mask's multipliers (0 or `1/(1 − p)`) of query row `row` (`(b · heads + h) · seq +
     /// i`) over its `keys.len()` keys, into `keys`.
     ///
-    /// Element `(row, j)` is dropped when the high 32 bits of SplitMix64's output number
-    /// `row · seq + j` from `seed` fall under `p · 2³²`: a counter-based draw, so any element
-    /// of the mask can be had without the ones before it (a GPU kernel gets it the same way).
+    /// Element `(row, j)` is dropped when [`mask_bits`] falls under `p · 2³²`: a counter-based
+    /// draw in 32-bit integer arithmetic, so any element of the mask can be had without the
+    /// ones before it, and a GPU kernel (WGSL has no 64-bit integers) draws the same mask.
     pub fn row(&self, row: usize, keys: &mut [f32]) {
-        let threshold = (self.p * 4_294_967_296.0).round().min(u32::MAX as f64) as u64;
+        let threshold = self.threshold();
         let keep = (1.0 / (1.0 - self.p)) as f32;
-        let first = (row as u64).wrapping_mul(keys.len() as u64);
+        let row_key = row_key(self.seed, row as u32);
         for (j, m) in keys.iter_mut().enumerate() {
-            let counter = first.wrapping_add(j as u64);
-            let bits = bert_rng::splitmix64(
-                self.seed
-                    .wrapping_add(counter.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
-            ) >> 32;
+            let bits = mask_bits(row_key, column_key(self.seed, j as u32));
             *m = if bits < threshold { 0.0 } else { keep };
         }
     }
@@ -95,6 +96,36 @@ impl AttentionDropout {
         }
         mask
     }
+}
+
+/// A 32-bit integer hash with low bias (Chris Wellons' `lowbias32`): every bit of the input
+/// flips about half of the output's.
+#[inline(always)]
+pub fn mix32(mut x: u32) -> u32 {
+    x ^= x >> 16;
+    x = x.wrapping_mul(0x7feb_352d);
+    x ^= x >> 15;
+    x = x.wrapping_mul(0x846c_a68b);
+    x ^ (x >> 16)
+}
+
+/// The key of query row `row` (over batch and heads) under `seed`: both halves of the seed
+/// enter, the low one first.
+#[inline(always)]
+pub fn row_key(seed: u64, row: u32) -> u32 {
+    mix32(mix32((seed as u32) ^ row) ^ (seed >> 32) as u32)
+}
+
+/// The key of key column `j` under `seed`.
+#[inline(always)]
+pub fn column_key(seed: u64, j: u32) -> u32 {
+    mix32(j.wrapping_add((seed >> 32) as u32).wrapping_mul(0x9e37_79b9) ^ 0x85eb_ca6b)
+}
+
+/// The 32 random bits of one mask element from its row's and column's keys.
+#[inline(always)]
+pub fn mask_bits(row_key: u32, column_key: u32) -> u32 {
+    mix32(row_key ^ column_key)
 }
 
 /// Forward results: the context and what the backward pass needs besides the inputs.

@@ -15,7 +15,10 @@ use burn::backend::Autodiff;
 use burn::tensor::backend::BackendTypes;
 use burn::tensor::ops::{FloatTensor, IntTensor};
 
-use super::{AttentionDims, AttentionDropout, AttentionSaved, FusedKernels, FusedOps};
+use super::{
+    AttentionDims, AttentionDropout, AttentionKernels, AttentionOps, AttentionSaved, FusedKernels,
+    FusedOps,
+};
 
 /// An untracked autodiff tensor around an inner-backend result (the cross-entropy's `hit`).
 fn untracked<B: FusedKernels, C: CheckpointStrategy>(
@@ -112,7 +115,7 @@ impl<B: FusedKernels> Backward<B, 1> for DropoutBackward {
 #[derive(Debug)]
 struct AttentionBackward;
 
-impl<B: FusedKernels> Backward<B, 3> for AttentionBackward {
+impl<B: AttentionKernels> Backward<B, 3> for AttentionBackward {
     type State = AttentionSaved<B>;
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
@@ -213,7 +216,9 @@ impl<B: FusedKernels, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
             OpsKind::UnTracked(prep) => prep.finish(B::kernel_dropout(x.primitive, seed, p)),
         }
     }
+}
 
+impl<B: AttentionKernels, C: CheckpointStrategy> AttentionOps for Autodiff<B, C> {
     fn fused_attention(
         qkv: [FloatTensor<Self>; 3],
         key_bias: FloatTensor<Self>,

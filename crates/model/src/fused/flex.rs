@@ -9,8 +9,8 @@ use burn::tensor::{Bytes, DType, FloatDType, Shape, TensorMetadata};
 use super::attention::{self, AttentionDims, AttentionDropout};
 use super::kernels;
 use super::{
-    AttentionGradients, AttentionParts, AttentionSaved, CrossEntropyParts, FusedKernels, FusedOps,
-    LayerNormGradients, LayerNormParts,
+    AttentionGradients, AttentionKernels, AttentionOps, AttentionParts, AttentionSaved,
+    CrossEntropyParts, FusedKernels, FusedOps, LayerNormGradients, LayerNormParts,
 };
 
 /// `t` as a contiguous f32 tensor whose storage is exactly its elements.
@@ -175,7 +175,9 @@ impl FusedKernels for Flex {
         kernels::dropout(x.storage_mut::<f32>(), seed, p);
         x
     }
+}
 
+impl AttentionKernels for Flex {
     fn kernel_attention(
         qkv: [FloatTensor<Self>; 3],
         key_bias: FloatTensor<Self>,
@@ -262,13 +264,15 @@ impl FusedOps for Flex {
     fn fused_dropout(x: FloatTensor<Self>, seed: u64, p: f64) -> FloatTensor<Self> {
         <Flex as FusedKernels>::kernel_dropout(x, seed, p)
     }
+}
 
+impl AttentionOps for Flex {
     fn fused_attention(
         qkv: [FloatTensor<Self>; 3],
         key_bias: FloatTensor<Self>,
         dims: AttentionDims,
         dropout: Option<AttentionDropout>,
     ) -> FloatTensor<Self> {
-        <Flex as FusedKernels>::kernel_attention(qkv, key_bias, dims, dropout).context
+        <Flex as AttentionKernels>::kernel_attention(qkv, key_bias, dims, dropout).context
     }
 }

@@ -157,6 +157,11 @@ pub trait FusedKernels: Backend {
     /// `x` with the dropout mask of `(seed, p)` applied; applied to the output's gradient it is
     /// also the backward pass (the mask is regenerated, never stored).
     fn kernel_dropout(x: FloatTensor<Self>, seed: u64, p: f64) -> FloatTensor<Self>;
+}
+
+/// The fused attention's kernels, a trait of its own so a backend can have it without the other
+/// fused kernels (the CubeCL backends). Inputs are f32.
+pub trait AttentionKernels: Backend {
     /// Multi-head attention of `[batch · seq, hidden]` queries, keys and values with a
     /// `[batch, seq]` key bias ([`attention::attention_forward`]).
     fn kernel_attention(
@@ -193,6 +198,11 @@ pub trait FusedOps: Backend {
     fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self>;
     /// Inverted dropout with the mask of `(seed, p)`.
     fn fused_dropout(x: FloatTensor<Self>, seed: u64, p: f64) -> FloatTensor<Self>;
+}
+
+/// The fused attention op the model calls (one autodiff node). Implemented for flex and for
+/// `Autodiff<B>` over any backend with [`AttentionKernels`].
+pub trait AttentionOps: Backend {
     /// Multi-head attention with a key bias and dropout on the probabilities.
     fn fused_attention(
         qkv: [FloatTensor<Self>; 3],
