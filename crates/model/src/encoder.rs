@@ -94,10 +94,12 @@ impl<B: Backend> BertAttention<B> {
         let context = if crate::fused::attention_is_fused::<B>(q.dtype()) {
             // Drawn where the composed path draws its probabilities' mask seed, so the
             // layers after this one draw the same seeds either way.
-            let dropout = crate::dropout::draw_seed::<B>(&self.probs_dropout, &x.device())
-                .map(|seed| AttentionDropout {
-                    seed,
-                    p: self.probs_dropout.prob,
+            let dropout =
+                crate::dropout::draw_seed::<B>(&self.probs_dropout, &x.device()).map(|seed| {
+                    AttentionDropout {
+                        seed,
+                        p: self.probs_dropout.prob,
+                    }
                 });
             match crate::fused::attention([q, k, v], bias.keys.clone(), dims, dropout) {
                 Ok(context) => context,

@@ -493,7 +493,10 @@ pub fn attention_composed<B: Backend>(
     let split = |t: Tensor<B, 2>| t.reshape([batch, seq, heads, head_dim]).swap_dims(1, 2);
     let (q, k, v) = (split(q), split(k), split(v));
     let bias = key_bias.reshape([batch, 1, 1, seq]);
-    let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((head_dim as f64).sqrt()) + bias;
+    let scores = q
+        .matmul(k.swap_dims(2, 3))
+        .div_scalar((head_dim as f64).sqrt())
+        + bias;
     let mut probs = softmax(scores, 3);
     if let Some(dropout) = dropout {
         let mask = TensorData::new(dropout.mask(dims), [batch, heads, seq, seq]);

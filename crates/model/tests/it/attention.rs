@@ -58,7 +58,10 @@ fn check(case: Case) {
     let (fused_context, fused_grads) = run(&case, true);
     let (context, grads) = run(&case, false);
     assert_close(&format!("{label}: context"), &fused_context, &context, 1e-5);
-    for (name, (f, c)) in ["dq", "dk", "dv"].iter().zip(fused_grads.iter().zip(&grads)) {
+    for (name, (f, c)) in ["dq", "dk", "dv"]
+        .iter()
+        .zip(fused_grads.iter().zip(&grads))
+    {
         assert_close(&format!("{label}: {name}"), f, c, 1e-5);
     }
 }
@@ -152,8 +155,14 @@ fn padded_keys_get_no_attention_and_no_gradient() {
     // Keys 5..9 of the one sequence are padding: their key and value rows get nothing back.
     for row in 5..9 {
         let at = row * d.hidden();
-        assert!(dk[at..at + d.hidden()].iter().all(|&g| g == 0.0), "dk row {row}");
-        assert!(dv[at..at + d.hidden()].iter().all(|&g| g == 0.0), "dv row {row}");
+        assert!(
+            dk[at..at + d.hidden()].iter().all(|&g| g == 0.0),
+            "dk row {row}"
+        );
+        assert!(
+            dv[at..at + d.hidden()].iter().all(|&g| g == 0.0),
+            "dv row {row}"
+        );
     }
     assert!(dv[..d.hidden()].iter().any(|&g| g != 0.0));
 }
