@@ -101,6 +101,16 @@ pub enum ModelError {
         /// What is missing.
         message: String,
     },
+    /// A folder class that this writer does not produce.
+    #[error(
+        "a {architecture} folder is written by `{use_instead}`, not from a pre-training model"
+    )]
+    WrongExport {
+        /// The class asked for.
+        architecture: &'static str,
+        /// The function that writes it.
+        use_instead: &'static str,
+    },
     /// A forward input is malformed (ragged rows, wrong lengths, out-of-range ids).
     #[error("invalid model input: {0}")]
     InvalidInput(String),

@@ -12,7 +12,7 @@ use safetensors::{Dtype, SafeTensors};
 use crate::config::BertConfig;
 use crate::error::{ModelError, Result};
 use crate::model::BertForPreTraining;
-use crate::params::{ParamGroup, ParamKind};
+use crate::params::{HostTensor, ParamGroup, ParamKind};
 use bert_fsutil::{create_dir_all, write_atomic};
 
 /// Name of the weights file inside a model folder.
@@ -50,9 +50,11 @@ pub struct LoadReport {
 }
 
 /// An f32 tensor read from a weight file.
-struct Loaded {
-    shape: Vec<usize>,
-    values: Vec<f32>,
+pub(crate) struct Loaded {
+    /// Shape as stored (HuggingFace layout).
+    pub(crate) shape: Vec<usize>,
+    /// Row-major values.
+    pub(crate) values: Vec<f32>,
 }
 
 fn to_f32(path: &Path, name: &str, dtype: Dtype, bytes: &[u8]) -> Result<Vec<f32>> {
@@ -80,7 +82,7 @@ fn to_f32(path: &Path, name: &str, dtype: Dtype, bytes: &[u8]) -> Result<Vec<f32
     })
 }
 
-fn read_file(path: &Path) -> Result<Vec<u8>> {
+pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|source| ModelError::Io {
         action: "reading",
         path: path.to_path_buf(),
@@ -115,7 +117,7 @@ fn read_safetensors(path: &Path, out: &mut HashMap<String, Loaded>) -> Result<()
 }
 
 /// Reads `model.safetensors`, or the shards listed by `model.safetensors.index.json`.
-fn read_weights(dir: &Path) -> Result<(PathBuf, HashMap<String, Loaded>)> {
+pub(crate) fn read_weights(dir: &Path) -> Result<(PathBuf, HashMap<String, Loaded>)> {
     let mut tensors = HashMap::new();
     let single = dir.join(WEIGHTS_FILE);
     if single.is_file() {
@@ -205,7 +207,7 @@ fn is_encoder_name(name: &str, layout: SourceLayout) -> bool {
     }
 }
 
-fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+pub(crate) fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     let mut out = vec![0.0; values.len()];
     for r in 0..rows {
         for c in 0..cols {
@@ -222,6 +224,22 @@ pub fn load_model_dir<B: Backend>(
     seed: u64,
     device: &B::Device,
 ) -> Result<(BertConfig, BertForPreTraining<B>, LoadReport)> {
+    let (config, _) = read_model_config(dir)?;
+    let (weights_path, tensors) = read_weights(dir)?;
+    let (model, report) = model_from_tensors::<B>(
+        &config,
+        &weights_path,
+        tensors,
+        seed,
+        device,
+        Architecture::ForPreTraining,
+    )?;
+    Ok((config, model, report))
+}
+
+/// The `config.json` of model folder `dir`, parsed and as raw JSON (for the keys a head reads
+/// beyond the encoder's).
+pub(crate) fn read_model_config(dir: &Path) -> Result<(BertConfig, serde_json::Value)> {
     if !dir.is_dir() {
         return Err(ModelError::NotAModelDir {
             path: dir.to_path_buf(),
@@ -236,17 +254,29 @@ pub fn load_model_dir<B: Backend>(
         });
     }
     let config = BertConfig::load(&config_path)?;
-    let (weights_path, tensors) = read_weights(dir)?;
-    let (model, report) = model_from_tensors::<B>(&config, &weights_path, tensors, seed, device)?;
-    Ok((config, model, report))
+    let text = std::fs::read_to_string(&config_path).map_err(|source| ModelError::Io {
+        action: "reading",
+        path: config_path.clone(),
+        source,
+    })?;
+    let raw = serde_json::from_str(&text).map_err(|e| ModelError::Json {
+        path: config_path,
+        what: "model config",
+        message: e.to_string(),
+    })?;
+    Ok((config, raw))
 }
 
-fn model_from_tensors<B: Backend>(
+/// The pre-training model from the tensors of a weight file (`path` names it in messages).
+/// Parts `target` holds that the file lacks are initialised from `seed` and reported; the others
+/// (the pre-training heads, when the target is a classifier) are initialised silently.
+pub(crate) fn model_from_tensors<B: Backend>(
     config: &BertConfig,
     path: &Path,
     mut tensors: HashMap<String, Loaded>,
     seed: u64,
     device: &B::Device,
+    target: Architecture,
 ) -> Result<(BertForPreTraining<B>, LoadReport)> {
     let layout = if tensors.keys().any(|k| k.starts_with("bert.")) {
         SourceLayout::PreTraining
@@ -267,7 +297,9 @@ fn model_from_tensors<B: Backend>(
                     name: row.hf_name,
                 });
             }
-            initialized.insert(row.group);
+            if target.holds(row.group) {
+                initialized.insert(row.group);
+            }
             continue;
         };
         let loaded = tensors.remove(&name).expect("name was found just above");
@@ -334,8 +366,9 @@ fn model_from_tensors<B: Backend>(
     }
     if !ignored.is_empty() {
         tracing::warn!(
-            "`{}`: ignoring tensors that are not part of BERT pre-training: {}",
+            "`{}`: ignoring tensors that are not part of {}: {}",
             path.display(),
+            target.hf_name(),
             ignored.join(", ")
         );
     }
@@ -349,7 +382,12 @@ fn model_from_tensors<B: Backend>(
     ))
 }
 
-fn check_shape(path: &Path, name: &str, expected: &[usize], found: &[usize]) -> Result<()> {
+pub(crate) fn check_shape(
+    path: &Path,
+    name: &str,
+    expected: &[usize],
+    found: &[usize],
+) -> Result<()> {
     if expected != found {
         return Err(ModelError::ShapeMismatch {
             path: path.to_path_buf(),
@@ -372,6 +410,9 @@ pub enum Architecture {
     /// `BertForMaskedLM`: encoder and MLM head only, as MLM-only (RoBERTa-style) training
     /// leaves the model: no pooler and no NSP head, which that training never updates.
     ForMaskedLm,
+    /// `BertForSequenceClassification`: encoder, pooler and the fine-tuned `classifier` head
+    /// (written by [`crate::save_classifier_dir`], not by [`save_model_dir_as`]).
+    ForSequenceClassification,
 }
 
 impl Architecture {
@@ -380,14 +421,19 @@ impl Architecture {
         match self {
             Architecture::ForPreTraining => "BertForPreTraining",
             Architecture::ForMaskedLm => "BertForMaskedLM",
+            Architecture::ForSequenceClassification => "BertForSequenceClassification",
         }
     }
 
     /// Whether the weight file of this class holds the parameters of `group`.
     pub fn holds(self, group: ParamGroup) -> bool {
         match self {
-            Architecture::ForPreTraining => true,
+            Architecture::ForPreTraining => group != ParamGroup::Classifier,
             Architecture::ForMaskedLm => matches!(group, ParamGroup::Encoder | ParamGroup::MlmHead),
+            Architecture::ForSequenceClassification => matches!(
+                group,
+                ParamGroup::Encoder | ParamGroup::Pooler | ParamGroup::Classifier
+            ),
         }
     }
 }
@@ -398,7 +444,12 @@ pub fn weights_to_safetensors_as<B: Backend>(
     model: &BertForPreTraining<B>,
     architecture: Architecture,
 ) -> Result<Vec<u8>> {
-    let host = model.to_host_tensors_where(|group| architecture.holds(group))?;
+    host_tensors_to_safetensors(model.to_host_tensors_where(|group| architecture.holds(group))?)
+}
+
+/// Serialises host tensors (HuggingFace names and layout) to safetensors bytes with the
+/// metadata `transformers` requires.
+pub(crate) fn host_tensors_to_safetensors(host: Vec<HostTensor>) -> Result<Vec<u8>> {
     let mut views: BTreeMap<String, (Vec<usize>, Vec<u8>)> = BTreeMap::new();
     for t in host {
         let bytes: Vec<u8> = t.values.iter().flat_map(|v| v.to_le_bytes()).collect();
@@ -448,6 +499,12 @@ pub fn save_model_dir_as<B: Backend>(
     tokenizer_dir: Option<&Path>,
     architecture: Architecture,
 ) -> Result<()> {
+    if architecture == Architecture::ForSequenceClassification {
+        return Err(ModelError::WrongExport {
+            architecture: architecture.hf_name(),
+            use_instead: "save_classifier_dir",
+        });
+    }
     create_dir_all(dir)?;
     write_atomic(
         &dir.join(WEIGHTS_FILE),

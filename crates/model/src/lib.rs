@@ -8,6 +8,8 @@
 //!   used by import, export and the optimiser's weight-decay groups.
 //! - [`load_model_dir`], [`save_model_dir`]: HuggingFace folders (also this project's checkpoint
 //!   format).
+//! - [`BertForSequenceClassification`]: the encoder with a classification or regression head,
+//!   for fine-tuning; [`load_classifier_dir`], [`save_classifier_dir`] for its folders.
 //! - [`fused`]: the fused CPU kernels (softmax, cross-entropy, LayerNorm, GELU, dropout, AdamW)
 //!   and their composed references.
 //!
@@ -18,6 +20,7 @@
 
 mod activation;
 mod backend;
+mod classification;
 mod config;
 mod dropout;
 mod embeddings;
@@ -34,6 +37,9 @@ mod precision;
 mod pretraining;
 
 pub use activation::gelu_erf;
+pub use classification::{
+    load_classifier_dir, save_classifier_dir, BertForSequenceClassification, ClassifierTask,
+};
 pub use config::{Activation, BertConfig, PRESETS};
 pub use dropout::seed_dropout;
 pub use error::{ModelError, Result};

@@ -7,7 +7,8 @@ use burn::module::Param;
 use burn::nn::{LayerNorm, Linear};
 use burn::tensor::{backend::Backend, Tensor};
 
-use crate::model::BertForPreTraining;
+use crate::classification::BertForSequenceClassification;
+use crate::model::{BertForPreTraining, BertModel};
 
 /// How a parameter is stored, which decides transposition and weight decay.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,6 +43,8 @@ pub enum ParamGroup {
     MlmHead,
     /// The NSP head (`cls.seq_relationship`).
     NspHead,
+    /// A fine-tuned classification or regression head (`classifier`).
+    Classifier,
 }
 
 impl ParamGroup {
@@ -52,6 +55,7 @@ impl ParamGroup {
             ParamGroup::Pooler => "pooler",
             ParamGroup::MlmHead => "MLM head (cls.predictions)",
             ParamGroup::NspHead => "NSP head (cls.seq_relationship)",
+            ParamGroup::Classifier => "classifier head (classifier)",
         }
     }
 }
@@ -178,6 +182,47 @@ impl<'a, B: Backend> Table<'a, B> {
     }
 }
 
+impl<'a, B: Backend> Table<'a, B> {
+    /// The encoder's rows (embeddings, layers) and the pooler's, named `bert.…`.
+    fn bert(&mut self, bert: &'a mut BertModel<B>) {
+        self.group = ParamGroup::Encoder;
+        let emb = &mut bert.embeddings;
+        self.d2(
+            "bert.embeddings.word_embeddings.weight".into(),
+            ParamKind::Embedding,
+            &mut emb.word.weight,
+        );
+        self.d2(
+            "bert.embeddings.position_embeddings.weight".into(),
+            ParamKind::Embedding,
+            &mut emb.position.weight,
+        );
+        self.d2(
+            "bert.embeddings.token_type_embeddings.weight".into(),
+            ParamKind::Embedding,
+            &mut emb.token_type.weight,
+        );
+        self.layer_norm("bert.embeddings.LayerNorm", &mut emb.layer_norm);
+        for (i, layer) in bert.layers.iter_mut().enumerate() {
+            let p = format!("bert.encoder.layer.{i}");
+            let att = &mut layer.attention;
+            self.linear(&format!("{p}.attention.self.query"), &mut att.query);
+            self.linear(&format!("{p}.attention.self.key"), &mut att.key);
+            self.linear(&format!("{p}.attention.self.value"), &mut att.value);
+            self.linear(&format!("{p}.attention.output.dense"), &mut att.output);
+            self.layer_norm(
+                &format!("{p}.attention.output.LayerNorm"),
+                &mut att.layer_norm,
+            );
+            self.linear(&format!("{p}.intermediate.dense"), &mut layer.intermediate);
+            self.linear(&format!("{p}.output.dense"), &mut layer.output);
+            self.layer_norm(&format!("{p}.output.LayerNorm"), &mut layer.layer_norm);
+        }
+        self.group = ParamGroup::Pooler;
+        self.linear("bert.pooler.dense", &mut bert.pooler);
+    }
+}
+
 impl<B: Backend> BertForPreTraining<B> {
     /// Every parameter with its HuggingFace name, in a fixed order (embeddings, layers, pooler,
     /// MLM head, NSP head). The tied decoder weight is not listed: it *is* the word embedding.
@@ -186,40 +231,7 @@ impl<B: Backend> BertForPreTraining<B> {
             rows: Vec::new(),
             group: ParamGroup::Encoder,
         };
-        let emb = &mut self.bert.embeddings;
-        t.d2(
-            "bert.embeddings.word_embeddings.weight".into(),
-            ParamKind::Embedding,
-            &mut emb.word.weight,
-        );
-        t.d2(
-            "bert.embeddings.position_embeddings.weight".into(),
-            ParamKind::Embedding,
-            &mut emb.position.weight,
-        );
-        t.d2(
-            "bert.embeddings.token_type_embeddings.weight".into(),
-            ParamKind::Embedding,
-            &mut emb.token_type.weight,
-        );
-        t.layer_norm("bert.embeddings.LayerNorm", &mut emb.layer_norm);
-        for (i, layer) in self.bert.layers.iter_mut().enumerate() {
-            let p = format!("bert.encoder.layer.{i}");
-            let att = &mut layer.attention;
-            t.linear(&format!("{p}.attention.self.query"), &mut att.query);
-            t.linear(&format!("{p}.attention.self.key"), &mut att.key);
-            t.linear(&format!("{p}.attention.self.value"), &mut att.value);
-            t.linear(&format!("{p}.attention.output.dense"), &mut att.output);
-            t.layer_norm(
-                &format!("{p}.attention.output.LayerNorm"),
-                &mut att.layer_norm,
-            );
-            t.linear(&format!("{p}.intermediate.dense"), &mut layer.intermediate);
-            t.linear(&format!("{p}.output.dense"), &mut layer.output);
-            t.layer_norm(&format!("{p}.output.LayerNorm"), &mut layer.layer_norm);
-        }
-        t.group = ParamGroup::Pooler;
-        t.linear("bert.pooler.dense", &mut self.bert.pooler);
+        t.bert(&mut self.bert);
         t.group = ParamGroup::MlmHead;
         t.d1(
             "cls.predictions.bias".into(),
@@ -234,6 +246,38 @@ impl<B: Backend> BertForPreTraining<B> {
         t.group = ParamGroup::NspHead;
         t.linear("cls.seq_relationship", &mut self.nsp);
         t.rows
+    }
+}
+
+impl<B: Backend> BertForSequenceClassification<B> {
+    /// Every parameter with its HuggingFace `BertForSequenceClassification` name, in a fixed
+    /// order (embeddings, layers, pooler, classifier).
+    pub fn named_params_mut(&mut self) -> Vec<NamedParam<'_, B>> {
+        let mut t = Table {
+            rows: Vec::new(),
+            group: ParamGroup::Encoder,
+        };
+        t.bert(&mut self.bert);
+        t.group = ParamGroup::Classifier;
+        t.linear("classifier", &mut self.classifier);
+        t.rows
+    }
+
+    /// Every parameter as a host tensor in HuggingFace names and layout.
+    pub fn to_host_tensors(&self) -> crate::Result<Vec<HostTensor>> {
+        let mut model = self.clone();
+        model
+            .named_params_mut()
+            .into_iter()
+            .map(|row| {
+                let (shape, values) = row.param.to_host_hf(row.kind, &row.hf_name)?;
+                Ok(HostTensor {
+                    name: row.hf_name,
+                    shape,
+                    values,
+                })
+            })
+            .collect()
     }
 }
 

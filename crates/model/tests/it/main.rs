@@ -1,11 +1,13 @@
 //! The model crate's integration tests, in one binary: outputs and pre-training losses against
 //! HuggingFace transformers (`hf_parity`), import and export of HuggingFace folders bit for bit
-//! (`round_trip`), gradients and mixed precision (`gradient`), and the fused CPU ops against
+//! (`round_trip`), gradients and mixed precision (`gradient`), the sequence classifier against `transformers`
+//! (`classifier`), and the fused CPU ops against
 //! their composition from Burn ops (`fused`, `attention`).
 
 mod support;
 
 mod attention;
+mod classifier;
 mod fused;
 mod gradient;
 mod hf_parity;
