@@ -31,6 +31,7 @@ mod record;
 mod segment;
 mod shard;
 mod staging;
+mod task_data;
 mod tokenizer;
 mod train_vocab;
 mod verified;
@@ -52,6 +53,7 @@ pub use shard::{
     FORMAT_VERSION_OBJECTIVES, INDEX_FILE,
 };
 pub use staging::lock_for_reading;
+pub use task_data::{read_task_split, LabelSpace, TaskColumns, TaskExample, TaskFormat, TaskLabel};
 pub use tokenizer::{vocab_hash, Vocab, VocabTxtOptions, WordPieceTokenizer};
 pub use train_vocab::{train_wordpiece, TrainVocabOptions, TrainVocabReport};
 pub use verified::{Verify, VerifySummary};

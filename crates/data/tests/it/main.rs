@@ -15,5 +15,6 @@ mod objectives;
 mod parquet_input;
 mod pipeline;
 mod shards;
+mod task_data;
 mod tokenizer_parity;
 mod train_vocab;
