@@ -1,0 +1,439 @@
+//! One fine-tuning run: BERT's recipe (AdamW with linear warm-up and decay, gradient clipping at
+//! norm 1, dropout 0.1 before the head) over shuffled epochs, evaluated after every epoch with
+//! the GLUE metrics of the task.
+
+use bert_data::TaskLabel;
+use bert_model::{BertForSequenceClassification, ClassifierTask};
+use bert_rng::Rng;
+use bert_train::{
+    sum_of_squares, DecayOver, Moments, Optimizer, OptimizerConfig, OptimizerKind, ParamSlot,
+    Schedule,
+};
+use burn::module::AutodiffModule;
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{Int, Tensor, TensorData};
+use serde::Serialize;
+
+use crate::encode::Encoded;
+use crate::error::{FinetuneError, Result};
+use crate::metrics;
+
+/// The hyper-parameters of one run: one grid point and one seed.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RunSettings {
+    /// Peak learning rate.
+    pub learning_rate: f64,
+    /// Examples per step.
+    pub batch_size: usize,
+    /// Passes over the training split.
+    pub epochs: usize,
+    /// Share of the steps spent warming the learning rate up (BERT: 0.1).
+    pub warmup_proportion: f64,
+    /// Decoupled weight decay of linear weights and embeddings.
+    pub weight_decay: f64,
+    /// Gradients are scaled down to this global norm where they exceed it (0: never).
+    pub max_grad_norm: f64,
+    /// Seed of the head's initialisation, the shuffling and the dropout masks.
+    pub seed: u64,
+}
+
+impl RunSettings {
+    /// Checks the values no run can use, naming the key.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |key: &str, value: String, expected: &str| {
+            Err(FinetuneError::Config(format!(
+                "`finetune.{key}` is {value}, expected {expected}"
+            )))
+        };
+        if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
+            return bad(
+                "learning_rates",
+                self.learning_rate.to_string(),
+                "positive numbers",
+            );
+        }
+        if self.batch_size == 0 {
+            return bad("batch_sizes", "0".into(), "positive whole numbers");
+        }
+        if self.epochs == 0 {
+            return bad("epochs", "0".into(), "at least 1");
+        }
+        if !(0.0..1.0).contains(&self.warmup_proportion) {
+            return bad(
+                "warmup_proportion",
+                self.warmup_proportion.to_string(),
+                "a value in [0, 1)",
+            );
+        }
+        if self.weight_decay.is_nan() || self.weight_decay < 0.0 {
+            return bad("weight_decay", self.weight_decay.to_string(), "at least 0");
+        }
+        if self.max_grad_norm.is_nan() || self.max_grad_norm < 0.0 {
+            return bad(
+                "max_grad_norm",
+                self.max_grad_norm.to_string(),
+                "at least 0",
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Scores of a model on an evaluation split: the loss and the GLUE metrics of the task kind.
+/// A metric that is undefined on the split (a correlation of constant predictions) is absent.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Scores {
+    /// Examples scored.
+    pub examples: usize,
+    /// Mean loss (cross-entropy, or squared error for regression).
+    pub loss: f64,
+    /// Accuracy (classification).
+    pub accuracy: Option<f64>,
+    /// F1 of class 1 (two-class tasks, as MRPC and QQP report it).
+    pub f1: Option<f64>,
+    /// Matthews correlation (classification; CoLA's metric).
+    pub matthews: Option<f64>,
+    /// Pearson correlation (regression).
+    pub pearson: Option<f64>,
+    /// Spearman correlation (regression).
+    pub spearman: Option<f64>,
+}
+
+/// What one epoch gave.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EpochReport {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Mean training loss over the epoch's steps.
+    pub train_loss: f64,
+    /// Scores on the evaluation split after the epoch.
+    pub eval: Scores,
+}
+
+/// A padded batch on the device.
+struct Batch<B: Backend> {
+    ids: Tensor<B, 2, Int>,
+    types: Tensor<B, 2, Int>,
+    mask: Tensor<B, 2, Int>,
+}
+
+fn batch<B: Backend>(examples: &[&Encoded], pad: u32, device: &B::Device) -> Batch<B> {
+    let len = examples.iter().map(|e| e.ids.len()).max().unwrap_or(1);
+    let rows = examples.len();
+    let (mut ids, mut types, mut mask) = (
+        vec![i64::from(pad); rows * len],
+        vec![0i64; rows * len],
+        vec![0i64; rows * len],
+    );
+    for (r, e) in examples.iter().enumerate() {
+        for (i, (&id, &t)) in e.ids.iter().zip(&e.types).enumerate() {
+            ids[r * len + i] = i64::from(id);
+            types[r * len + i] = i64::from(t);
+            mask[r * len + i] = 1;
+        }
+    }
+    let grid = |v: Vec<i64>| Tensor::from_data(TensorData::new(v, [rows, len]), device);
+    Batch {
+        ids: grid(ids),
+        types: grid(types),
+        mask: grid(mask),
+    }
+}
+
+/// Per-example losses `[n]` of `logits` against the examples' labels.
+fn losses<B: Backend>(
+    logits: Tensor<B, 2>,
+    examples: &[&Encoded],
+    device: &B::Device,
+) -> Result<Tensor<B, 1>> {
+    let n = examples.len();
+    match examples.first().map(|e| e.label) {
+        Some(TaskLabel::Class(_)) => {
+            let labels = examples
+                .iter()
+                .map(|e| match e.label {
+                    TaskLabel::Class(c) => Ok(i64::from(c)),
+                    TaskLabel::Score(_) => Err(mixed()),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let labels = Tensor::<B, 1, Int>::from_data(TensorData::new(labels, [n]), device);
+            Ok(bert_model::fused::cross_entropy(logits, labels).0)
+        }
+        Some(TaskLabel::Score(_)) => {
+            let scores = examples
+                .iter()
+                .map(|e| match e.label {
+                    TaskLabel::Score(s) => Ok(s),
+                    TaskLabel::Class(_) => Err(mixed()),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let target = Tensor::<B, 1>::from_data(TensorData::new(scores, [n]), device);
+            Ok((logits.reshape([n]) - target).powi_scalar(2))
+        }
+        None => Err(FinetuneError::Mismatch("an empty batch".into())),
+    }
+}
+
+fn mixed() -> FinetuneError {
+    FinetuneError::Mismatch("a split mixes class labels and scores".into())
+}
+
+fn check_task(task: &ClassifierTask, examples: &[Encoded], what: &str) -> Result<()> {
+    for (i, e) in examples.iter().enumerate() {
+        let fits = match (task, e.label) {
+            (ClassifierTask::Classification { labels }, TaskLabel::Class(c)) => {
+                (c as usize) < labels.len()
+            }
+            (ClassifierTask::Regression, TaskLabel::Score(_)) => true,
+            _ => false,
+        };
+        if !fits {
+            return Err(FinetuneError::Mismatch(format!(
+                "{what} example {}: label {:?} does not fit the task ({})",
+                i + 1,
+                e.label,
+                task.problem_type()
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn host(t: Tensor<impl Backend, 1>, what: &str) -> Result<Vec<f32>> {
+    Ok(bert_model::host_values(t, what)?)
+}
+
+/// The model's scores on `examples`, in batches of `batch_size` (no dropout: evaluation runs
+/// without autodiff).
+pub fn evaluate<B: Backend>(
+    model: &BertForSequenceClassification<B>,
+    task: &ClassifierTask,
+    examples: &[Encoded],
+    batch_size: usize,
+    pad: u32,
+    device: &B::Device,
+) -> Result<Scores> {
+    check_task(task, examples, "evaluation")?;
+    if examples.is_empty() {
+        return Err(FinetuneError::Mismatch(
+            "the evaluation split is empty".into(),
+        ));
+    }
+    let outputs = task.outputs();
+    let (mut loss_sum, mut logits_all) = (0.0f64, Vec::with_capacity(examples.len() * outputs));
+    for chunk in examples.chunks(batch_size.max(1)) {
+        let refs: Vec<&Encoded> = chunk.iter().collect();
+        let b = batch::<B>(&refs, pad, device);
+        let logits = model.forward(b.ids, b.types, b.mask);
+        let per = host(
+            losses(logits.clone(), &refs, device)?,
+            "the evaluation losses",
+        )?;
+        loss_sum += per.iter().map(|&l| f64::from(l)).sum::<f64>();
+        let n = refs.len();
+        logits_all.extend(host(
+            logits.reshape([n * outputs]),
+            "the evaluation logits",
+        )?);
+    }
+    let n = examples.len();
+    let mut scores = Scores {
+        examples: n,
+        loss: loss_sum / n as f64,
+        accuracy: None,
+        f1: None,
+        matthews: None,
+        pearson: None,
+        spearman: None,
+    };
+    match task {
+        ClassifierTask::Classification { labels } => {
+            let predicted: Vec<u32> = logits_all
+                .chunks_exact(outputs)
+                .map(|row| {
+                    // First arg-max, as argmax in PyTorch and the GLUE scripts.
+                    let mut best = 0;
+                    for (i, &v) in row.iter().enumerate() {
+                        if v > row[best] {
+                            best = i;
+                        }
+                    }
+                    best as u32
+                })
+                .collect();
+            let gold: Vec<u32> = examples
+                .iter()
+                .map(|e| match e.label {
+                    TaskLabel::Class(c) => c,
+                    TaskLabel::Score(_) => 0,
+                })
+                .collect();
+            scores.accuracy = metrics::accuracy(&predicted, &gold).ok();
+            scores.matthews = metrics::matthews(&predicted, &gold).ok();
+            if labels.len() == 2 {
+                scores.f1 = metrics::f1(&predicted, &gold, 1).ok();
+            }
+        }
+        ClassifierTask::Regression => {
+            let predicted: Vec<f64> = logits_all.iter().map(|&v| f64::from(v)).collect();
+            let gold: Vec<f64> = examples
+                .iter()
+                .map(|e| match e.label {
+                    TaskLabel::Score(s) => f64::from(s),
+                    TaskLabel::Class(c) => f64::from(c),
+                })
+                .collect();
+            scores.pearson = metrics::pearson(&predicted, &gold).ok();
+            scores.spearman = metrics::spearman(&predicted, &gold).ok();
+        }
+    }
+    Ok(scores)
+}
+
+/// The order of the training examples in `epoch` (0-based): a Fisher–Yates shuffle keyed by
+/// the run's seed and the epoch.
+fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut rng = Rng::keyed(&[seed, 0x6669_6e65, epoch as u64]);
+    for i in (1..n).rev() {
+        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+        order.swap(i, j);
+    }
+    order
+}
+
+/// Fine-tunes `model` on `train` with `settings`, evaluating on `eval` after every epoch
+/// (`on_epoch` sees each report as it comes, for progress). Returns the model after the last
+/// epoch and the reports.
+#[allow(clippy::too_many_arguments)]
+pub fn fine_tune<B: AutodiffBackend>(
+    mut model: BertForSequenceClassification<B>,
+    task: &ClassifierTask,
+    train: &[Encoded],
+    eval: &[Encoded],
+    settings: &RunSettings,
+    pad: u32,
+    device: &B::Device,
+    mut on_epoch: impl FnMut(&EpochReport),
+) -> Result<(BertForSequenceClassification<B>, Vec<EpochReport>)> {
+    settings.validate()?;
+    check_task(task, train, "training")?;
+    if train.is_empty() {
+        return Err(FinetuneError::Mismatch(
+            "the training split is empty".into(),
+        ));
+    }
+    let steps_per_epoch = train.len().div_ceil(settings.batch_size);
+    let total_steps = (steps_per_epoch * settings.epochs) as u64;
+    let schedule = Schedule {
+        peak_lr: settings.learning_rate,
+        warmup_steps: (total_steps as f64 * settings.warmup_proportion) as u64,
+        total_steps,
+        power: 1.0,
+        decay_over: DecayOver::AfterWarmup,
+    };
+    // transformers' Trainer: AdamW, β (0.9, 0.999), ε 1e-8, bias correction.
+    let mut optimizer = Optimizer::new(OptimizerConfig {
+        kind: OptimizerKind::Adamw,
+        learning_rate: settings.learning_rate,
+        beta1: 0.9,
+        beta2: 0.999,
+        epsilon: 1e-8,
+        weight_decay: settings.weight_decay,
+        bias_correction: true,
+    });
+    let mut moments: Vec<Option<Moments<B::InnerBackend>>> =
+        vec![None; model.named_params_mut().len()];
+    let mut reports = Vec::with_capacity(settings.epochs);
+    let mut step = 0u64;
+    for epoch in 0..settings.epochs {
+        let order = epoch_order(train.len(), settings.seed, epoch);
+        let mut loss_sum = 0.0;
+        for chunk in order.chunks(settings.batch_size) {
+            bert_model::seed_dropout(bert_rng::mix_seed(&[settings.seed, step]));
+            let refs: Vec<&Encoded> = chunk.iter().map(|&i| &train[i]).collect();
+            let b = batch::<B>(&refs, pad, device);
+            let logits = model.forward(b.ids, b.types, b.mask);
+            let loss = losses(logits, &refs, device)?.mean();
+            loss_sum += f64::from(host(loss.clone().inner(), "the training loss")?[0]);
+            let grads = loss.backward();
+            let grads: Vec<Option<Tensor<B::InnerBackend, 1>>> = model
+                .named_params_mut()
+                .iter()
+                .map(|row| row.param.grad_flat(&grads))
+                .collect();
+            let grad_scale = clip_scale(&grads, settings.max_grad_norm)?;
+            let lr = schedule.lr(step);
+            for ((mut row, grad), slot) in model
+                .named_params_mut()
+                .into_iter()
+                .zip(grads)
+                .zip(moments.iter_mut())
+            {
+                let Some(grad) = grad else { continue };
+                let new = optimizer.update(
+                    ParamSlot {
+                        value: row.param.flat().inner(),
+                        grad,
+                        grad_scale,
+                        decay: row.kind.decays(),
+                        moments: slot,
+                    },
+                    lr,
+                );
+                row.param.set_flat(Tensor::from_inner(new));
+            }
+            optimizer.finish_step();
+            step += 1;
+        }
+        let report = EpochReport {
+            epoch: epoch + 1,
+            train_loss: loss_sum / steps_per_epoch as f64,
+            eval: evaluate(
+                &model.valid(),
+                task,
+                eval,
+                settings.batch_size.max(32),
+                pad,
+                device,
+            )?,
+        };
+        on_epoch(&report);
+        reports.push(report);
+    }
+    Ok((model, reports))
+}
+
+/// The factor that scales the gradients to a global norm of at most `max_norm` (1 when they
+/// are within it, or when `max_norm` is 0).
+fn clip_scale<B: Backend>(grads: &[Option<Tensor<B, 1>>], max_norm: f64) -> Result<f64> {
+    if max_norm == 0.0 {
+        return Ok(1.0);
+    }
+    let mut sum = 0.0f64;
+    for g in grads.iter().flatten() {
+        sum += f64::from(host(sum_of_squares(g.clone()), "a gradient norm")?[0]);
+    }
+    let norm = sum.sqrt();
+    Ok(if norm > max_norm {
+        max_norm / norm
+    } else {
+        1.0
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epochs_are_shuffled_by_seed_and_epoch_and_keep_every_example() {
+        let a = epoch_order(100, 1, 0);
+        let mut sorted = a.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..100).collect::<Vec<_>>());
+        assert_eq!(a, epoch_order(100, 1, 0));
+        assert_ne!(a, epoch_order(100, 1, 1));
+        assert_ne!(a, epoch_order(100, 2, 0));
+    }
+}

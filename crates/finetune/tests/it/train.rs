@@ -1,0 +1,201 @@
+//! Fine-tuning runs on small tasks whose labels follow from the text: a classifier from a random
+//! start learns them (single sentences, pairs, scores), a run is a function of its seed, and a
+//! split that does not fit the task is refused.
+
+use std::path::Path;
+
+use bert_data::{TaskExample, TaskLabel, VocabTxtOptions, WordPieceTokenizer};
+use bert_finetune::{encode_examples, fine_tune, Encoded, EpochReport, RunSettings};
+use bert_model::{BertForSequenceClassification, ClassifierTask};
+use bert_rng::Rng;
+
+type Ad = burn::backend::Autodiff<burn::backend::Flex>;
+
+const WORDS: [&str; 12] = [
+    "the", "bridge", "house", "old", "man", "was", "in", "a", "town", "green", "road", "small",
+];
+
+fn tokenizer() -> WordPieceTokenizer {
+    let vocab =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/tests/fixtures/sample-vocab.txt");
+    WordPieceTokenizer::from_vocab_txt(&vocab, VocabTxtOptions::default())
+        .expect("the sample vocabulary")
+}
+
+/// Six words; each is "river" with probability `p`.
+fn sentence(rng: &mut Rng, p: f64) -> (String, usize) {
+    let mut rivers = 0;
+    let words: Vec<&str> = (0..6)
+        .map(|_| {
+            if (rng.next_u64() % 1000) as f64 / 1000.0 < p {
+                rivers += 1;
+                "river"
+            } else {
+                WORDS[(rng.next_u64() % WORDS.len() as u64) as usize]
+            }
+        })
+        .collect();
+    (words.join(" "), rivers)
+}
+
+/// Label 1 where the (second, for pairs) sentence names a river.
+fn river_task(n: usize, seed: u64, pairs: bool) -> Vec<TaskExample> {
+    let mut rng = Rng::new(seed);
+    (0..n)
+        .map(|_| {
+            let (a, in_a) = sentence(&mut rng, 0.1);
+            let (b, in_b) = sentence(&mut rng, 0.1);
+            let rivers = if pairs { in_b } else { in_a };
+            TaskExample {
+                text_a: a,
+                text_b: pairs.then_some(b),
+                label: TaskLabel::Class(u32::from(rivers > 0)),
+            }
+        })
+        .collect()
+}
+
+fn settings(seed: u64) -> RunSettings {
+    RunSettings {
+        learning_rate: 2e-3,
+        batch_size: 16,
+        epochs: 4,
+        warmup_proportion: 0.1,
+        weight_decay: 0.01,
+        max_grad_norm: 1.0,
+        seed,
+    }
+}
+
+fn run(
+    task: &ClassifierTask,
+    train: &[Encoded],
+    eval: &[Encoded],
+    s: &RunSettings,
+) -> Vec<EpochReport> {
+    let config = bert_testutil::small_bert_config(3000, 32);
+    let model = BertForSequenceClassification::<Ad>::new(
+        &config,
+        task.outputs(),
+        0.1,
+        s.seed,
+        &Default::default(),
+    );
+    let mut seen = 0;
+    let (_, reports) = fine_tune(model, task, train, eval, s, 0, &Default::default(), |_| {
+        seen += 1
+    })
+    .expect("fine-tunes");
+    assert_eq!(seen, s.epochs, "progress after every epoch");
+    reports
+}
+
+fn binary() -> ClassifierTask {
+    ClassifierTask::Classification {
+        labels: vec!["no".into(), "yes".into()],
+    }
+}
+
+#[test]
+fn a_classifier_learns_a_single_sentence_and_a_pair_task() {
+    let tok = tokenizer();
+    for pairs in [false, true] {
+        let train = encode_examples(&tok, &river_task(320, 1, pairs), 32).expect("encodes");
+        let eval = encode_examples(&tok, &river_task(200, 2, pairs), 32).expect("encodes");
+        let reports = run(&binary(), &train, &eval, &settings(5));
+        let last = &reports[reports.len() - 1].eval;
+        assert!(
+            last.accuracy.expect("accuracy") >= 0.9 && last.f1.expect("two classes: F1") >= 0.85,
+            "pairs {pairs}: {reports:#?}"
+        );
+        assert!(last.matthews.expect("MCC") > 0.7, "pairs {pairs}: {last:?}");
+        assert!(reports[reports.len() - 1].train_loss < reports[0].train_loss);
+    }
+}
+
+#[test]
+fn a_regressor_learns_a_score() {
+    let tok = tokenizer();
+    let scored = |n, seed| -> Vec<TaskExample> {
+        let mut rng = Rng::new(seed);
+        (0..n)
+            .map(|_| {
+                let (a, rivers) = sentence(&mut rng, 0.25);
+                TaskExample {
+                    text_a: a,
+                    text_b: None,
+                    label: TaskLabel::Score(rivers as f32),
+                }
+            })
+            .collect()
+    };
+    let train = encode_examples(&tok, &scored(320, 3), 32).expect("encodes");
+    let eval = encode_examples(&tok, &scored(200, 4), 32).expect("encodes");
+    let reports = run(&ClassifierTask::Regression, &train, &eval, &settings(6));
+    let last = &reports[reports.len() - 1].eval;
+    assert!(last.pearson.expect("Pearson") > 0.8, "{reports:#?}");
+    assert!(last.spearman.expect("Spearman") > 0.8, "{reports:#?}");
+    assert!(last.accuracy.is_none() && last.f1.is_none());
+}
+
+#[test]
+fn a_run_is_a_function_of_its_seed() {
+    let tok = tokenizer();
+    let train = encode_examples(&tok, &river_task(64, 7, true), 32).expect("encodes");
+    let eval = encode_examples(&tok, &river_task(32, 8, true), 32).expect("encodes");
+    let s = RunSettings {
+        epochs: 2,
+        ..settings(11)
+    };
+    let a = run(&binary(), &train, &eval, &s);
+    assert_eq!(a, run(&binary(), &train, &eval, &s));
+    assert_ne!(
+        a,
+        run(&binary(), &train, &eval, &RunSettings { seed: 12, ..s })
+    );
+}
+
+#[test]
+fn labels_that_do_not_fit_the_task_and_bad_settings_are_refused() {
+    let tok = tokenizer();
+    let mut examples = river_task(8, 9, false);
+    examples[3].label = TaskLabel::Class(2);
+    let train = encode_examples(&tok, &examples, 32).expect("encodes");
+    let config = bert_testutil::small_bert_config(3000, 32);
+    let model =
+        || BertForSequenceClassification::<Ad>::new(&config, 2, 0.1, 0, &Default::default());
+    let err = fine_tune(
+        model(),
+        &binary(),
+        &train,
+        &train[..2],
+        &settings(1),
+        0,
+        &Default::default(),
+        |_| {},
+    )
+    .expect_err("refused")
+    .to_string();
+    assert!(err.contains("training example 4"), "{err}");
+    let ok = encode_examples(&tok, &river_task(8, 9, false), 32).expect("encodes");
+    let err = fine_tune(
+        model(),
+        &binary(),
+        &ok,
+        &ok,
+        &RunSettings {
+            batch_size: 0,
+            ..settings(1)
+        },
+        0,
+        &Default::default(),
+        |_| {},
+    )
+    .expect_err("refused")
+    .to_string();
+    assert!(err.contains("finetune.batch_sizes"), "{err}");
+    let err = encode_examples(&tok, &river_task(2, 1, true), 3)
+        .expect_err("refused")
+        .to_string();
+    assert!(err.contains("max_seq_length"), "{err}");
+}
