@@ -4,6 +4,7 @@ mod data_cmds;
 mod device;
 #[cfg(feature = "hub")]
 mod download;
+mod finetune_cmds;
 #[cfg(feature = "cuda")]
 mod kernel_cache;
 mod model_cmds;
@@ -53,6 +54,9 @@ enum Command {
     Plot(train_cmds::PlotArgs),
     /// Time full training steps on synthetic batches (sequences/s, peak memory).
     Bench(train_cmds::BenchArgs),
+    /// Fine-tune a model on a GLUE-style task over a grid of learning rates, batch sizes and
+    /// seeds; export the best run for transformers.
+    Finetune(finetune_cmds::FinetuneArgs),
     /// Fetch Parquet corpora and tokenizers from the HuggingFace Hub (feature `hub`).
     #[cfg(feature = "hub")]
     Download(download::DownloadArgs),
@@ -111,6 +115,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => train_cmds::eval_command(args),
         Command::Plot(args) => train_cmds::plot_command(args),
         Command::Bench(args) => train_cmds::bench(args),
+        Command::Finetune(args) => finetune_cmds::finetune_command(args),
         #[cfg(feature = "hub")]
         Command::Download(args) => download::download(args),
     };

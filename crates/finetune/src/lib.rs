@@ -9,16 +9,22 @@
 //! - [`encode`]: examples (read by `bert_data::read_task_split`) to `[CLS] A [SEP] B [SEP]`
 //!   inputs, truncated as `transformers` truncates pairs;
 //! - [`train`]: one fine-tuning run with BERT's recipe on a
-//!   `bert_model::BertForSequenceClassification`, evaluated after every epoch.
+//!   `bert_model::BertForSequenceClassification`, evaluated after every epoch;
+//! - [`config`], [`sweep`]: `bert finetune --config FILE`: the grid of runs, the spread of the
+//!   score at each grid point, and the export of the best run.
 
 #![warn(missing_docs)]
 
+pub mod config;
 pub mod encode;
 mod error;
 pub mod metrics;
+pub mod sweep;
 pub mod train;
 
+pub use config::{FinetuneConfig, FinetuneSection, TaskSection};
 pub use encode::{encode_examples, Encoded};
 pub use error::{FinetuneError, Result};
 pub use metrics::{MetricError, Spread};
+pub use sweep::{run_sweep, GridPoint, RunResult, SweepReport, EXPORT_DIR, RESULTS_FILE};
 pub use train::{evaluate, fine_tune, EpochReport, RunSettings, Scores};

@@ -192,6 +192,11 @@ impl<B: Backend> BertForSequenceClassification<B> {
         self.dropout.prob
     }
 
+    /// Sets the dropout probability before the head (`finetune.classifier_dropout`).
+    pub fn set_classifier_dropout(&mut self, p: f64) {
+        self.dropout = DropoutConfig::new(p).init();
+    }
+
     /// Sets the float type of every matrix product (mixed precision); f32 is the default.
     pub fn set_precision(&mut self, precision: Precision) {
         self.precision = precision;

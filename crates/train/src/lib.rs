@@ -78,7 +78,7 @@ pub use checkpoint::{
     read_verified_state, CheckpointSection, TrainerState,
 };
 pub use collective::{AbortFlag, DistributedSection, ProcessGroup, Replica};
-pub use config::{load_prepare_config, RunConfig};
+pub use config::{apply_override, describe_toml_error, load_prepare_config, RunConfig};
 pub use digest::FileDigest;
 pub use distributed::train_replicas;
 pub use error::{Result, TrainError};

@@ -41,6 +41,7 @@ fn shipped_configs_are_valid() {
     let mut runs = 0;
     let mut prepares = 0;
     let mut tokenizers = 0;
+    let mut finetunes = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_none_or(|e| e != "toml") {
@@ -52,7 +53,22 @@ fn shipped_configs_are_valid() {
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let mut names = Vec::new();
         tables("", &table, &mut names);
-        if table.contains_key("train") {
+        if table.contains_key("finetune") {
+            let config = bert_finetune::FinetuneConfig::load(&path, &[])
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert!(!config.runs().is_empty());
+            for key in ["finetune.not_a_key", "finetune.task.not_a_key"] {
+                let err = bert_finetune::FinetuneConfig::load(&path, &[format!("{key}=1")])
+                    .expect_err(key)
+                    .to_string();
+                assert!(
+                    err.contains("not_a_key"),
+                    "{}: {key}: {err}",
+                    path.display()
+                );
+            }
+            finetunes += 1;
+        } else if table.contains_key("train") {
             // The whole file, every table typed and validated.
             let config = bert_train::RunConfig::load(&path, &[]).unwrap_or_else(|e| panic!("{e}"));
             // Model presets resolve against the standard vocabulary size.
@@ -110,4 +126,5 @@ fn shipped_configs_are_valid() {
     assert!(runs >= 8, "found {runs} run configs");
     assert!(prepares >= 6, "found {prepares} prepare configs");
     assert!(tokenizers >= 1, "found {tokenizers} [tokenizer] tables");
+    assert!(finetunes >= 1, "found {finetunes} fine-tuning configs");
 }

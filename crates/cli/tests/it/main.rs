@@ -9,6 +9,7 @@ mod support;
 mod cli;
 mod configs;
 mod data_cli;
+mod finetune;
 mod guards;
 mod objectives;
 mod train_cli;
