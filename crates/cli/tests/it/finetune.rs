@@ -20,7 +20,7 @@ fn write_split(path: &Path, n: usize, seed: u64) {
         let mut river = false;
         let words: Vec<&str> = (0..6)
             .map(|_| {
-                if rng.next_u64() % 10 == 0 {
+                if rng.next_u64().is_multiple_of(10) {
                     river = true;
                     "river"
                 } else {
