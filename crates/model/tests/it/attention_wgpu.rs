@@ -1,0 +1,221 @@
+//! The fused attention's CubeCL kernels on Burn's wgpu backend against the composition from
+//! Burn ops on flex: the context and the gradients of the queries, keys and values, with padding
+//! and dropout (the same mask from the same seed), bare and under autodiff.
+//!
+//! Without a GPU, wgpu runs on Mesa's lavapipe (a Vulkan device on the CPU:
+//! `apt-get install mesa-vulkan-drivers libvulkan1`). Where no wgpu adapter exists these tests
+//! say so on stderr and pass, except in CI (`CI` set), which must have one.
+
+use std::any::Any;
+use std::sync::OnceLock;
+
+use crate::attention::key_bias;
+use crate::fused::{assert_close, host, tensor, values};
+use crate::support::{Cpu, CpuAd};
+use bert_model::fused::{self, cube, AttentionDims, AttentionDropout};
+use burn::backend::Autodiff;
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{DType, Tensor};
+
+type Wgpu = cube::Wgpu;
+type WgpuAd = Autodiff<Wgpu>;
+
+fn panic_message(payload: Box<dyn Any + Send>) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic".into())
+}
+
+/// Whether wgpu has an adapter to run on. Burn's wgpu runtime panics while it starts when there
+/// is none, so the first use is tried once, behind `catch_unwind`. In CI a missing adapter fails
+/// the test instead of skipping it.
+fn wgpu_ready(test: &str) -> bool {
+    static READY: OnceLock<Result<(), String>> = OnceLock::new();
+    let ready = READY.get_or_init(|| {
+        let probe = std::panic::catch_unwind(|| host(tensor::<Wgpu, 1>(vec![1.5, -2.0], [2])));
+        match probe {
+            Ok(v) if v == [1.5, -2.0] => Ok(()),
+            Ok(v) => Err(format!("a round trip through the device gave {v:?}")),
+            Err(payload) => Err(panic_message(payload)),
+        }
+    });
+    match ready {
+        Ok(()) => true,
+        Err(why) if std::env::var_os("CI").is_some() => {
+            panic!("{test}: CI is set, but wgpu has no usable adapter: {why}")
+        }
+        Err(why) => {
+            eprintln!(
+                "SKIPPED {test}: wgpu has no usable adapter ({why}); on a machine without a \
+                 GPU install lavapipe: apt-get install mesa-vulkan-drivers libvulkan1"
+            );
+            false
+        }
+    }
+}
+
+fn dims(batch: usize, seq: usize, heads: usize, head_dim: usize) -> AttentionDims {
+    AttentionDims {
+        batch,
+        seq,
+        heads,
+        head_dim,
+    }
+}
+
+struct Case {
+    dims: AttentionDims,
+    padding: Vec<usize>,
+    dropout: Option<AttentionDropout>,
+}
+
+impl Case {
+    fn label(&self) -> String {
+        format!(
+            "seq {} head_dim {} padding {:?} dropout {:?}",
+            self.dims.seq, self.dims.head_dim, self.padding, self.dropout
+        )
+    }
+}
+
+/// Context and `[dq, dk, dv]` of `loss = Σ context ∘ w` on backend `B`, fused or composed.
+fn run<B: AutodiffBackend>(case: &Case, fused_op: bool) -> (Vec<f32>, [Vec<f32>; 3]) {
+    let d = case.dims;
+    let shape = [d.batch * d.seq, d.hidden()];
+    let n = d.elements();
+    let qkv: [Tensor<B, 2>; 3] =
+        [1, 2, 3].map(|s| tensor::<B, 2>(values(n, s, 2.0), shape).require_grad());
+    let bias = tensor::<B, 2>(key_bias(d.batch, d.seq, &case.padding), [d.batch, d.seq]);
+    let context = if fused_op {
+        fused::attention(qkv.clone(), bias, d, case.dropout)
+            .unwrap_or_else(|_| panic!("f32 attention on {} is fused", std::any::type_name::<B>()))
+    } else {
+        fused::attention_composed(qkv.clone(), bias, d, case.dropout)
+    };
+    let w = tensor::<B, 2>(values(n, 4, 1.0), shape);
+    let grads = (context.clone() * w).sum().backward();
+    let grad = qkv.map(|t| host(t.grad(&grads).expect("gradient of q, k and v")));
+    (host(context), grad)
+}
+
+/// The kernels on `Autodiff<Wgpu>` against the composition on `Autodiff<Flex>`.
+fn check(case: Case) {
+    let label = case.label();
+    let (context, grads) = run::<WgpuAd>(&case, true);
+    let (want_context, want_grads) = run::<CpuAd>(&case, false);
+    assert_close(&format!("{label}: context"), &context, &want_context, 1e-5);
+    for (name, (g, want)) in ["dq", "dk", "dv"].iter().zip(grads.iter().zip(&want_grads)) {
+        assert_close(&format!("{label}: {name}"), g, want, 1e-5);
+    }
+}
+
+/// The bare backend's forward pass (no autodiff) on `Wgpu` and the composition on flex.
+fn forward(case: &Case) -> (Vec<f32>, Vec<f32>) {
+    fn context<B: Backend>(case: &Case, fused_op: bool) -> Vec<f32> {
+        let d = case.dims;
+        let shape = [d.batch * d.seq, d.hidden()];
+        let qkv = [5, 6, 7].map(|s| tensor::<B, 2>(values(d.elements(), s, 2.0), shape));
+        let bias = tensor::<B, 2>(key_bias(d.batch, d.seq, &case.padding), [d.batch, d.seq]);
+        host(if fused_op {
+            fused::attention(qkv, bias, d, case.dropout)
+                .unwrap_or_else(|_| panic!("f32 attention on wgpu is fused"))
+        } else {
+            fused::attention_composed(qkv, bias, d, case.dropout)
+        })
+    }
+    (context::<Wgpu>(case, true), context::<Cpu>(case, false))
+}
+
+#[test]
+fn wgpu_attention_matches_the_composition_at_every_length_and_head_size() {
+    if !wgpu_ready("wgpu_attention_matches_the_composition_at_every_length_and_head_size") {
+        return;
+    }
+    for seq in [1, 7, 128] {
+        for head_dim in [32, 64] {
+            check(Case {
+                dims: dims(3, seq, 2, head_dim),
+                padding: vec![0, seq / 2, seq.saturating_sub(2)],
+                dropout: None,
+            });
+        }
+    }
+}
+
+#[test]
+fn wgpu_attention_matches_the_composition_with_dropout_from_the_same_seed() {
+    if !wgpu_ready("wgpu_attention_matches_the_composition_with_dropout_from_the_same_seed") {
+        return;
+    }
+    // A seed with both halves non-zero: the kernels take it as two u32 halves.
+    let seed = 0x1234_5678_9abc_def0;
+    for (seq, head_dim) in [(1, 32), (7, 64), (128, 32), (128, 64)] {
+        check(Case {
+            dims: dims(2, seq, 3, head_dim),
+            padding: vec![seq / 3, 0],
+            dropout: Some(AttentionDropout { seed, p: 0.1 }),
+        });
+    }
+}
+
+#[test]
+fn wgpu_attention_matches_the_composition_at_seq_512() {
+    if !wgpu_ready("wgpu_attention_matches_the_composition_at_seq_512") {
+        return;
+    }
+    for head_dim in [32, 64] {
+        check(Case {
+            dims: dims(2, 512, 2, head_dim),
+            padding: vec![0, 200],
+            dropout: Some(AttentionDropout { seed: 7, p: 0.1 }),
+        });
+    }
+}
+
+#[test]
+fn wgpu_attention_without_autodiff_matches_the_composition_and_repeats_exactly() {
+    if !wgpu_ready("wgpu_attention_without_autodiff_matches_the_composition_and_repeats_exactly") {
+        return;
+    }
+    assert!(fused::attention_is_fused::<Wgpu>(DType::F32));
+    assert!(fused::attention_is_fused::<WgpuAd>(DType::F32));
+    assert!(!fused::attention_is_fused::<Wgpu>(DType::F16));
+    let case = Case {
+        dims: dims(2, 70, 4, 32),
+        padding: vec![3, 0],
+        dropout: Some(AttentionDropout { seed: 3, p: 0.2 }),
+    };
+    let (fused_context, composed) = forward(&case);
+    assert_close("context without autodiff", &fused_context, &composed, 1e-5);
+    assert_eq!(forward(&case).0, fused_context, "the same mask from the same seed");
+}
+
+#[test]
+fn wgpu_attention_covers_more_rows_than_one_grid_dimension_holds() {
+    if !wgpu_ready("wgpu_attention_covers_more_rows_than_one_grid_dimension_holds") {
+        return;
+    }
+    // 66 000 query rows, one cube each: past the 65 535 cubes a grid dimension usually holds,
+    // so the launch spreads them over two.
+    let case = Case {
+        dims: dims(33_000, 2, 1, 32),
+        padding: vec![0, 1],
+        dropout: Some(AttentionDropout { seed: 9, p: 0.3 }),
+    };
+    let (fused_context, composed) = forward(&case);
+    assert_close("context over a 2-D grid", &fused_context, &composed, 1e-5);
+}
+
+#[test]
+fn wgpu_attention_leaves_sequences_past_the_kernels_bound_to_the_composition() {
+    if !wgpu_ready("wgpu_attention_leaves_sequences_past_the_kernels_bound_to_the_composition") {
+        return;
+    }
+    let d = dims(1, cube::MAX_SEQ + 1, 1, 4);
+    let shape = [d.seq, d.hidden()];
+    let qkv = [1, 2, 3].map(|s| tensor::<Wgpu, 2>(values(d.elements(), s, 1.0), shape));
+    let bias = tensor::<Wgpu, 2>(vec![0.0; d.seq], [1, d.seq]);
+    assert!(fused::attention(qkv, bias, d, None).is_err());
+}
