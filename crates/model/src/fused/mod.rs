@@ -333,10 +333,7 @@ impl AttentionRoute {
 
     /// Whether this route's kernels take attention of these sizes (the CubeCL kernels keep a
     /// row of scores in shared memory, so their sequences have a bound).
-    #[cfg_attr(
-        not(any(feature = "wgpu", feature = "cuda")),
-        allow(unused_variables)
-    )]
+    #[cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(unused_variables))]
     fn takes(self, dims: AttentionDims) -> bool {
         match self {
             AttentionRoute::Flex(_) => true,

@@ -189,7 +189,11 @@ fn wgpu_attention_without_autodiff_matches_the_composition_and_repeats_exactly()
     };
     let (fused_context, composed) = forward(&case);
     assert_close("context without autodiff", &fused_context, &composed, 1e-5);
-    assert_eq!(forward(&case).0, fused_context, "the same mask from the same seed");
+    assert_eq!(
+        forward(&case).0,
+        fused_context,
+        "the same mask from the same seed"
+    );
 }
 
 #[test]

@@ -16,9 +16,7 @@ use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, IntElement};
 use cubecl::prelude::{CubeCount, CubeDim};
 
 use super::attention::{AttentionDims, AttentionDropout};
-use super::{
-    AttentionGradients, AttentionKernels, AttentionOps, AttentionParts, AttentionSaved,
-};
+use super::{AttentionGradients, AttentionKernels, AttentionOps, AttentionParts, AttentionSaved};
 
 /// Burn's wgpu backend without fusion, f32: the type the fused attention is routed to on wgpu.
 #[cfg(feature = "wgpu")]
@@ -87,8 +85,8 @@ impl Grid {
             dims.head_dim
         );
         let hardware = &tensor.client.properties().hardware;
-        let limit = (hardware.max_units_per_cube.min(hardware.max_cube_dim.0) as usize)
-            .min(MAX_UNITS);
+        let limit =
+            (hardware.max_units_per_cube.min(hardware.max_cube_dim.0) as usize).min(MAX_UNITS);
         // The largest power of two the device allows, and no more units than the row or the
         // head has elements to share out.
         let limit = 1usize << (usize::BITS - 1 - limit.max(1).leading_zeros());
