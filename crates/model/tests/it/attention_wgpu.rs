@@ -31,9 +31,10 @@ fn panic_message(payload: Box<dyn Any + Send>) -> String {
         .unwrap_or_else(|| "non-string panic".into())
 }
 
-/// Whether wgpu has an adapter to run on. Burn's wgpu runtime panics while it starts when there
-/// is none, so the first use is tried once, behind `catch_unwind`. In CI a missing adapter fails
-/// the test instead of skipping it.
+/// Whether wgpu has an adapter to run on. Without one, CubeCL's wgpu runtime panics while it
+/// starts (on its device thread; the caller then panics on the closed channel, `RecvError`), so
+/// the first use is tried once, behind `catch_unwind`. In CI a missing adapter fails the test
+/// instead of skipping it.
 fn wgpu_ready(test: &str) -> bool {
     static READY: OnceLock<Result<(), String>> = OnceLock::new();
     let ready = READY.get_or_init(|| {
