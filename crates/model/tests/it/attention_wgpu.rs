@@ -204,6 +204,43 @@ fn wgpu_attention_without_autodiff_matches_the_composition_and_repeats_exactly()
 }
 
 #[test]
+fn wgpu_attention_takes_strided_views_such_as_column_blocks_of_one_projection() {
+    if !wgpu_ready("wgpu_attention_takes_strided_views_such_as_column_blocks_of_one_projection") {
+        return;
+    }
+    // Q, K and V as column blocks of one `[rows, 3 · hidden]` matrix (a fused projection's
+    // output): views with a row stride of 3 · hidden, which the kernels must not read as
+    // contiguous rows.
+    let d = dims(2, 9, 2, 32);
+    let (rows, hidden) = (d.batch * d.seq, d.hidden());
+    let fused_qkv = values(rows * 3 * hidden, 8, 2.0);
+    let block = |t: usize| -> Vec<f32> {
+        fused_qkv
+            .chunks_exact(3 * hidden)
+            .flat_map(|row| row[t * hidden..(t + 1) * hidden].iter().copied())
+            .collect()
+    };
+    let bias = key_bias(d.batch, d.seq, &[2, 0]);
+    let dropout = Some(AttentionDropout { seed: 5, p: 0.1 });
+    let all = tensor::<Wgpu, 2>(fused_qkv.clone(), [rows, 3 * hidden]);
+    let views = [0, 1, 2].map(|t| all.clone().slice([0..rows, t * hidden..(t + 1) * hidden]));
+    let context = fused::attention(views, tensor::<Wgpu, 2>(bias.clone(), [2, 9]), d, dropout)
+        .unwrap_or_else(|_| panic!("f32 attention on wgpu is fused"));
+    let want = fused::attention_composed(
+        [0, 1, 2].map(|t| tensor::<Cpu, 2>(block(t), [rows, hidden])),
+        tensor::<Cpu, 2>(bias, [2, 9]),
+        d,
+        dropout,
+    );
+    assert_close(
+        "context of strided views",
+        &host(context),
+        &host(want),
+        1e-5,
+    );
+}
+
+#[test]
 fn wgpu_attention_covers_more_rows_than_one_grid_dimension_holds() {
     if !wgpu_ready("wgpu_attention_covers_more_rows_than_one_grid_dimension_holds") {
         return;
