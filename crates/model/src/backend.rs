@@ -1,5 +1,7 @@
 //! Which Burn backend a model runs on, where the choice of kernel depends on it: the fused
-//! kernels of this crate are written for Burn's CPU backend (flex), bare or under autodiff.
+//! kernels of this crate are written for Burn's CPU backend (flex), bare or under autodiff, and
+//! the fused attention also for the CubeCL backends (wgpu, CUDA) with the `wgpu` or `cuda`
+//! feature.
 
 use std::any::TypeId;
 
@@ -30,4 +32,51 @@ pub(crate) fn flex_kind<B: Backend>() -> Option<FlexKind> {
 /// Whether `B` is Burn's CPU backend (flex), bare or under autodiff.
 pub(crate) fn is_flex<B: Backend>() -> bool {
     flex_kind::<B>().is_some()
+}
+
+/// The CubeCL backend types the fused attention has kernels for, told apart by their `TypeId`.
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CubeKind {
+    /// [`crate::fused::cube::Wgpu`].
+    #[cfg(feature = "wgpu")]
+    Wgpu,
+    /// `Autodiff<`[`crate::fused::cube::Wgpu`]`>`.
+    #[cfg(feature = "wgpu")]
+    AutodiffWgpu,
+    /// [`crate::fused::cube::Cuda`].
+    #[cfg(feature = "cuda")]
+    Cuda,
+    /// `Autodiff<`[`crate::fused::cube::Cuda`]`>`.
+    #[cfg(feature = "cuda")]
+    AutodiffCuda,
+}
+
+/// Which CubeCL backend type with the fused attention kernels `B` is, if it is one. Burn's
+/// fusion decorator (`Fusion<…>`, what `burn::backend::Wgpu` is with Burn's `fusion` feature)
+/// is not one of them: it records ops into its own graph, which a kernel of ours is not part of.
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+pub(crate) fn cube_kind<B: Backend>() -> Option<CubeKind> {
+    let id = TypeId::of::<B>();
+    #[cfg(feature = "wgpu")]
+    {
+        use crate::fused::cube::Wgpu;
+        if id == TypeId::of::<Wgpu>() {
+            return Some(CubeKind::Wgpu);
+        }
+        if id == TypeId::of::<Autodiff<Wgpu>>() {
+            return Some(CubeKind::AutodiffWgpu);
+        }
+    }
+    #[cfg(feature = "cuda")]
+    {
+        use crate::fused::cube::Cuda;
+        if id == TypeId::of::<Cuda>() {
+            return Some(CubeKind::Cuda);
+        }
+        if id == TypeId::of::<Autodiff<Cuda>>() {
+            return Some(CubeKind::AutodiffCuda);
+        }
+    }
+    None
 }

@@ -67,8 +67,13 @@ pub struct AttentionDropout {
 
 impl AttentionDropout {
     /// Dropped where a 32-bit draw falls under this.
-    fn threshold(&self) -> u32 {
+    pub(crate) fn threshold(&self) -> u32 {
         (self.p * 4_294_967_296.0).round().min(u32::MAX as f64) as u32
+    }
+
+    /// The kept probabilities' multiplier, `1/(1 − p)` in f32.
+    pub(crate) fn keep(&self) -> f32 {
+        (1.0 / (1.0 - self.p)) as f32
     }
 
     /// The mask's multipliers (0 or `1/(1 − p)`) of query row `row` (`(b · heads + h) · seq +
@@ -79,7 +84,7 @@ impl AttentionDropout {
     /// ones before it, and a GPU kernel (WGSL has no 64-bit integers) draws the same mask.
     pub fn row(&self, row: usize, keys: &mut [f32]) {
         let threshold = self.threshold();
-        let keep = (1.0 / (1.0 - self.p)) as f32;
+        let keep = self.keep();
         let row_key = row_key(self.seed, row as u32);
         for (j, m) in keys.iter_mut().enumerate() {
             let bits = mask_bits(row_key, column_key(self.seed, j as u32));

@@ -17,7 +17,9 @@
 //!
 //! Self-attention is one op too ([`attention()`]): the scores, key bias, softmax, dropout and the
 //! values' product, whose backward pass recomputes the probabilities (FlashAttention-2's scheme,
-//! [`attention`]) instead of keeping `[batch, heads, seq, seq]` tensors.
+//! [`attention`]) instead of keeping `[batch, heads, seq, seq]` tensors. Besides flex, it has
+//! CubeCL kernels (`cube`, with the `wgpu` or `cuda` feature) for Burn's wgpu and CUDA backends,
+//! bare or under autodiff; the other fused ops are flex's only.
 //!
 //! `BERT_UNFUSED` (comma-separated `softmax`, `cross_entropy`, `layer_norm`, `gelu`, `dropout`,
 //! `adamw`, `attention`, or `all`)
@@ -25,6 +27,8 @@
 
 pub mod attention;
 mod autodiff;
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+pub mod cube;
 mod flex;
 pub mod kernels;
 mod math;
@@ -200,8 +204,9 @@ pub trait FusedOps: Backend {
     fn fused_dropout(x: FloatTensor<Self>, seed: u64, p: f64) -> FloatTensor<Self>;
 }
 
-/// The fused attention op the model calls (one autodiff node). Implemented for flex and for
-/// `Autodiff<B>` over any backend with [`AttentionKernels`].
+/// The fused attention op the model calls (one autodiff node). Implemented for flex, for the
+/// CubeCL backends with the `wgpu` or `cuda` feature, and for `Autodiff<B>` over any backend
+/// with [`AttentionKernels`].
 pub trait AttentionOps: Backend {
     /// Multi-head attention with a key bias and dropout on the probabilities.
     fn fused_attention(
@@ -303,6 +308,41 @@ impl Route {
     }
 }
 
+/// Which fused attention a backend type has: flex's, or the CubeCL kernels' ([`cube`]).
+#[derive(Clone, Copy)]
+enum AttentionRoute {
+    Flex(Route),
+    #[cfg(any(feature = "wgpu", feature = "cuda"))]
+    Cube(crate::backend::CubeKind),
+}
+
+impl AttentionRoute {
+    /// The route for backend `B` when the attention is on and its inputs are f32.
+    fn of<B: Backend>(f32_inputs: bool) -> Option<AttentionRoute> {
+        if let Some(route) = Route::of::<B>(Op::Attention, f32_inputs) {
+            return Some(AttentionRoute::Flex(route));
+        }
+        #[cfg(any(feature = "wgpu", feature = "cuda"))]
+        if f32_inputs && enabled(Op::Attention) {
+            if let Some(kind) = crate::backend::cube_kind::<B>() {
+                return Some(AttentionRoute::Cube(kind));
+            }
+        }
+        None
+    }
+
+    /// Whether this route's kernels take attention of these sizes (the CubeCL kernels keep a
+    /// row of scores in shared memory, so their sequences have a bound).
+    #[cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(unused_variables))]
+    fn takes(self, dims: AttentionDims) -> bool {
+        match self {
+            AttentionRoute::Flex(_) => true,
+            #[cfg(any(feature = "wgpu", feature = "cuda"))]
+            AttentionRoute::Cube(_) => cube::supports(dims),
+        }
+    }
+}
+
 /// Moves `value` to the type `U` it is known to be: a primitive of `B` to the primitive of the
 /// concrete backend `B` was found to be by [`Route::of`] (its `TypeId`), and back.
 fn same<T: Any, U: Any>(value: T) -> U {
@@ -323,6 +363,35 @@ macro_rules! routed {
             }
             Route::AutodiffFlex => {
                 type $F = Autodiff<Flex>;
+                $call
+            }
+        }
+    };
+}
+
+/// [`routed!`] over the attention's routes.
+macro_rules! attention_routed {
+    ($route:expr, |$F:ident| $call:expr) => {
+        match $route {
+            AttentionRoute::Flex(route) => routed!(route, |$F| $call),
+            #[cfg(feature = "wgpu")]
+            AttentionRoute::Cube(crate::backend::CubeKind::Wgpu) => {
+                type $F = cube::Wgpu;
+                $call
+            }
+            #[cfg(feature = "wgpu")]
+            AttentionRoute::Cube(crate::backend::CubeKind::AutodiffWgpu) => {
+                type $F = Autodiff<cube::Wgpu>;
+                $call
+            }
+            #[cfg(feature = "cuda")]
+            AttentionRoute::Cube(crate::backend::CubeKind::Cuda) => {
+                type $F = cube::Cuda;
+                $call
+            }
+            #[cfg(feature = "cuda")]
+            AttentionRoute::Cube(crate::backend::CubeKind::AutodiffCuda) => {
+                type $F = Autodiff<cube::Cuda>;
                 $call
             }
         }
@@ -442,16 +511,18 @@ pub fn dropout<B: Backend, const D: usize>(
 }
 
 /// Whether [`attention()`] runs fused for backend `B` on inputs of type `dtype`: where it does
-/// not, the caller computes attention by composition and needs the full score bias.
+/// not, the caller computes attention by composition and needs the full score bias. (On the
+/// CubeCL backends, sequences longer than `cube::MAX_SEQ` still come back for composition.)
 pub fn attention_is_fused<B: Backend>(dtype: DType) -> bool {
-    Route::of::<B>(Op::Attention, dtype == DType::F32).is_some()
+    AttentionRoute::of::<B>(dtype == DType::F32).is_some()
 }
 
 /// Multi-head self-attention of `q`, `k`, `v` (`[batch · seq, hidden]`, each head a column
 /// block) with `key_bias` (`[batch, seq]`: 0 for real keys, a large negative number for padding)
 /// added to every query's scores, scale `1/√head_dim`, and `dropout` on the probabilities:
 /// `Ok(context)`, `[batch · seq, hidden]`. On backends without the fused op (or with it turned
-/// off, or half-precision inputs) the inputs come back (`Err`) for the caller's composition.
+/// off, or half-precision inputs, or sizes its kernels do not take) the inputs come back
+/// (`Err`) for the caller's composition.
 #[allow(clippy::type_complexity)]
 pub fn attention<B: Backend>(
     qkv: [Tensor<B, 2>; 3],
@@ -460,11 +531,11 @@ pub fn attention<B: Backend>(
     dropout: Option<AttentionDropout>,
 ) -> Result<Tensor<B, 2>, ([Tensor<B, 2>; 3], Tensor<B, 2>)> {
     let all_f32 = qkv.iter().all(|t| t.dtype() == DType::F32) && key_bias.dtype() == DType::F32;
-    match Route::of::<B>(Op::Attention, all_f32) {
+    match AttentionRoute::of::<B>(all_f32).filter(|route| route.takes(dims)) {
         Some(route) => {
             let qkv = qkv.map(float);
             let bias = float(key_bias);
-            let out: FloatTensor<B> = routed!(route, |F| same(F::fused_attention(
+            let out: FloatTensor<B> = attention_routed!(route, |F| same(F::fused_attention(
                 qkv.map(same),
                 same(bias),
                 dims,

@@ -8,7 +8,7 @@ use bert_model::fused::{self, AttentionDims, AttentionDropout};
 use burn::tensor::Tensor;
 
 /// `[batch, seq]` key bias: the last `padding[b]` keys of sequence `b` are padding.
-fn key_bias(batch: usize, seq: usize, padding: &[usize]) -> Vec<f32> {
+pub(crate) fn key_bias(batch: usize, seq: usize, padding: &[usize]) -> Vec<f32> {
     (0..batch * seq)
         .map(|i| {
             let (b, j) = (i / seq, i % seq);
