@@ -6,8 +6,8 @@ use bert_data::TaskLabel;
 use bert_model::{BertForSequenceClassification, ClassifierTask};
 use bert_rng::Rng;
 use bert_train::{
-    sum_of_squares, DecayOver, Moments, Optimizer, OptimizerConfig, OptimizerKind, ParamSlot,
-    Schedule,
+    clip_factor, global_norm, DecayOver, Moments, Optimizer, OptimizerConfig, OptimizerKind,
+    ParamSlot, Schedule,
 };
 use burn::module::AutodiffModule;
 use burn::tensor::backend::{AutodiffBackend, Backend};
@@ -362,7 +362,7 @@ pub fn fine_tune<B: AutodiffBackend>(
                 .iter()
                 .map(|row| row.param.grad_flat(&grads))
                 .collect();
-            let grad_scale = clip_scale(&grads, settings.max_grad_norm)?;
+            let grad_scale = clip_factor(global_norm(&grads), settings.max_grad_norm);
             let lr = schedule.lr(step);
             for ((mut row, grad), slot) in model
                 .named_params_mut()
@@ -402,24 +402,6 @@ pub fn fine_tune<B: AutodiffBackend>(
         reports.push(report);
     }
     Ok((model, reports))
-}
-
-/// The factor that scales the gradients to a global norm of at most `max_norm` (1 when they
-/// are within it, or when `max_norm` is 0).
-fn clip_scale<B: Backend>(grads: &[Option<Tensor<B, 1>>], max_norm: f64) -> Result<f64> {
-    if max_norm == 0.0 {
-        return Ok(1.0);
-    }
-    let mut sum = 0.0f64;
-    for g in grads.iter().flatten() {
-        sum += f64::from(host(sum_of_squares(g.clone()), "a gradient norm")?[0]);
-    }
-    let norm = sum.sqrt();
-    Ok(if norm > max_norm {
-        max_norm / norm
-    } else {
-        1.0
-    })
 }
 
 #[cfg(test)]

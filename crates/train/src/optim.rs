@@ -82,6 +82,16 @@ impl OptimizerConfig {
     }
 }
 
+/// The factor that brings a gradient of norm `grad_norm` down to `max_grad_norm` (1 when it is
+/// below, or clipping is off with 0), as PyTorch's `clip_grad_norm_` computes it.
+pub fn clip_factor(grad_norm: f64, max_grad_norm: f64) -> f64 {
+    if max_grad_norm > 0.0 && grad_norm > max_grad_norm {
+        max_grad_norm / (grad_norm + 1e-6)
+    } else {
+        1.0
+    }
+}
+
 /// First and second moments of one parameter, flattened.
 #[derive(Clone, Debug)]
 pub struct Moments<B: Backend> {

@@ -35,6 +35,25 @@ pub fn sum_of_squares<B: Backend>(values: Tensor<B, 1>) -> Tensor<B, 1> {
     }
 }
 
+/// The global norm of a set of gradients (absent ones skipped): the square root of every
+/// tensor's sum of squares, added up, with one read back from the device; NaN where that read
+/// fails.
+pub fn global_norm<B: Backend>(grads: &[Option<Tensor<B, 1>>]) -> f64 {
+    let sq: Vec<Tensor<B, 1>> = grads
+        .iter()
+        .flatten()
+        .map(|g| sum_of_squares(g.clone()))
+        .collect();
+    if sq.is_empty() {
+        return 0.0;
+    }
+    bert_model::host_values::<f64, B, 1>(Tensor::cat(sq, 0).sum(), "a scalar")
+        .ok()
+        .and_then(|v| v.first().copied())
+        .unwrap_or(f64::NAN)
+        .sqrt()
+}
+
 /// A tensor's values as f64, or why they could not be read back from the device.
 pub fn to_f64_vec<B: Backend, const D: usize>(t: Tensor<B, D>) -> Result<Vec<f64>, String> {
     bert_model::host_values(t, "a reduced tensor").map_err(|e| e.to_string())

@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::collective::Replica;
 use crate::error::Result;
-use crate::optim::{Moments, Optimizer, ParamSlot};
+use crate::optim::{clip_factor, Moments, Optimizer, ParamSlot};
+use crate::reduce::global_norm;
 
 /// The `[train]` table: the length of the run and how each optimiser step is taken.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -537,42 +538,4 @@ fn timed<T>(seconds: &mut Option<f64>, f: impl FnOnce() -> Result<T>) -> Result<
         *s += t0.elapsed().as_secs_f64();
     }
     out
-}
-
-/// The global gradient norm: the square root of every tensor's sum of squares, added up.
-fn global_norm<B: Backend>(grads: &[Option<Tensor<B, 1>>]) -> f64 {
-    let sq: Vec<Tensor<B, 1>> = grads
-        .iter()
-        .flatten()
-        .map(|g| crate::reduce::sum_of_squares(g.clone()))
-        .collect();
-    if sq.is_empty() {
-        0.0
-    } else {
-        Tensor::cat(sq, 0).sum().into_scalar_f64().sqrt()
-    }
-}
-
-/// The factor that brings a gradient of norm `grad_norm` down to `max_grad_norm` (1 when it is
-/// below, or clipping is off).
-fn clip_factor(grad_norm: f64, max_grad_norm: f64) -> f64 {
-    if max_grad_norm > 0.0 && grad_norm > max_grad_norm {
-        max_grad_norm / (grad_norm + 1e-6)
-    } else {
-        1.0
-    }
-}
-
-/// Reads a one-element tensor as f64.
-trait ScalarF64 {
-    fn into_scalar_f64(self) -> f64;
-}
-
-impl<B: Backend> ScalarF64 for Tensor<B, 1> {
-    fn into_scalar_f64(self) -> f64 {
-        bert_model::host_values::<f64, B, 1>(self, "a scalar")
-            .ok()
-            .and_then(|v| v.first().copied())
-            .unwrap_or(f64::NAN)
-    }
 }
