@@ -138,6 +138,18 @@ pub struct NamedParam<'a, B: Backend> {
     pub param: ParamMut<'a, B>,
 }
 
+impl<B: Backend> NamedParam<'_, B> {
+    /// The parameter copied to the host in HuggingFace names and layout.
+    fn into_host(self) -> crate::Result<HostTensor> {
+        let (shape, values) = self.param.to_host_hf(self.kind, &self.hf_name)?;
+        Ok(HostTensor {
+            name: self.hf_name,
+            shape,
+            values,
+        })
+    }
+}
+
 struct Table<'a, B: Backend> {
     rows: Vec<NamedParam<'a, B>>,
     group: ParamGroup,
@@ -269,14 +281,7 @@ impl<B: Backend> BertForSequenceClassification<B> {
         model
             .named_params_mut()
             .into_iter()
-            .map(|row| {
-                let (shape, values) = row.param.to_host_hf(row.kind, &row.hf_name)?;
-                Ok(HostTensor {
-                    name: row.hf_name,
-                    shape,
-                    values,
-                })
-            })
+            .map(NamedParam::into_host)
             .collect()
     }
 }
@@ -319,14 +324,7 @@ impl<B: Backend> BertForPreTraining<B> {
             .named_params_mut()
             .into_iter()
             .filter(|row| keep(row.group))
-            .map(|row| {
-                let (shape, values) = row.param.to_host_hf(row.kind, &row.hf_name)?;
-                Ok(HostTensor {
-                    name: row.hf_name,
-                    shape,
-                    values,
-                })
-            })
+            .map(NamedParam::into_host)
             .collect()
     }
 }
