@@ -57,10 +57,10 @@ fn dot(a: &SharedMemory<f32>, b: &Array<f32>, at: usize, #[comptime] n: usize) -
     acc
 }
 
-/// The maximum of every unit's `value`, returned to all units. `partial` has one slot per unit;
-/// the cube's unit count is a power of two.
+/// The maximum (`take_max`) or the sum of every unit's `value`, returned to all units. `partial`
+/// has one slot per unit; the cube's unit count is a power of two.
 #[cube]
-fn cube_max(partial: &mut SharedMemory<f32>, value: f32) -> f32 {
+fn cube_reduce(partial: &mut SharedMemory<f32>, value: f32, #[comptime] take_max: bool) -> f32 {
     let unit = UNIT_POS as usize;
     partial[unit] = value;
     sync_cube();
@@ -69,7 +69,11 @@ fn cube_max(partial: &mut SharedMemory<f32>, value: f32) -> f32 {
         active /= 2;
         if UNIT_POS < active {
             let other = partial[(UNIT_POS + active) as usize];
-            partial[unit] = max(partial[unit], other);
+            if take_max {
+                partial[unit] = max(partial[unit], other);
+            } else {
+                partial[unit] += other;
+            }
         }
         sync_cube();
     }
@@ -79,24 +83,16 @@ fn cube_max(partial: &mut SharedMemory<f32>, value: f32) -> f32 {
     out
 }
 
-/// The sum of every unit's `value`, returned to all units (as [`cube_max`]).
+/// The maximum of every unit's `value`, returned to all units ([`cube_reduce`]).
+#[cube]
+fn cube_max(partial: &mut SharedMemory<f32>, value: f32) -> f32 {
+    cube_reduce(partial, value, true)
+}
+
+/// The sum of every unit's `value`, returned to all units ([`cube_reduce`]).
 #[cube]
 fn cube_sum(partial: &mut SharedMemory<f32>, value: f32) -> f32 {
-    let unit = UNIT_POS as usize;
-    partial[unit] = value;
-    sync_cube();
-    let mut active = CUBE_DIM;
-    while active > 1 {
-        active /= 2;
-        if UNIT_POS < active {
-            let other = partial[(UNIT_POS + active) as usize];
-            partial[unit] += other;
-        }
-        sync_cube();
-    }
-    let out = partial[0];
-    sync_cube();
-    out
+    cube_reduce(partial, value, false)
 }
 
 /// The forward pass of one query row per cube: `context` and the row log-sum-exp `lse`.

@@ -66,6 +66,28 @@ fn check_shapes<R: CubeRuntime>(dims: AttentionDims, rows: &[(&str, &CubeTensor<
     }
 }
 
+/// Q, K, V and the key bias made contiguous and checked against `dims`: the inputs of both
+/// passes.
+fn inputs<R: CubeRuntime>(
+    [q, k, v]: [CubeTensor<R>; 3],
+    key_bias: CubeTensor<R>,
+    dims: AttentionDims,
+) -> ([CubeTensor<R>; 3], CubeTensor<R>) {
+    let (q, k, v) = (
+        contiguous_f32(q, "q"),
+        contiguous_f32(k, "k"),
+        contiguous_f32(v, "v"),
+    );
+    let bias = contiguous_f32(key_bias, "key bias");
+    check_shapes(dims, &[("q", &q), ("k", &k), ("v", &v)]);
+    assert_eq!(
+        bias.shape().num_elements(),
+        dims.batch * dims.seq,
+        "fused attention key bias: wrong size for {dims:?}"
+    );
+    ([q, k, v], bias)
+}
+
 /// How one kernel of the attention is launched: the cube grid over `rows` rows (one cube each)
 /// and the cube's units.
 struct Grid {
@@ -175,19 +197,7 @@ impl<R: CubeRuntime, I: IntElement, BT: BoolElement> AttentionKernels
         dropout: Option<AttentionDropout>,
     ) -> AttentionParts<Self> {
         let shape = qkv[0].shape();
-        let [q, k, v] = qkv;
-        let (q, k, v) = (
-            contiguous_f32(q, "q"),
-            contiguous_f32(k, "k"),
-            contiguous_f32(v, "v"),
-        );
-        let bias = contiguous_f32(key_bias, "key bias");
-        check_shapes(dims, &[("q", &q), ("k", &k), ("v", &v)]);
-        assert_eq!(
-            bias.shape().num_elements(),
-            dims.batch * dims.seq,
-            "fused attention key bias: wrong size for {dims:?}"
-        );
+        let ([q, k, v], bias) = inputs(qkv, key_bias, dims);
         let lse_shape = Shape::new([dims.query_rows()]);
         if dims.elements() == 0 {
             return AttentionParts {
@@ -231,35 +241,15 @@ impl<R: CubeRuntime, I: IntElement, BT: BoolElement> AttentionKernels
     ) -> AttentionGradients<Self> {
         let dims = saved.dims;
         let shape = dcontext.shape();
-        let [q, k, v] = saved.qkv;
-        let (q, k, v) = (
-            contiguous_f32(q, "q"),
-            contiguous_f32(k, "k"),
-            contiguous_f32(v, "v"),
-        );
+        let ([q, k, v], bias) = inputs(saved.qkv, saved.key_bias, dims);
         let out = contiguous_f32(saved.context, "context");
         let dout = contiguous_f32(dcontext, "context gradient");
         let lse = contiguous_f32(saved.lse, "log-sum-exp");
-        let bias = contiguous_f32(saved.key_bias, "key bias");
-        check_shapes(
-            dims,
-            &[
-                ("q", &q),
-                ("k", &k),
-                ("v", &v),
-                ("context", &out),
-                ("context gradient", &dout),
-            ],
-        );
+        check_shapes(dims, &[("context", &out), ("context gradient", &dout)]);
         assert_eq!(
             lse.shape().num_elements(),
             dims.query_rows(),
             "fused attention log-sum-exp: wrong size for {dims:?}"
-        );
-        assert_eq!(
-            bias.shape().num_elements(),
-            dims.batch * dims.seq,
-            "fused attention key bias: wrong size for {dims:?}"
         );
         if dims.elements() == 0 {
             return AttentionGradients {
