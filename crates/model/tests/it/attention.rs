@@ -5,6 +5,7 @@
 use crate::fused::{assert_close, host, tensor, values};
 use crate::support::{Cpu, CpuAd};
 use bert_model::fused::{self, AttentionDims, AttentionDropout};
+use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::Tensor;
 
 /// `[batch, seq]` key bias: the last `padding[b]` keys of sequence `b` are padding.
@@ -21,42 +22,51 @@ pub(crate) fn key_bias(batch: usize, seq: usize, padding: &[usize]) -> Vec<f32> 
         .collect()
 }
 
-struct Case {
-    dims: AttentionDims,
-    padding: Vec<usize>,
-    dropout: Option<AttentionDropout>,
+/// One shape of attention with its padding and dropout.
+pub(crate) struct Case {
+    pub(crate) dims: AttentionDims,
+    pub(crate) padding: Vec<usize>,
+    pub(crate) dropout: Option<AttentionDropout>,
 }
 
-/// Context and `[dq, dk, dv]` of `loss = Σ context ∘ w`, fused or composed.
-fn run(case: &Case, fused_op: bool) -> (Vec<f32>, [Vec<f32>; 3]) {
+impl Case {
+    /// How a failure names the case.
+    pub(crate) fn label(&self) -> String {
+        format!(
+            "seq {} head_dim {} padding {:?} dropout {:?}",
+            self.dims.seq, self.dims.head_dim, self.padding, self.dropout
+        )
+    }
+}
+
+/// Context and `[dq, dk, dv]` of `loss = Σ context ∘ w` on backend `B`, fused or composed.
+pub(crate) fn run<B: AutodiffBackend>(case: &Case, fused_op: bool) -> (Vec<f32>, [Vec<f32>; 3]) {
     let dims = case.dims;
     let shape = [dims.batch * dims.seq, dims.hidden()];
     let n = dims.elements();
-    let qkv: [Tensor<CpuAd, 2>; 3] =
-        [1, 2, 3].map(|s| tensor::<CpuAd, 2>(values(n, s, 2.0), shape).require_grad());
-    let bias = tensor::<CpuAd, 2>(
+    let qkv: [Tensor<B, 2>; 3] =
+        [1, 2, 3].map(|s| tensor::<B, 2>(values(n, s, 2.0), shape).require_grad());
+    let bias = tensor::<B, 2>(
         key_bias(dims.batch, dims.seq, &case.padding),
         [dims.batch, dims.seq],
     );
     let context = if fused_op {
         fused::attention(qkv.clone(), bias, dims, case.dropout)
-            .unwrap_or_else(|_| panic!("f32 on flex is fused"))
+            .unwrap_or_else(|_| panic!("f32 attention on {} is fused", std::any::type_name::<B>()))
     } else {
         fused::attention_composed(qkv.clone(), bias, dims, case.dropout)
     };
-    let w = tensor::<CpuAd, 2>(values(n, 4, 1.0), shape);
+    let w = tensor::<B, 2>(values(n, 4, 1.0), shape);
     let grads = (context.clone() * w).sum().backward();
     let d = qkv.map(|t| host(t.grad(&grads).expect("gradient of q, k and v")));
     (host(context), d)
 }
 
-fn check(case: Case) {
-    let label = format!(
-        "seq {} head_dim {} padding {:?} dropout {:?}",
-        case.dims.seq, case.dims.head_dim, case.padding, case.dropout
-    );
-    let (fused_context, fused_grads) = run(&case, true);
-    let (context, grads) = run(&case, false);
+/// The fused op on `B` against the composition on flex, context and gradients to 1e-5.
+pub(crate) fn check_on<B: AutodiffBackend>(case: Case) {
+    let label = case.label();
+    let (fused_context, fused_grads) = run::<B>(&case, true);
+    let (context, grads) = run::<CpuAd>(&case, false);
     assert_close(&format!("{label}: context"), &fused_context, &context, 1e-5);
     for (name, (f, c)) in ["dq", "dk", "dv"]
         .iter()
@@ -66,7 +76,11 @@ fn check(case: Case) {
     }
 }
 
-fn dims(batch: usize, seq: usize, heads: usize, head_dim: usize) -> AttentionDims {
+fn check(case: Case) {
+    check_on::<CpuAd>(case);
+}
+
+pub(crate) fn dims(batch: usize, seq: usize, heads: usize, head_dim: usize) -> AttentionDims {
     AttentionDims {
         batch,
         seq,
@@ -151,7 +165,7 @@ fn padded_keys_get_no_attention_and_no_gradient() {
         padding: vec![4],
         dropout: None,
     };
-    let (_, [_, dk, dv]) = run(&case, true);
+    let (_, [_, dk, dv]) = run::<CpuAd>(&case, true);
     // Keys 5..9 of the one sequence are padding: their key and value rows get nothing back.
     for row in 5..9 {
         let at = row * d.hidden();

@@ -11,14 +11,15 @@ use std::any::Any;
 use std::io::Write;
 use std::sync::OnceLock;
 
-use crate::attention::key_bias;
+use crate::attention::{check_on, dims, key_bias, Case};
 use crate::fused::{assert_close, host, tensor, values};
-use crate::support::{int2, Cpu, CpuAd};
-use bert_model::fused::{self, cube, AttentionDims, AttentionDropout};
-use bert_model::{BertForPreTraining, PretrainingBatch};
+use crate::gradient::small_batch;
+use crate::support::{Cpu, CpuAd};
+use bert_model::fused::{self, cube, AttentionDropout};
+use bert_model::BertForPreTraining;
 use burn::backend::Autodiff;
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{DType, Tensor, TensorData};
+use burn::tensor::DType;
 
 type Wgpu = cube::Wgpu;
 type WgpuAd = Autodiff<Wgpu>;
@@ -63,59 +64,9 @@ fn wgpu_ready(test: &str) -> bool {
     }
 }
 
-fn dims(batch: usize, seq: usize, heads: usize, head_dim: usize) -> AttentionDims {
-    AttentionDims {
-        batch,
-        seq,
-        heads,
-        head_dim,
-    }
-}
-
-struct Case {
-    dims: AttentionDims,
-    padding: Vec<usize>,
-    dropout: Option<AttentionDropout>,
-}
-
-impl Case {
-    fn label(&self) -> String {
-        format!(
-            "seq {} head_dim {} padding {:?} dropout {:?}",
-            self.dims.seq, self.dims.head_dim, self.padding, self.dropout
-        )
-    }
-}
-
-/// Context and `[dq, dk, dv]` of `loss = Σ context ∘ w` on backend `B`, fused or composed.
-fn run<B: AutodiffBackend>(case: &Case, fused_op: bool) -> (Vec<f32>, [Vec<f32>; 3]) {
-    let d = case.dims;
-    let shape = [d.batch * d.seq, d.hidden()];
-    let n = d.elements();
-    let qkv: [Tensor<B, 2>; 3] =
-        [1, 2, 3].map(|s| tensor::<B, 2>(values(n, s, 2.0), shape).require_grad());
-    let bias = tensor::<B, 2>(key_bias(d.batch, d.seq, &case.padding), [d.batch, d.seq]);
-    let context = if fused_op {
-        fused::attention(qkv.clone(), bias, d, case.dropout)
-            .unwrap_or_else(|_| panic!("f32 attention on {} is fused", std::any::type_name::<B>()))
-    } else {
-        fused::attention_composed(qkv.clone(), bias, d, case.dropout)
-    };
-    let w = tensor::<B, 2>(values(n, 4, 1.0), shape);
-    let grads = (context.clone() * w).sum().backward();
-    let grad = qkv.map(|t| host(t.grad(&grads).expect("gradient of q, k and v")));
-    (host(context), grad)
-}
-
 /// The kernels on `Autodiff<Wgpu>` against the composition on `Autodiff<Flex>`.
 fn check(case: Case) {
-    let label = case.label();
-    let (context, grads) = run::<WgpuAd>(&case, true);
-    let (want_context, want_grads) = run::<CpuAd>(&case, false);
-    assert_close(&format!("{label}: context"), &context, &want_context, 1e-5);
-    for (name, (g, want)) in ["dq", "dk", "dv"].iter().zip(grads.iter().zip(&want_grads)) {
-        assert_close(&format!("{label}: {name}"), g, want, 1e-5);
-    }
+    check_on::<WgpuAd>(case);
 }
 
 /// The bare backend's forward pass (no autodiff) on `Wgpu` and the composition on flex.
@@ -268,41 +219,13 @@ fn wgpu_attention_leaves_sequences_past_the_kernels_bound_to_the_composition() {
     assert!(fused::attention(qkv, bias, d, None).is_err());
 }
 
-/// A small pre-training batch on `B` with padding in both sequences.
-fn model_batch<B: Backend>(device: &B::Device) -> PretrainingBatch<B> {
-    let ids = vec![
-        vec![2i64, 5, 6, 4, 7, 8, 9, 3, 10, 11, 3, 0],
-        vec![2, 12, 4, 13, 14, 3, 15, 16, 17, 3, 0, 0],
-    ];
-    let types = vec![
-        vec![0i64, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 0],
-        vec![0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0],
-    ];
-    let mask: Vec<Vec<i64>> = ids
-        .iter()
-        .map(|r| r.iter().map(|&t| i64::from(t != 0)).collect())
-        .collect();
-    PretrainingBatch {
-        input_ids: int2(&ids, device),
-        token_type_ids: int2(&types, device),
-        attention_mask: int2(&mask, device),
-        masked_positions: int2(&[vec![3, 5, 0], vec![2, 7, 0]], device),
-        masked_labels: int2(&[vec![40, 41, 0], vec![42, 43, 0]], device),
-        masked_weights: tensor::<B, 2>(vec![1.0, 1.0, 0.0, 1.0, 1.0, 0.0], [2, 3]),
-        nsp_labels: Some(Tensor::from_data(
-            TensorData::new(vec![0i64, 1], [2]),
-            device,
-        )),
-    }
-}
-
 /// Pre-training loss and the gradients of layer 0's query weight and of the word embeddings.
 fn model_loss_and_grads<B: AutodiffBackend>() -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let device = Default::default();
     // Dropout off (the small config's), so flex's host masks and wgpu's device masks agree.
     let config = bert_testutil::small_bert_config(80, 16);
     let model = BertForPreTraining::<B>::new(&config, 3, &device);
-    let out = model.forward_pretraining(model_batch::<B>(&device));
+    let out = model.forward_pretraining(small_batch::<B>(&device));
     let grads = out.loss.backward();
     let query = model.bert.layers[0].attention.query.weight.grad(&grads);
     let word = model.bert.embeddings.word.weight.grad(&grads);

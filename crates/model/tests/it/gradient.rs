@@ -4,14 +4,21 @@
 use crate::support::*;
 use bert_model::{BertConfig, BertForPreTraining, PretrainingBatch};
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
+use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 
 fn tiny() -> BertConfig {
     bert_testutil::small_bert_config(80, 16)
 }
 
-/// Input ids only use rows 1..=20; rows above 20 are reachable only through the decoder.
+/// [`small_batch`] on the CPU under autodiff.
 fn batch(device: &burn::tensor::Device<CpuAd>) -> PretrainingBatch<CpuAd> {
+    small_batch::<CpuAd>(device)
+}
+
+/// A small pre-training batch on `B` with padding in both sequences. Input ids only use rows
+/// 1..=20; rows above 20 are reachable only through the decoder.
+pub(crate) fn small_batch<B: Backend>(device: &B::Device) -> PretrainingBatch<B> {
     let ids = vec![
         vec![2i64, 5, 6, 4, 7, 8, 9, 3, 10, 11, 3, 0],
         vec![2, 12, 4, 13, 14, 3, 15, 16, 17, 3, 0, 0],
