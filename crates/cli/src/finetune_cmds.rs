@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use bert_finetune::{run_sweep, FinetuneConfig, SweepReport};
+use bert_finetune::{run_sweep, FinetuneConfig, SweepEvent, SweepOptions, SweepReport};
 use burn::tensor::backend::Backend;
 
 use crate::device::{dispatch, BackendTask, DeviceSpec};
@@ -12,7 +12,8 @@ use crate::device::{dispatch, BackendTask, DeviceSpec};
 #[derive(clap::Args, Debug)]
 #[command(
     after_help = "Example:\n  bert finetune --config configs/finetune-sst2.toml\n  \
-    bert finetune --config task.toml --set finetune.learning_rates=[3e-5] --set finetune.seeds=[1,2,3]"
+    bert finetune --config task.toml --set finetune.learning_rates=[3e-5] --set finetune.seeds=[1,2,3]\n  \
+    bert finetune --config configs/finetune-sst2.toml --resume"
 )]
 pub struct FinetuneArgs {
     /// The fine-tuning TOML config (`[finetune]` and `[finetune.task]`).
@@ -27,9 +28,13 @@ pub struct FinetuneArgs {
     /// Print the results as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Continue the sweep in `finetune.out_dir`: keep its finished runs, continue the run in
+    /// progress from its newest checkpoint, then run the rest.
+    #[arg(long)]
+    pub resume: bool,
 }
 
-struct SweepTask(FinetuneConfig);
+struct SweepTask(FinetuneConfig, SweepOptions);
 
 impl BackendTask for SweepTask {
     type Output = SweepReport;
@@ -37,29 +42,59 @@ impl BackendTask for SweepTask {
         Ok(run_sweep::<burn::backend::Autodiff<B>>(
             &self.0,
             &device,
-            |run, runs, settings, epoch| {
-                let scores = &epoch.eval;
-                let metrics: Vec<String> = [
-                    ("accuracy", scores.accuracy),
-                    ("f1", scores.f1),
-                    ("matthews", scores.matthews),
-                    ("pearson", scores.pearson),
-                    ("spearman", scores.spearman),
-                ]
-                .iter()
-                .filter_map(|(name, v)| v.map(|v| format!("{name}={v:.4}")))
-                .collect();
-                tracing::info!(
-                    "run {run}/{runs} (lr {:.1e}, batch {}, seed {}) epoch {}/{}: train loss {:.4}, eval loss {:.4} {}",
+            self.1,
+            |event| match event {
+                SweepEvent::Run {
+                    run,
+                    runs,
+                    settings,
+                    resumed_at,
+                } => tracing::info!(
+                    "run {run}/{runs} (lr {:.1e}, batch {}, seed {}){}",
                     settings.learning_rate,
                     settings.batch_size,
                     settings.seed,
-                    epoch.epoch,
-                    settings.epochs,
-                    epoch.train_loss,
-                    scores.loss,
-                    metrics.join(" ")
-                );
+                    resumed_at
+                        .map(|s| format!(": continues from step {s}"))
+                        .unwrap_or_default()
+                ),
+                SweepEvent::Step {
+                    step,
+                    total_steps,
+                    loss,
+                } => tracing::debug!("step {step}/{total_steps}: train loss {loss:.4}"),
+                SweepEvent::Checkpoint(dir) => {
+                    tracing::debug!("checkpoint {}", dir.display())
+                }
+                SweepEvent::Epoch {
+                    run,
+                    runs,
+                    settings,
+                    report,
+                } => {
+                    let scores = &report.eval;
+                    let metrics: Vec<String> = [
+                        ("accuracy", scores.accuracy),
+                        ("f1", scores.f1),
+                        ("matthews", scores.matthews),
+                        ("pearson", scores.pearson),
+                        ("spearman", scores.spearman),
+                    ]
+                    .iter()
+                    .filter_map(|(name, v)| v.map(|v| format!("{name}={v:.4}")))
+                    .collect();
+                    tracing::info!(
+                        "run {run}/{runs} (lr {:.1e}, batch {}, seed {}) epoch {}/{}: train loss {:.4}, eval loss {:.4} {}",
+                        settings.learning_rate,
+                        settings.batch_size,
+                        settings.seed,
+                        report.epoch,
+                        settings.epochs,
+                        report.train_loss,
+                        scores.loss,
+                        metrics.join(" ")
+                    );
+                }
             },
         )?)
     }
@@ -68,7 +103,15 @@ impl BackendTask for SweepTask {
 /// Runs `bert finetune`.
 pub fn finetune_command(args: &FinetuneArgs) -> Result<()> {
     let config = FinetuneConfig::load(&args.config, &args.set)?;
-    let report = dispatch(args.device, SweepTask(config))?;
+    let report = dispatch(
+        args.device,
+        SweepTask(
+            config,
+            SweepOptions {
+                resume: args.resume,
+            },
+        ),
+    )?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {

@@ -92,6 +92,9 @@ pub struct FinetuneSection {
     /// dropout.
     #[serde(default)]
     pub classifier_dropout: Option<f64>,
+    /// Checkpoint the run in progress every N steps (0: only after each epoch), for `--resume`.
+    #[serde(default = "default_checkpoint_every")]
+    pub checkpoint_every: u64,
     /// The score that ranks runs: `accuracy`, `f1`, `matthews`, `pearson` or `spearman`; by
     /// default accuracy for classification, Pearson for regression.
     #[serde(default)]
@@ -126,6 +129,9 @@ fn default_weight_decay() -> f64 {
 }
 fn default_clip() -> f64 {
     1.0
+}
+fn default_checkpoint_every() -> u64 {
+    500
 }
 
 /// The metric names, in the order reports show them.

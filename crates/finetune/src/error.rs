@@ -15,6 +15,28 @@ pub enum FinetuneError {
     /// The examples do not fit the task (a score in a classification task, say).
     #[error("{0}")]
     Mismatch(String),
+    /// Writing or reading a checkpoint's optimiser moments failed (boxed: the trainer's error
+    /// is large, and every `Result` of this crate would carry its size).
+    #[error(transparent)]
+    Train(Box<bert_train::TrainError>),
+    /// A file or folder of the output could not be read or written.
+    #[error("{path}: {message}")]
+    Io {
+        /// The file or folder.
+        path: std::path::PathBuf,
+        /// What failed.
+        message: String,
+    },
+    /// `--resume` cannot continue what the output folder holds (the config or the data
+    /// changed, or a checkpoint does not fit the run); says what differs.
+    #[error("cannot resume: {0}")]
+    Resume(String),
+}
+
+impl From<bert_train::TrainError> for FinetuneError {
+    fn from(e: bert_train::TrainError) -> Self {
+        FinetuneError::Train(Box::new(e))
+    }
 }
 
 /// Result of this crate.

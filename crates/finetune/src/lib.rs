@@ -11,10 +11,12 @@
 //! - [`train`]: one fine-tuning run with BERT's recipe on a
 //!   `bert_model::BertForSequenceClassification`, evaluated after every epoch;
 //! - [`config`], [`sweep`]: `bert finetune --config FILE`: the grid of runs, the spread of the
-//!   score at each grid point, and the export of the best run.
+//!   score at each grid point, and the export of the best run;
+//! - [`checkpoint`]: checkpoints of the run in progress, for `bert finetune --resume`.
 
 #![warn(missing_docs)]
 
+pub mod checkpoint;
 pub mod config;
 pub mod encode;
 mod error;
@@ -26,5 +28,10 @@ pub use config::{FinetuneConfig, FinetuneSection, TaskSection};
 pub use encode::{encode_examples, Encoded};
 pub use error::{FinetuneError, Result};
 pub use metrics::{MetricError, Spread};
-pub use sweep::{run_sweep, GridPoint, RunResult, SweepReport, EXPORT_DIR, RESULTS_FILE};
-pub use train::{evaluate, fine_tune, EpochReport, RunSettings, Scores};
+pub use sweep::{
+    run_sweep, GridPoint, RunResult, SweepEvent, SweepOptions, SweepReport, EXPORT_DIR,
+    RESULTS_FILE,
+};
+pub use train::{
+    evaluate, fine_tune, EpochReport, Resumed, RunEvent, RunProgress, RunSettings, Scores,
+};

@@ -7,7 +7,7 @@
 //! fewer than two pairs) is undefined, as in SciPy (which returns NaN): here it is an error
 //! saying so, so a sweep never averages a NaN into its table.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Why a metric could not be computed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -185,7 +185,7 @@ fn average_ranks(values: &[f64]) -> Vec<f64> {
 }
 
 /// How one score spreads over runs (seeds, grid points): what a sweep's table reports.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Spread {
     /// Number of runs.
     pub runs: usize,

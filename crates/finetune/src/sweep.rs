@@ -2,26 +2,34 @@
 //! after another, then the spread of the score at each grid point, the best point and the best
 //! run, whose model is exported as a `BertForSequenceClassification` folder.
 //!
-//! `results.json` in the output folder is rewritten (atomically) after every run, so a run that
-//! is stopped keeps the runs it finished; the folder is locked while the sweep runs.
+//! The output folder is locked while the sweep runs. `results.json` there is rewritten
+//! (atomically) after every run, and the run in progress is checkpointed
+//! ([`crate::checkpoint`]) every `checkpoint_every` steps and after every epoch. `--resume`
+//! ([`SweepOptions::resume`]) keeps the finished runs, continues the one in progress from its
+//! newest checkpoint and runs the rest, giving the results an uninterrupted sweep gives. The
+//! export is replaced whenever a run beats the best so far, so it always holds the best finished
+//! run.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use bert_data::{read_task_split, VocabTxtOptions, WordPieceTokenizer};
-use bert_fsutil::{write_atomic, FolderLock};
+use bert_fsutil::{sync_dir, write_atomic, FolderLock};
 use bert_model::{
     load_classifier_dir, save_classifier_dir, BertConfig, BertForSequenceClassification,
     CONFIG_FILE,
 };
+use bert_train::FileDigest;
 use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use crate::checkpoint::{self, Snapshot, CHECKPOINTS_DIR};
 use crate::config::FinetuneConfig;
 use crate::encode::encode_examples;
 use crate::error::{FinetuneError, Result};
 use crate::metrics::Spread;
-use crate::train::{fine_tune, EpochReport, RunSettings, Scores};
+use crate::train::{fine_tune, EpochReport, RunEvent, RunSettings, Scores};
 
 /// File name of the sweep's results in the output folder.
 pub const RESULTS_FILE: &str = "results.json";
@@ -29,7 +37,7 @@ pub const RESULTS_FILE: &str = "results.json";
 pub const EXPORT_DIR: &str = "export";
 
 /// One finished run.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunResult {
     /// Its hyper-parameters.
     pub settings: RunSettings,
@@ -40,7 +48,7 @@ pub struct RunResult {
 }
 
 /// The runs of one grid point over the seeds.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GridPoint {
     /// Learning rate.
     pub learning_rate: f64,
@@ -51,7 +59,7 @@ pub struct GridPoint {
 }
 
 /// What a sweep gave.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SweepReport {
     /// The task's name.
     pub task: String,
@@ -71,6 +79,56 @@ pub struct SweepReport {
     pub best_run: Option<usize>,
     /// Where the best run's model was exported.
     pub export: Option<PathBuf>,
+    /// Size and CRC32 of the task's files (`train`, `validation`), so that `--resume` refuses
+    /// data that changed under a sweep.
+    #[serde(default)]
+    pub inputs: BTreeMap<String, FileDigest>,
+}
+
+/// How `bert finetune` runs a sweep.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SweepOptions {
+    /// Continue the sweep the output folder holds (`--resume`); without it, a folder holding
+    /// one is refused.
+    pub resume: bool,
+}
+
+/// What a sweep tells its caller as it goes (for progress and logs).
+pub enum SweepEvent<'a> {
+    /// A run starts: its 1-based index, the number of runs, its settings, and the step it
+    /// continues from when it is resumed.
+    Run {
+        /// 1-based index.
+        run: usize,
+        /// Runs in the sweep.
+        runs: usize,
+        /// Its settings.
+        settings: &'a RunSettings,
+        /// The checkpoint's step when resumed.
+        resumed_at: Option<u64>,
+    },
+    /// A step of the current run was taken.
+    Step {
+        /// Steps taken so far in the run.
+        step: u64,
+        /// Steps of the whole run.
+        total_steps: u64,
+        /// The step's training loss.
+        loss: f64,
+    },
+    /// An epoch of the current run was scored.
+    Epoch {
+        /// 1-based index of the run.
+        run: usize,
+        /// Runs in the sweep.
+        runs: usize,
+        /// Its settings.
+        settings: &'a RunSettings,
+        /// The epoch's report.
+        report: &'a EpochReport,
+    },
+    /// A checkpoint was written.
+    Checkpoint(&'a Path),
 }
 
 /// The tokenizer file of `config`: `finetune.tokenizer`, else `tokenizer.json` or `vocab.txt`
@@ -103,12 +161,13 @@ fn score_of(scores: &Scores, metric: &str) -> Option<f64> {
     }
 }
 
-/// Runs the sweep `config` describes on `device`. `progress` sees each run's settings (with
-/// its 1-based index and the number of runs) and each epoch's report as they come.
+/// Runs the sweep `config` describes on `device`, or continues the one its output folder holds
+/// (`options.resume`). `progress` sees every run, step, epoch and checkpoint as they come.
 pub fn run_sweep<B: AutodiffBackend>(
     config: &FinetuneConfig,
     device: &B::Device,
-    mut progress: impl FnMut(usize, usize, &RunSettings, &EpochReport),
+    options: SweepOptions,
+    mut progress: impl FnMut(SweepEvent<'_>),
 ) -> Result<SweepReport> {
     let f = &config.finetune;
     let _lock = FolderLock::acquire(&f.out_dir.join(".lock"), &f.out_dir)
@@ -149,7 +208,15 @@ pub fn run_sweep<B: AutodiffBackend>(
     }
     let pad = vocab.special().pad;
     let metric = config.metric().to_string();
-    let mut report = SweepReport {
+    let mut inputs = BTreeMap::new();
+    for (key, path) in [("train", &f.task.train), ("validation", &f.task.validation)] {
+        let digest = FileDigest::of_file(path).map_err(|e| FinetuneError::Io {
+            path: path.clone(),
+            message: format!("reading: {e}"),
+        })?;
+        inputs.insert(key.to_string(), digest);
+    }
+    let fresh = SweepReport {
         task: f.task.name.clone(),
         metric: metric.clone(),
         init_from: f.init_from.clone(),
@@ -159,33 +226,128 @@ pub fn run_sweep<B: AutodiffBackend>(
         best_point: None,
         best_run: None,
         export: None,
+        inputs,
     };
     let runs = config.runs();
-    let mut best: Option<(f64, BertForSequenceClassification<B::InnerBackend>)> = None;
-    for (i, settings) in runs.iter().enumerate() {
-        let mut model = if f.random_init {
-            BertForSequenceClassification::<B>::new(
-                &model_config,
-                task.outputs(),
-                f.classifier_dropout
-                    .unwrap_or(model_config.hidden_dropout_prob),
-                settings.seed,
-                device,
-            )
+    let checkpoints = f.out_dir.join(CHECKPOINTS_DIR);
+    let export_dir = f.out_dir.join(EXPORT_DIR);
+    recover_export(&f.out_dir, &export_dir)?;
+    let mut report = earlier_sweep(&f.out_dir, &fresh, &runs, options)?;
+    checkpoint::clean_partial(&checkpoints);
+    let mut best = report
+        .best_run
+        .and_then(|i| report.runs.get(i))
+        .and_then(|r| r.score);
+    for (i, settings) in runs.iter().enumerate().skip(report.runs.len()) {
+        let loaded = if options.resume {
+            checkpoint::load_latest::<B>(&checkpoints, i, settings, device)?
         } else {
-            load_classifier_dir::<B>(&f.init_from, Some(task.clone()), settings.seed, device)?.2
+            None
         };
-        if let Some(p) = f.classifier_dropout {
-            model.set_classifier_dropout(p);
-        }
-        let (model, epochs) = fine_tune(model, &task, &train, &eval, settings, pad, device, |e| {
-            progress(i + 1, runs.len(), settings, e)
-        })?;
+        progress(SweepEvent::Run {
+            run: i + 1,
+            runs: runs.len(),
+            settings,
+            resumed_at: loaded.as_ref().map(|l| l.resumed.progress.step),
+        });
+        let (model, resumed) = match loaded {
+            Some(l) => {
+                tracing::info!("run {} continues from {}", i + 1, l.dir.display());
+                (l.model, Some(l.resumed))
+            }
+            None => {
+                let mut model = if f.random_init {
+                    BertForSequenceClassification::<B>::new(
+                        &model_config,
+                        task.outputs(),
+                        f.classifier_dropout
+                            .unwrap_or(model_config.hidden_dropout_prob),
+                        settings.seed,
+                        device,
+                    )
+                } else {
+                    load_classifier_dir::<B>(
+                        &f.init_from,
+                        Some(task.clone()),
+                        settings.seed,
+                        device,
+                    )?
+                    .2
+                };
+                if let Some(p) = f.classifier_dropout {
+                    model.set_classifier_dropout(p);
+                }
+                (model, None)
+            }
+        };
+        let (model, epochs) = fine_tune(
+            model,
+            &task,
+            &train,
+            &eval,
+            settings,
+            pad,
+            device,
+            resumed,
+            f.checkpoint_every,
+            |event| {
+                match event {
+                    RunEvent::Step {
+                        step,
+                        total_steps,
+                        loss,
+                    } => progress(SweepEvent::Step {
+                        step,
+                        total_steps,
+                        loss,
+                    }),
+                    RunEvent::Epoch(report) => progress(SweepEvent::Epoch {
+                        run: i + 1,
+                        runs: runs.len(),
+                        settings,
+                        report,
+                    }),
+                    RunEvent::Checkpoint {
+                        progress: at,
+                        model,
+                        moments,
+                    } => {
+                        let dir = checkpoint::save(
+                            &checkpoints,
+                            Snapshot {
+                                run: i,
+                                settings,
+                                progress: at,
+                                model,
+                                moments,
+                                config: &model_config,
+                                task: &task,
+                            },
+                        )?;
+                        progress(SweepEvent::Checkpoint(&dir));
+                    }
+                }
+                Ok(())
+            },
+        )?;
         let score = epochs.last().and_then(|e| score_of(&e.eval, &metric));
         if let Some(s) = score {
-            if best.as_ref().is_none_or(|(b, _)| s > *b) {
-                best = Some((s, model.valid()));
+            if best.is_none_or(|b| s > b) {
+                // The export is replaced before the results name the run as best: a sweep
+                // stopped in between reruns the run, which gives the same model again.
+                replace_dir(&f.out_dir, &export_dir, |tmp| {
+                    save_classifier_dir(
+                        &model.valid(),
+                        &model_config,
+                        &task,
+                        tmp,
+                        tokenizer_file.parent(),
+                    )
+                    .map_err(FinetuneError::from)
+                })?;
+                best = Some(s);
                 report.best_run = Some(report.runs.len());
+                report.export = Some(export_dir.clone());
             }
         }
         report.runs.push(RunResult {
@@ -196,14 +358,177 @@ pub fn run_sweep<B: AutodiffBackend>(
         report.grid = grid(&report.runs);
         report.best_point = best_point(&report.grid);
         write_results(&f.out_dir, &report)?;
-    }
-    if let Some((_, model)) = best {
-        let dir = f.out_dir.join(EXPORT_DIR);
-        save_classifier_dir(&model, &model_config, &task, &dir, tokenizer_file.parent())?;
-        report.export = Some(dir);
-        write_results(&f.out_dir, &report)?;
+        checkpoint::clear(&checkpoints)?;
     }
     Ok(report)
+}
+
+/// The report to continue from: the finished runs of the sweep `out_dir` holds when resuming
+/// (checked to be of this config and data), else `fresh`. Without `resume`, a folder holding an
+/// earlier sweep is refused rather than overwritten.
+fn earlier_sweep(
+    out_dir: &Path,
+    fresh: &SweepReport,
+    runs: &[RunSettings],
+    options: SweepOptions,
+) -> Result<SweepReport> {
+    let results = out_dir.join(RESULTS_FILE);
+    let has_checkpoints = !checkpoint::list(&out_dir.join(CHECKPOINTS_DIR)).is_empty();
+    if !options.resume {
+        if results.exists() || has_checkpoints {
+            return Err(FinetuneError::Config(format!(
+                "{} holds an earlier sweep ({}): pass `--resume` to continue it, or choose another \
+                 `finetune.out_dir`",
+                out_dir.display(),
+                if results.exists() {
+                    RESULTS_FILE
+                } else {
+                    CHECKPOINTS_DIR
+                }
+            )));
+        }
+        return Ok(fresh.clone());
+    }
+    if !results.exists() {
+        if !has_checkpoints {
+            tracing::info!(
+                "--resume: {} holds no earlier sweep; starting one",
+                out_dir.display()
+            );
+        }
+        return Ok(fresh.clone());
+    }
+    let text = std::fs::read_to_string(&results).map_err(|e| FinetuneError::Io {
+        path: results.clone(),
+        message: format!("reading: {e}"),
+    })?;
+    let earlier: SweepReport = serde_json::from_str(&text).map_err(|e| FinetuneError::Io {
+        path: results.clone(),
+        message: format!("parsing: {e}"),
+    })?;
+    let differs = |what: &str, was: String, is: String| {
+        Err(FinetuneError::Resume(format!(
+            "{} was written for {what} {was}, the config now gives {is}",
+            results.display()
+        )))
+    };
+    if earlier.task != fresh.task
+        || earlier.metric != fresh.metric
+        || earlier.random_init != fresh.random_init
+        || earlier.init_from != fresh.init_from
+    {
+        return differs(
+            "task, metric, random_init, init_from",
+            format!(
+                "{}, {}, {}, {}",
+                earlier.task,
+                earlier.metric,
+                earlier.random_init,
+                earlier.init_from.display()
+            ),
+            format!(
+                "{}, {}, {}, {}",
+                fresh.task,
+                fresh.metric,
+                fresh.random_init,
+                fresh.init_from.display()
+            ),
+        );
+    }
+    for (key, digest) in &fresh.inputs {
+        if let Some(was) = earlier.inputs.get(key) {
+            if was != digest {
+                return differs(
+                    &format!("the {key} split with"),
+                    was.to_string(),
+                    digest.to_string(),
+                );
+            }
+        }
+    }
+    if earlier.runs.len() > runs.len() {
+        return differs(
+            "a grid of at least",
+            format!("{} runs", earlier.runs.len()),
+            format!("{} runs", runs.len()),
+        );
+    }
+    for (i, (done, planned)) in earlier.runs.iter().zip(runs).enumerate() {
+        if &done.settings != planned {
+            return differs(
+                &format!("run {} with", i + 1),
+                format!("{:?}", done.settings),
+                format!("{planned:?}"),
+            );
+        }
+    }
+    if earlier.best_run.is_some() && !out_dir.join(EXPORT_DIR).is_dir() {
+        return Err(FinetuneError::Resume(format!(
+            "{} names a best run, but its export {} is missing",
+            results.display(),
+            out_dir.join(EXPORT_DIR).display()
+        )));
+    }
+    tracing::info!(
+        "--resume: {} of {} runs finished in {}",
+        earlier.runs.len(),
+        runs.len(),
+        out_dir.display()
+    );
+    Ok(SweepReport {
+        inputs: fresh.inputs.clone(),
+        ..earlier
+    })
+}
+
+/// The name the export is moved to while its replacement is renamed into place.
+fn old_export(out_dir: &Path) -> PathBuf {
+    out_dir.join(format!(".{EXPORT_DIR}-old"))
+}
+
+/// Puts back an export that a sweep stopped while replacing it had moved aside, and removes
+/// half-written ones.
+fn recover_export(out_dir: &Path, export_dir: &Path) -> Result<()> {
+    let old = old_export(out_dir);
+    if old.is_dir() {
+        if export_dir.exists() {
+            std::fs::remove_dir_all(&old).map_err(|e| FinetuneError::Io {
+                path: old.clone(),
+                message: format!("removing: {e}"),
+            })?;
+        } else {
+            std::fs::rename(&old, export_dir).map_err(|e| FinetuneError::Io {
+                path: export_dir.to_path_buf(),
+                message: format!("restoring the export: {e}"),
+            })?;
+        }
+    }
+    let _ = std::fs::remove_dir_all(out_dir.join(format!(".{EXPORT_DIR}-new")));
+    Ok(())
+}
+
+/// Replaces the folder `dir` with what `write` puts in a fresh temporary folder: the old folder
+/// stays whole until the new one is complete, and [`recover_export`] puts it back if the process
+/// dies between the two renames.
+fn replace_dir(out_dir: &Path, dir: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let tmp = out_dir.join(format!(".{EXPORT_DIR}-new"));
+    let old = old_export(out_dir);
+    let fail = |path: &Path, what: &str, e: std::io::Error| FinetuneError::Io {
+        path: path.to_path_buf(),
+        message: format!("{what}: {e}"),
+    };
+    let _ = std::fs::remove_dir_all(&tmp);
+    write(&tmp)?;
+    sync_dir(&tmp);
+    if dir.exists() {
+        std::fs::rename(dir, &old).map_err(|e| fail(dir, "moving the old export aside", e))?;
+    }
+    std::fs::rename(&tmp, dir).map_err(|e| fail(dir, "renaming into place", e))?;
+    sync_dir(out_dir);
+    if old.exists() {
+        std::fs::remove_dir_all(&old).map_err(|e| fail(&old, "removing", e))?;
+    }
+    Ok(())
 }
 
 fn grid(runs: &[RunResult]) -> Vec<GridPoint> {

@@ -12,14 +12,14 @@ use bert_train::{
 use burn::module::AutodiffModule;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::encode::Encoded;
 use crate::error::{FinetuneError, Result};
 use crate::metrics;
 
 /// The hyper-parameters of one run: one grid point and one seed.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunSettings {
     /// Peak learning rate.
     pub learning_rate: f64,
@@ -81,7 +81,7 @@ impl RunSettings {
 
 /// Scores of a model on an evaluation split: the loss and the GLUE metrics of the task kind.
 /// A metric that is undefined on the split (a correlation of constant predictions) is absent.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Scores {
     /// Examples scored.
     pub examples: usize,
@@ -100,7 +100,7 @@ pub struct Scores {
 }
 
 /// What one epoch gave.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EpochReport {
     /// 1-based epoch.
     pub epoch: usize,
@@ -108,6 +108,59 @@ pub struct EpochReport {
     pub train_loss: f64,
     /// Scores on the evaluation split after the epoch.
     pub eval: Scores,
+}
+
+/// Where a run stands between two steps: everything besides the weights and the optimiser's
+/// moments that continuing it needs. The epoch orders and the dropout masks are functions of
+/// the seed, the epoch and the step, so this is the complete random state too.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunProgress {
+    /// Optimiser steps taken.
+    pub step: u64,
+    /// The epoch in progress (0-based).
+    pub epoch: usize,
+    /// Batches of that epoch already taken.
+    pub next_batch: usize,
+    /// Sum of that epoch's training losses so far.
+    pub loss_sum: f64,
+    /// Reports of the epochs finished.
+    pub reports: Vec<EpochReport>,
+    /// The optimiser's configuration and step counter.
+    pub optimizer: Optimizer,
+}
+
+/// A run continued from a checkpoint: where it stood and its optimiser moments (the weights
+/// are the model's).
+pub struct Resumed<B: AutodiffBackend> {
+    /// Where it stood.
+    pub progress: RunProgress,
+    /// Moments per parameter, in the model's naming-table order.
+    pub moments: Vec<Option<Moments<B::InnerBackend>>>,
+}
+
+/// What a run tells its caller as it goes.
+pub enum RunEvent<'a, B: AutodiffBackend> {
+    /// A step was taken (`step` is 1-based, of `total_steps`).
+    Step {
+        /// Steps taken so far.
+        step: u64,
+        /// Steps of the whole run.
+        total_steps: u64,
+        /// This step's training loss.
+        loss: f64,
+    },
+    /// An epoch ended and was scored.
+    Epoch(&'a EpochReport),
+    /// A moment to write a checkpoint: every `checkpoint_every` steps and after every epoch
+    /// but the last (whose end is the run's result).
+    Checkpoint {
+        /// Where the run stands.
+        progress: &'a RunProgress,
+        /// The weights (mutable only to list its parameters).
+        model: &'a mut BertForSequenceClassification<B>,
+        /// The optimiser's moments.
+        moments: &'a [Option<Moments<B::InnerBackend>>],
+    },
 }
 
 /// A padded batch on the device.
@@ -302,9 +355,11 @@ fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
     order
 }
 
-/// Fine-tunes `model` on `train` with `settings`, evaluating on `eval` after every epoch
-/// (`on_epoch` sees each report as it comes, for progress). Returns the model after the last
-/// epoch and the reports.
+/// Fine-tunes `model` on `train` with `settings`, evaluating on `eval` after every epoch.
+/// `resume` continues a run from a checkpoint (the model then holds its weights). `on_event`
+/// sees every step, epoch report and checkpoint moment (every `checkpoint_every` steps, 0 for
+/// epoch ends only); an error it returns stops the run. Returns the model after the last epoch
+/// and the reports.
 #[allow(clippy::too_many_arguments)]
 pub fn fine_tune<B: AutodiffBackend>(
     mut model: BertForSequenceClassification<B>,
@@ -314,7 +369,9 @@ pub fn fine_tune<B: AutodiffBackend>(
     settings: &RunSettings,
     pad: u32,
     device: &B::Device,
-    mut on_epoch: impl FnMut(&EpochReport),
+    resume: Option<Resumed<B>>,
+    checkpoint_every: u64,
+    mut on_event: impl FnMut(RunEvent<'_, B>) -> Result<()>,
 ) -> Result<(BertForSequenceClassification<B>, Vec<EpochReport>)> {
     settings.validate()?;
     check_task(task, train, "training")?;
@@ -332,30 +389,60 @@ pub fn fine_tune<B: AutodiffBackend>(
         power: 1.0,
         decay_over: DecayOver::AfterWarmup,
     };
-    // transformers' Trainer: AdamW, β (0.9, 0.999), ε 1e-8, bias correction.
-    let mut optimizer = Optimizer::new(OptimizerConfig {
-        kind: OptimizerKind::Adamw,
-        learning_rate: settings.learning_rate,
-        beta1: 0.9,
-        beta2: 0.999,
-        epsilon: 1e-8,
-        weight_decay: settings.weight_decay,
-        bias_correction: true,
-    });
-    let mut moments: Vec<Option<Moments<B::InnerBackend>>> =
-        vec![None; model.named_params_mut().len()];
-    let mut reports = Vec::with_capacity(settings.epochs);
-    let mut step = 0u64;
-    for epoch in 0..settings.epochs {
-        let order = epoch_order(train.len(), settings.seed, epoch);
-        let mut loss_sum = 0.0;
-        for chunk in order.chunks(settings.batch_size) {
+    let (mut progress, mut moments) = match resume {
+        Some(r) => {
+            let p = &r.progress;
+            if p.epoch >= settings.epochs
+                || p.next_batch > steps_per_epoch
+                || p.step != (p.epoch * steps_per_epoch + p.next_batch) as u64
+                || p.reports.len() != p.epoch
+                || r.moments.len() != model.named_params_mut().len()
+            {
+                return Err(FinetuneError::Resume(format!(
+                    "the checkpoint stands at epoch {}, batch {}, step {} with {} moments; this \
+                     run has {} epochs of {steps_per_epoch} batches and {} parameters",
+                    p.epoch + 1,
+                    p.next_batch,
+                    p.step,
+                    r.moments.len(),
+                    settings.epochs,
+                    model.named_params_mut().len()
+                )));
+            }
+            (r.progress, r.moments)
+        }
+        None => (
+            RunProgress {
+                step: 0,
+                epoch: 0,
+                next_batch: 0,
+                loss_sum: 0.0,
+                reports: Vec::with_capacity(settings.epochs),
+                // transformers' Trainer: AdamW, β (0.9, 0.999), ε 1e-8, bias correction.
+                optimizer: Optimizer::new(OptimizerConfig {
+                    kind: OptimizerKind::Adamw,
+                    learning_rate: settings.learning_rate,
+                    beta1: 0.9,
+                    beta2: 0.999,
+                    epsilon: 1e-8,
+                    weight_decay: settings.weight_decay,
+                    bias_correction: true,
+                }),
+            },
+            vec![None; model.named_params_mut().len()],
+        ),
+    };
+    while progress.epoch < settings.epochs {
+        let order = epoch_order(train.len(), settings.seed, progress.epoch);
+        for chunk in order.chunks(settings.batch_size).skip(progress.next_batch) {
+            let step = progress.step;
             bert_model::seed_dropout(bert_rng::mix_seed(&[settings.seed, step]));
             let refs: Vec<&Encoded> = chunk.iter().map(|&i| &train[i]).collect();
             let b = batch::<B>(&refs, pad, device);
             let logits = model.forward(b.ids, b.types, b.mask);
             let loss = losses(logits, &refs, device)?.mean();
-            loss_sum += f64::from(host(loss.clone().inner(), "the training loss")?[0]);
+            let loss_value = f64::from(host(loss.clone().inner(), "the training loss")?[0]);
+            progress.loss_sum += loss_value;
             let grads = loss.backward();
             let grads: Vec<Option<Tensor<B::InnerBackend, 1>>> = model
                 .named_params_mut()
@@ -371,7 +458,7 @@ pub fn fine_tune<B: AutodiffBackend>(
                 .zip(moments.iter_mut())
             {
                 let Some(grad) = grad else { continue };
-                let new = optimizer.update(
+                let new = progress.optimizer.update(
                     ParamSlot {
                         value: row.param.flat().inner(),
                         grad,
@@ -383,12 +470,28 @@ pub fn fine_tune<B: AutodiffBackend>(
                 );
                 row.param.set_flat(Tensor::from_inner(new));
             }
-            optimizer.finish_step();
-            step += 1;
+            progress.optimizer.finish_step();
+            progress.step += 1;
+            progress.next_batch += 1;
+            on_event(RunEvent::Step {
+                step: progress.step,
+                total_steps,
+                loss: loss_value,
+            })?;
+            if checkpoint_every > 0
+                && progress.step % checkpoint_every == 0
+                && progress.next_batch < steps_per_epoch
+            {
+                on_event(RunEvent::Checkpoint {
+                    progress: &progress,
+                    model: &mut model,
+                    moments: &moments,
+                })?;
+            }
         }
         let report = EpochReport {
-            epoch: epoch + 1,
-            train_loss: loss_sum / steps_per_epoch as f64,
+            epoch: progress.epoch + 1,
+            train_loss: progress.loss_sum / steps_per_epoch as f64,
             eval: evaluate(
                 &model.valid(),
                 task,
@@ -398,10 +501,20 @@ pub fn fine_tune<B: AutodiffBackend>(
                 device,
             )?,
         };
-        on_epoch(&report);
-        reports.push(report);
+        on_event(RunEvent::Epoch(&report))?;
+        progress.reports.push(report);
+        progress.epoch += 1;
+        progress.next_batch = 0;
+        progress.loss_sum = 0.0;
+        if progress.epoch < settings.epochs {
+            on_event(RunEvent::Checkpoint {
+                progress: &progress,
+                model: &mut model,
+                moments: &moments,
+            })?;
+        }
     }
-    Ok((model, reports))
+    Ok((model, progress.reports))
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use bert_fsutil::{sync_dir, write_atomic};
 use bert_model::ParamMut;
 use bert_model::WEIGHTS_FILE;
 use bert_model::{save_model_dir, BertConfig, BertForPreTraining, ParamGroup};
-use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, TensorData};
 use safetensors::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
@@ -160,16 +160,17 @@ pub fn clean_partial(root: &Path) {
     }
 }
 
-fn moments_to_safetensors<B: AutodiffBackend>(state: &mut TrainState<B>) -> Result<Vec<u8>> {
-    let names: Vec<String> = state
-        .model
-        .named_params_mut()
-        .into_iter()
-        .map(|r| r.hf_name)
-        .collect();
+/// The optimiser moments of the parameters `names` (naming-table order, one entry of `moments`
+/// each) as a safetensors file: `<hf name>.exp_avg` / `<hf name>.exp_avg_sq`, and the list of
+/// parameters without moments (no update reached them yet) in the metadata. Any model's
+/// checkpoint uses it: pre-training's and fine-tuning's.
+pub fn moments_file<B: Backend>(
+    names: &[String],
+    moments: &[Option<Moments<B>>],
+) -> Result<Vec<u8>> {
     let mut buffers: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
     let mut without: Vec<&str> = Vec::new();
-    for (name, m) in names.iter().zip(&state.moments) {
+    for (name, m) in names.iter().zip(moments) {
         if m.is_none() {
             without.push(name);
         }
@@ -198,6 +199,16 @@ fn moments_to_safetensors<B: AutodiffBackend>(state: &mut TrainState<B>) -> Resu
         path: PathBuf::from(OPTIMIZER_FILE),
         message: e.to_string(),
     })
+}
+
+fn moments_to_safetensors<B: AutodiffBackend>(state: &mut TrainState<B>) -> Result<Vec<u8>> {
+    let names: Vec<String> = state
+        .model
+        .named_params_mut()
+        .into_iter()
+        .map(|r| r.hf_name)
+        .collect();
+    moments_file(&names, &state.moments)
 }
 
 /// Writes a complete checkpoint of `state` as `root/step-NNNNNNNN`, then removes the oldest
@@ -385,6 +396,36 @@ fn saved_without_moments(bytes: &[u8], path: &Path) -> Result<Option<BTreeSet<St
         })
 }
 
+/// One parameter as the optimiser file knows it: its HuggingFace name, its number of values
+/// and its model part.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParamShape {
+    /// HuggingFace name.
+    pub name: String,
+    /// Number of values.
+    pub len: usize,
+    /// Model part (a part a run drew fresh may lack moments).
+    pub group: ParamGroup,
+}
+
+impl ParamShape {
+    /// The shapes of a model's naming table, in its order.
+    pub fn of_table<B: burn::tensor::backend::Backend>(
+        rows: Vec<bert_model::NamedParam<'_, B>>,
+    ) -> Vec<ParamShape> {
+        rows.into_iter()
+            .map(|row| ParamShape {
+                len: match row.param {
+                    ParamMut::D1(p) => p.val().dims().iter().product::<usize>(),
+                    ParamMut::D2(p) => p.val().dims().iter().product::<usize>(),
+                },
+                name: row.hf_name,
+                group: row.group,
+            })
+            .collect()
+    }
+}
+
 /// Loads the optimiser moments of a checkpoint (naming-table order of `model`).
 ///
 /// Every parameter must have both moments, except those the file lists as saved without
@@ -399,7 +440,19 @@ pub fn load_moments<B: AutodiffBackend>(
     device: &B::Device,
     fresh: &[ParamGroup],
 ) -> Result<Vec<Option<Moments<B::InnerBackend>>>> {
-    let path = dir.join(OPTIMIZER_FILE);
+    let params = ParamShape::of_table(model.named_params_mut());
+    read_moments_file(&dir.join(OPTIMIZER_FILE), &params, device, fresh)
+}
+
+/// Reads the moments of `params` from the optimiser file at `path` (written by
+/// [`moments_file`]), under the rules of [`load_moments`].
+pub fn read_moments_file<B: Backend>(
+    path: &Path,
+    params: &[ParamShape],
+    device: &B::Device,
+    fresh: &[ParamGroup],
+) -> Result<Vec<Option<Moments<B>>>> {
+    let path = path.to_path_buf();
     let bytes = fs::read(&path).map_err(TrainError::io("reading", &path))?;
     let bad = |message: String| TrainError::Checkpoint {
         path: path.clone(),
@@ -414,7 +467,7 @@ pub fn load_moments<B: AutodiffBackend>(
                 None => st.is_empty(),
             }
     };
-    let read = |name: &str, len: usize| -> Result<Option<Tensor<B::InnerBackend, 1>>> {
+    let read = |name: &str, len: usize| -> Result<Option<Tensor<B, 1>>> {
         let Ok(view) = st.tensor(name) else {
             return Ok(None);
         };
@@ -436,21 +489,17 @@ pub fn load_moments<B: AutodiffBackend>(
         )))
     };
     let mut out = Vec::new();
-    for row in model.named_params_mut() {
-        let len = match row.param {
-            ParamMut::D1(p) => p.val().dims().iter().product::<usize>(),
-            ParamMut::D2(p) => p.val().dims().iter().product::<usize>(),
-        };
-        let m = read(&format!("{}.exp_avg", row.hf_name), len)?;
-        let v = read(&format!("{}.exp_avg_sq", row.hf_name), len)?;
+    for p in params {
+        let m = read(&format!("{}.exp_avg", p.name), p.len)?;
+        let v = read(&format!("{}.exp_avg_sq", p.name), p.len)?;
         let missing = |moment: &'static str| TrainError::MissingMoments {
             path: path.clone(),
-            parameter: row.hf_name.clone(),
+            parameter: p.name.clone(),
             moment,
         };
         out.push(match (m, v) {
             (Some(m), Some(v)) => Some(Moments { m, v }),
-            (None, None) if may_lack(&row.hf_name, row.group) => None,
+            (None, None) if may_lack(&p.name, p.group) => None,
             (None, None) => return Err(missing("`exp_avg` or `exp_avg_sq`")),
             (None, Some(_)) => return Err(missing("`exp_avg`")),
             (Some(_), None) => return Err(missing("`exp_avg_sq`")),

@@ -213,3 +213,137 @@ fn the_random_initialisation_baseline_and_bad_task_files() {
     ]);
     assert_user_error(&out, &["finetune.metric", "accuracy, f1, matthews"]);
 }
+
+/// The newest checkpoint of a sweep as (run, step), from its folder name
+/// (`run-0001-step-00000005`), or `None` before the first.
+fn newest_checkpoint(out: &Path) -> Option<(u64, u64)> {
+    std::fs::read_dir(out.join("checkpoints"))
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let (run, step) = name.strip_prefix("run-")?.split_once("-step-")?;
+            Some((run.parse().ok()?, step.parse().ok()?))
+        })
+        .max()
+}
+
+/// The sweep's progress as a number that grows with every checkpoint and finished run.
+fn position(out: &Path) -> u64 {
+    let finished = std::fs::read_to_string(out.join("results.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v["runs"].as_array().map(|r| r.len() as u64))
+        .unwrap_or(0);
+    let (run, step) = newest_checkpoint(out).unwrap_or((0, 0));
+    (finished * 1000).max(run * 1000 + step)
+}
+
+/// Kills `bert finetune` with SIGKILL at arbitrary moments (a checkpoint after every step, so
+/// often while one is being written or the export replaced), resumes each time, and compares the
+/// results and the exported model with an uninterrupted sweep's: they are the same, bit for bit.
+/// Without `--resume`, the folder of a stopped sweep is refused rather than overwritten.
+#[test]
+#[cfg(unix)]
+fn sigkill_at_any_moment_then_resume_gives_the_same_results_and_export() {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let dir = scratch("finetune_kill");
+    write_model(&dir.join("model"));
+    write_split(&dir.join("train.tsv"), 80, 3);
+    write_split(&dir.join("dev.tsv"), 40, 4);
+    let config = write_config(&dir);
+    let config = config.to_str().expect("utf-8");
+    let args = |out: &str| -> Vec<String> {
+        [
+            "finetune",
+            "--config",
+            config,
+            "--set",
+            "finetune.epochs=2",
+            "--set",
+            "finetune.checkpoint_every=1",
+            "--set",
+            "finetune.seeds=[1]",
+            "--set",
+            &format!("finetune.out_dir=\"{out}\""),
+            "--json",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let run = |args: &[String]| {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        bert(&refs)
+    };
+    let straight: serde_json::Value =
+        serde_json::from_str(assert_ok(&run(&args("straight"))).trim()).expect("--json");
+
+    let killed = dir.join("killed");
+    let mut rng = Rng::new(7);
+    let mut kills = 0;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let last = loop {
+        assert!(
+            Instant::now() < deadline,
+            "the kill/resume loop did not finish"
+        );
+        let mut a = args("killed");
+        if killed.exists() {
+            a.push("--resume".into());
+        }
+        let mut child = Command::new(env!("CARGO_BIN_EXE_bert"))
+            .args(&a)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("runs the bert binary");
+        if kills < 4 {
+            // 80 examples in batches of 16: 5 steps an epoch, 10 a run, 2 runs.
+            let target = position(&killed) + 1 + rng.below(4);
+            while child.try_wait().expect("wait").is_none() && position(&killed) < target {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            if child.try_wait().expect("wait").is_none() {
+                child.kill().expect("SIGKILL");
+                child.wait().expect("reaped");
+                kills += 1;
+                if kills == 1 {
+                    let refused = run(&args("killed"));
+                    assert_user_error(&refused, &["--resume", "killed"]);
+                }
+                continue;
+            }
+        }
+        let out = child.wait_with_output().expect("finishes");
+        break serde_json::from_str::<serde_json::Value>(assert_ok(&out).trim()).expect("--json");
+    };
+    eprintln!("killed the sweep {kills} times before letting it finish");
+    assert!(
+        kills >= 1,
+        "the sweep finished before any kill; make it longer"
+    );
+    for key in ["runs", "grid", "best_point", "best_run", "metric", "inputs"] {
+        assert_eq!(last[key], straight[key], "`{key}` after {kills} kills");
+    }
+    let weights =
+        |out: &str| std::fs::read(dir.join(out).join("export/model.safetensors")).expect("export");
+    assert!(
+        weights("killed") == weights("straight"),
+        "the exported weights differ"
+    );
+    assert!(
+        !killed.join("checkpoints").exists(),
+        "a finished sweep leaves no checkpoints"
+    );
+    // Resuming a finished sweep runs nothing and reports it again; a changed grid is refused.
+    let again: serde_json::Value = serde_json::from_str(
+        assert_ok(&run(&[args("killed"), vec!["--resume".into()]].concat())).trim(),
+    )
+    .expect("--json");
+    assert_eq!(again["runs"], straight["runs"]);
+    let mut changed = args("killed");
+    changed.extend(["--resume", "--set", "finetune.learning_rates=[5e-4, 2e-3]"].map(String::from));
+    assert_user_error(&run(&changed), &["cannot resume", "run 1"]);
+}

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use bert_data::{TaskExample, TaskLabel, VocabTxtOptions, WordPieceTokenizer};
-use bert_finetune::{encode_examples, fine_tune, Encoded, EpochReport, RunSettings};
+use bert_finetune::{encode_examples, fine_tune, Encoded, EpochReport, RunEvent, RunSettings};
 use bert_model::{BertForSequenceClassification, ClassifierTask};
 use bert_rng::Rng;
 
@@ -82,9 +82,23 @@ fn run(
         &Default::default(),
     );
     let mut seen = 0;
-    let (_, reports) = fine_tune(model, task, train, eval, s, 0, &Default::default(), |_| {
-        seen += 1
-    })
+    let (_, reports) = fine_tune(
+        model,
+        task,
+        train,
+        eval,
+        s,
+        0,
+        &Default::default(),
+        None,
+        0,
+        |event| {
+            if let RunEvent::Epoch(_) = event {
+                seen += 1;
+            }
+            Ok(())
+        },
+    )
     .expect("fine-tunes");
     assert_eq!(seen, s.epochs, "progress after every epoch");
     reports
@@ -172,7 +186,9 @@ fn labels_that_do_not_fit_the_task_and_bad_settings_are_refused() {
         &settings(1),
         0,
         &Default::default(),
-        |_| {},
+        None,
+        0,
+        |_| Ok(()),
     )
     .expect_err("refused")
     .to_string();
@@ -189,7 +205,9 @@ fn labels_that_do_not_fit_the_task_and_bad_settings_are_refused() {
         },
         0,
         &Default::default(),
-        |_| {},
+        None,
+        0,
+        |_| Ok(()),
     )
     .expect_err("refused")
     .to_string();
@@ -198,4 +216,100 @@ fn labels_that_do_not_fit_the_task_and_bad_settings_are_refused() {
         .expect_err("refused")
         .to_string();
     assert!(err.contains("max_seq_length"), "{err}");
+}
+
+/// A run stopped after any checkpoint and continued from it (weights, moments and position read
+/// back from disk) ends exactly where the uninterrupted run ends: the same reports, bit for bit.
+#[test]
+fn a_run_continued_from_a_checkpoint_ends_as_the_uninterrupted_run() {
+    use bert_finetune::checkpoint::{self, Snapshot};
+    let tok = tokenizer();
+    let train = encode_examples(&tok, &river_task(40, 11, true), 32).expect("encodes");
+    let eval = encode_examples(&tok, &river_task(24, 12, true), 32).expect("encodes");
+    let s = RunSettings {
+        epochs: 2,
+        ..settings(9)
+    };
+    let task = binary();
+    let config = bert_testutil::small_bert_config(3000, 32);
+    let fresh =
+        || BertForSequenceClassification::<Ad>::new(&config, 2, 0.1, 9, &Default::default());
+    let root = tempfile::tempdir().expect("temp dir");
+    // 40 examples in batches of 16: 3 steps an epoch, 6 in all; a checkpoint after every step
+    // but those that end an epoch, and after the first epoch (steps 1, 2, 3 and 4, 5).
+    let mut saved = Vec::new();
+    let (_, straight) = fine_tune(
+        fresh(),
+        &task,
+        &train,
+        &eval,
+        &s,
+        0,
+        &Default::default(),
+        None,
+        1,
+        |event| {
+            if let RunEvent::Checkpoint {
+                progress,
+                model,
+                moments,
+            } = event
+            {
+                let at = root.path().join(format!("{}", progress.step));
+                checkpoint::save(
+                    &at,
+                    Snapshot {
+                        run: 0,
+                        settings: &s,
+                        progress,
+                        model,
+                        moments,
+                        config: &config,
+                        task: &task,
+                    },
+                )?;
+                saved.push(progress.step);
+            }
+            Ok(())
+        },
+    )
+    .expect("fine-tunes");
+    assert_eq!(saved, vec![1, 2, 3, 4, 5]);
+    for step in saved {
+        let loaded = checkpoint::load_latest::<Ad>(
+            &root.path().join(format!("{step}")),
+            0,
+            &s,
+            &Default::default(),
+        )
+        .expect("loads")
+        .expect("a checkpoint");
+        assert_eq!(loaded.resumed.progress.step, step);
+        let (_, resumed) = fine_tune(
+            loaded.model,
+            &task,
+            &train,
+            &eval,
+            &s,
+            0,
+            &Default::default(),
+            Some(loaded.resumed),
+            0,
+            |_| Ok(()),
+        )
+        .expect("continues");
+        assert_eq!(resumed, straight, "continued from step {step}");
+    }
+    // A checkpoint of other settings is refused, naming the change.
+    let other = RunSettings {
+        learning_rate: 1e-3,
+        ..s.clone()
+    };
+    let err =
+        match checkpoint::load_latest::<Ad>(&root.path().join("3"), 0, &other, &Default::default())
+        {
+            Ok(_) => panic!("a checkpoint of other settings was taken"),
+            Err(e) => e.to_string(),
+        };
+    assert!(err.contains("config changed"), "{err}");
 }
