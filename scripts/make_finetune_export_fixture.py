@@ -6,9 +6,9 @@ Builds `crates/finetune/tests/fixtures/hf_export/`:
   vocab.txt        a 25-token uncased WordPiece vocabulary (BERT's specials and the task's words)
   start/           a tiny randomly initialised `BertModel` written by `transformers`
                    (`save_pretrained`): the encoder the fine-tuning starts from
-  train.tsv        64 sentence pairs, GLUE's TSV shape (MRPC's columns), label `yes` where the
+  train.tsv        160 sentence pairs, GLUE's TSV shape (MRPC's columns), label `yes` where the
   dev.tsv          second sentence names a river (32 pairs)
-  finetune.toml    the `bert finetune` config: 2 epochs at lr 1e-3, batch 16, seed 3
+  finetune.toml    the `bert finetune` config: 6 epochs at lr 2e-3, batch 16, seed 3
   expected.json    what `transformers` computes with the export `bert finetune` wrote: the
                    logits of every dev pair (`AutoModelForSequenceClassification`, eager
                    attention, float32, inputs from `BertTokenizer` on the export's vocab.txt),
@@ -68,8 +68,8 @@ init_from = "start"
 tokenizer = "vocab.txt"
 out_dir = "out"
 max_seq_length = {MAX_LEN}
-epochs = 2
-learning_rates = [1e-3]
+epochs = 6
+learning_rates = [2e-3]
 batch_sizes = [16]
 seeds = [{SEED}]
 checkpoint_every = 0
@@ -95,7 +95,7 @@ def main():
         f.write("\n".join(SPECIALS + WORDS) + "\n")
     rng = random.Random(20261207)
     with open(os.path.join(OUT, "train.tsv"), "w") as f:
-        f.write(split(64, rng))
+        f.write(split(160, rng))
     with open(os.path.join(OUT, "dev.tsv"), "w") as f:
         f.write(split(32, rng))
     with open(os.path.join(OUT, "finetune.toml"), "w") as f:
