@@ -2,8 +2,8 @@
 //! their outputs and errors (`cli`, `data_cli`), the whole pipeline from tokenizer to forward
 //! and the exact resume after SIGKILL (`train_cli`), every shipped config (`configs`), the
 //! guards against lost work and nonsense inputs (`guards`), the `mlm` and `mlm_sop`
-//! objectives end to end (`objectives`), `bert finetune` with its exact resume after SIGKILL
-//! (`finetune`), and what pre-training is worth to fine-tuning (`pretraining_helps`).
+//! objectives end to end (`objectives`), and `bert finetune` with its exact resume after
+//! SIGKILL (`finetune`).
 
 mod support;
 
@@ -13,5 +13,4 @@ mod data_cli;
 mod finetune;
 mod guards;
 mod objectives;
-mod pretraining_helps;
 mod train_cli;
