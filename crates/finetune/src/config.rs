@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use bert_data::{LabelSpace, TaskColumns, TaskFormat};
 use bert_fsutil::resolve_relative;
-use bert_model::ClassifierTask;
+use bert_model::{ClassifierTask, Precision};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{FinetuneError, Result};
@@ -92,6 +92,10 @@ pub struct FinetuneSection {
     /// dropout.
     #[serde(default)]
     pub classifier_dropout: Option<f64>,
+    /// The float type of the matrix products: `fp32`, or `bf16` (bf16 inputs, f32 accumulation
+    /// and f32 master weights, as `torch.autocast`; the backend must have bf16).
+    #[serde(default)]
+    pub precision: Precision,
     /// Checkpoint the run in progress every N steps (0: only after each epoch), for `--resume`.
     #[serde(default = "default_checkpoint_every")]
     pub checkpoint_every: u64,
@@ -191,6 +195,13 @@ impl FinetuneConfig {
         }
         for run in self.runs() {
             run.validate().map_err(|e| e.to_string())?;
+        }
+        if f.precision == Precision::Fp16 {
+            return Err(
+                "`finetune.precision` is fp16, which needs loss scaling that fine-tuning does not \
+                 have; use bf16 or fp32"
+                    .into(),
+            );
         }
         if let Some(d) = f.classifier_dropout {
             if !(0.0..1.0).contains(&d) {

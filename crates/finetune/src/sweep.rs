@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use bert_data::{read_task_split, VocabTxtOptions, WordPieceTokenizer};
 use bert_fsutil::{sync_dir, write_atomic, FolderLock};
 use bert_model::{
-    load_classifier_dir, save_classifier_dir, BertConfig, BertForSequenceClassification,
+    load_classifier_dir, save_classifier_dir, BertConfig, BertForSequenceClassification, Precision,
     CONFIG_FILE,
 };
 use bert_train::FileDigest;
@@ -69,6 +69,9 @@ pub struct SweepReport {
     pub init_from: PathBuf,
     /// Whether the weights were drawn fresh (the baseline) instead.
     pub random_init: bool,
+    /// The float type of the matrix products.
+    #[serde(default)]
+    pub precision: Precision,
     /// Every run, in the order they ran.
     pub runs: Vec<RunResult>,
     /// Every grid point.
@@ -207,6 +210,9 @@ pub fn run_sweep<B: AutodiffBackend>(
         )));
     }
     let pad = vocab.special().pad;
+    f.precision
+        .ensure_supported::<B>(device)
+        .map_err(|e| FinetuneError::Config(format!("`finetune.precision`: {e}")))?;
     let metric = config.metric().to_string();
     let mut inputs = BTreeMap::new();
     for (key, path) in [("train", &f.task.train), ("validation", &f.task.validation)] {
@@ -221,6 +227,7 @@ pub fn run_sweep<B: AutodiffBackend>(
         metric: metric.clone(),
         init_from: f.init_from.clone(),
         random_init: f.random_init,
+        precision: f.precision,
         runs: Vec::new(),
         grid: Vec::new(),
         best_point: None,
@@ -250,7 +257,7 @@ pub fn run_sweep<B: AutodiffBackend>(
             settings,
             resumed_at: loaded.as_ref().map(|l| l.resumed.progress.step),
         });
-        let (model, resumed) = match loaded {
+        let (mut model, resumed) = match loaded {
             Some(l) => {
                 tracing::info!("run {} continues from {}", i + 1, l.dir.display());
                 (l.model, Some(l.resumed))
@@ -280,6 +287,7 @@ pub fn run_sweep<B: AutodiffBackend>(
                 (model, None)
             }
         };
+        model.set_precision(f.precision);
         let (model, epochs) = fine_tune(
             model,
             &task,
@@ -414,22 +422,25 @@ fn earlier_sweep(
     };
     if earlier.task != fresh.task
         || earlier.metric != fresh.metric
+        || earlier.precision != fresh.precision
         || earlier.random_init != fresh.random_init
         || earlier.init_from != fresh.init_from
     {
         return differs(
-            "task, metric, random_init, init_from",
+            "task, metric, precision, random_init, init_from",
             format!(
-                "{}, {}, {}, {}",
+                "{}, {}, {}, {}, {}",
                 earlier.task,
                 earlier.metric,
+                earlier.precision,
                 earlier.random_init,
                 earlier.init_from.display()
             ),
             format!(
-                "{}, {}, {}, {}",
+                "{}, {}, {}, {}, {}",
                 fresh.task,
                 fresh.metric,
+                fresh.precision,
                 fresh.random_init,
                 fresh.init_from.display()
             ),

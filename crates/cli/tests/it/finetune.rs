@@ -212,6 +212,23 @@ fn the_random_initialisation_baseline_and_bad_task_files() {
         "finetune.metric=\"pearson\"",
     ]);
     assert_user_error(&out, &["finetune.metric", "accuracy, f1, matthews"]);
+    // fp16 without loss scaling, and a precision that does not exist.
+    let out = bert(&[
+        "finetune",
+        "--config",
+        config,
+        "--set",
+        "finetune.precision=\"fp16\"",
+    ]);
+    assert_user_error(&out, &["finetune.precision", "bf16"]);
+    let out = bert(&[
+        "finetune",
+        "--config",
+        config,
+        "--set",
+        "finetune.precision=\"fp8\"",
+    ]);
+    assert_user_error(&out, &["fp8"]);
 }
 
 /// The newest checkpoint of a sweep as (run, step), from its folder name

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use bert_data::{TaskExample, TaskLabel, VocabTxtOptions, WordPieceTokenizer};
 use bert_finetune::{encode_examples, fine_tune, Encoded, EpochReport, RunEvent, RunSettings};
-use bert_model::{BertForSequenceClassification, ClassifierTask};
+use bert_model::{BertForSequenceClassification, ClassifierTask, Precision};
 use bert_rng::Rng;
 
 type Ad = burn::backend::Autodiff<burn::backend::Flex>;
@@ -73,14 +73,25 @@ fn run(
     eval: &[Encoded],
     s: &RunSettings,
 ) -> Vec<EpochReport> {
+    run_in(Precision::Fp32, task, train, eval, s)
+}
+
+fn run_in(
+    precision: Precision,
+    task: &ClassifierTask,
+    train: &[Encoded],
+    eval: &[Encoded],
+    s: &RunSettings,
+) -> Vec<EpochReport> {
     let config = bert_testutil::small_bert_config(3000, 32);
-    let model = BertForSequenceClassification::<Ad>::new(
+    let mut model = BertForSequenceClassification::<Ad>::new(
         &config,
         task.outputs(),
         0.1,
         s.seed,
         &Default::default(),
     );
+    model.set_precision(precision);
     let mut seen = 0;
     let (_, reports) = fine_tune(
         model,
@@ -125,6 +136,28 @@ fn a_classifier_learns_a_single_sentence_and_a_pair_task() {
         assert!(last.matthews.expect("MCC") > 0.7, "pairs {pairs}: {last:?}");
         assert!(reports[reports.len() - 1].train_loss < reports[0].train_loss);
     }
+}
+
+/// bf16 matrix products (f32 accumulation and master weights) learn the pair task as f32 does;
+/// the scores differ from f32's, so the products did run in bf16.
+#[test]
+fn a_bf16_run_learns_the_pair_task() {
+    let tok = tokenizer();
+    let train = encode_examples(&tok, &river_task(320, 1, true), 32).expect("encodes");
+    let eval = encode_examples(&tok, &river_task(200, 2, true), 32).expect("encodes");
+    let bf16 = run_in(Precision::Bf16, &binary(), &train, &eval, &settings(5));
+    let fp32 = run(&binary(), &train, &eval, &settings(5));
+    let last = &bf16[bf16.len() - 1];
+    assert!(
+        last.eval.accuracy.expect("accuracy") >= 0.9,
+        "bf16: {bf16:#?}"
+    );
+    assert_ne!(bf16, fp32, "the bf16 run computed what the fp32 run did");
+    let (a, b) = (last.train_loss, fp32[fp32.len() - 1].train_loss);
+    assert!(
+        (a - b).abs() <= 0.1 * b.max(0.05),
+        "bf16 ends at train loss {a}, fp32 at {b}"
+    );
 }
 
 #[test]
