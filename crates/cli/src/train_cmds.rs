@@ -50,7 +50,7 @@ pub struct BenchArgs {
     /// Dropout probability (BERT's 0.1 by default).
     #[arg(long, default_value_t = 0.1)]
     pub dropout: f64,
-    /// cpu, wgpu, cuda[:N] or cuda-fusion[:N].
+    /// cpu, wgpu, wgpu-fusion, cuda[:N] or cuda-fusion[:N].
     #[arg(long, default_value = "cpu")]
     pub device: DeviceSpec,
     /// Float type of the matrix products: fp32, bf16 or fp16 (weights stay f32).
