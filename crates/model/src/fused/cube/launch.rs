@@ -81,7 +81,9 @@ pub(super) fn row_count<R: CubeRuntime>(
 
 /// How a row kernel is launched: one cube per row, its units striding over the row.
 pub(super) struct RowGrid {
+    /// The cubes, one per row ([`row_count`]).
     pub count: CubeCount,
+    /// The units of one cube.
     pub dim: CubeDim,
     /// Units per cube (a power of two, no more than the row has elements to share out).
     pub units: usize,
@@ -92,6 +94,8 @@ pub(super) struct RowGrid {
 }
 
 impl RowGrid {
+    /// The grid for `rows` rows of `width` elements on `like`'s device; `what` names the op in
+    /// the panic of a size the kernels cannot take.
     pub fn new<R: CubeRuntime>(
         like: &CubeTensor<R>,
         rows: usize,
