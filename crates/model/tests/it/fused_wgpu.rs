@@ -288,8 +288,8 @@ fn wgpu_fused_ops_without_autodiff_match_the_composition_and_take_strided_views(
 }
 
 #[test]
-fn wgpu_dropout_and_half_types_take_the_composition() {
-    if !wgpu_ready("wgpu_dropout_and_half_types_take_the_composition") {
+fn wgpu_dropout_takes_the_composition_and_f32_gelu_the_kernel() {
+    if !wgpu_ready("wgpu_dropout_takes_the_composition_and_f32_gelu_the_kernel") {
         return;
     }
     // Dropout's mask is flex's host stream: on wgpu the caller's composition runs.
