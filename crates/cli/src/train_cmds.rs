@@ -168,7 +168,7 @@ pub struct TrainArgs {
     /// Override `train.steps`.
     #[arg(long)]
     pub steps: Option<u64>,
-    /// Override `device`: cpu, wgpu, cuda or cuda:N.
+    /// Override `device`: cpu, wgpu, wgpu-fusion, cuda, cuda:N or cuda-fusion[:N].
     #[arg(long)]
     pub device: Option<DeviceSpec>,
     /// Data parallelism in this process, one replica per device: `cuda:0,cuda:1`
