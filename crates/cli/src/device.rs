@@ -1,4 +1,8 @@
-//! `--device cpu|wgpu|cuda[:N]|cuda-fusion[:N]`: picks the Burn backend at run time.
+//! `--device cpu|wgpu|wgpu-fusion|cuda[:N]|cuda-fusion[:N]`: picks the Burn backend at run time.
+//!
+//! `wgpu` and `cuda` are Burn's CubeCL backends without fusion, the types the model's CubeCL
+//! kernels are routed to (`bert_model::fused::cube`); the `-fusion` devices put Burn's kernel
+//! fusion around them, which the model's kernels do not join (its ops are then composed).
 
 use std::fmt;
 use std::str::FromStr;
@@ -11,8 +15,11 @@ use burn::tensor::backend::Backend;
 pub enum DeviceSpec {
     /// Burn's `flex` CPU backend.
     Cpu,
-    /// The wgpu backend (Vulkan, Metal, DX12) on the default adapter.
+    /// The wgpu backend (Vulkan, Metal, DX12) on the default adapter, with the model's CubeCL
+    /// kernels.
     Wgpu,
+    /// The wgpu backend under Burn's kernel fusion (feature `wgpu-fusion`).
+    WgpuFusion,
     /// CUDA device N, one kernel per tensor operation (autotuned when built with `autotune`).
     Cuda(usize),
     /// CUDA device N under Burn's kernel fusion (feature `cuda-fusion`).
@@ -27,6 +34,7 @@ impl FromStr for DeviceSpec {
         match s {
             "cpu" => Ok(DeviceSpec::Cpu),
             "wgpu" => Ok(DeviceSpec::Wgpu),
+            "wgpu-fusion" => Ok(DeviceSpec::WgpuFusion),
             "cuda" => Ok(DeviceSpec::Cuda(0)),
             "cuda-fusion" => Ok(DeviceSpec::CudaFusion(0)),
             "ndarray" => Ok(DeviceSpec::Ndarray),
@@ -42,7 +50,7 @@ impl FromStr for DeviceSpec {
                     .ok_or_else(|| {
                         format!(
                             "unknown device `{other}`: expected cpu, wgpu, cuda, cuda:N, \
-                             cuda-fusion, cuda-fusion:N or ndarray"
+                             cuda-fusion, cuda-fusion:N, wgpu-fusion or ndarray"
                         )
                     })
             }
@@ -56,6 +64,7 @@ impl DeviceSpec {
         match self {
             DeviceSpec::Cpu => "cpu",
             DeviceSpec::Wgpu => "wgpu",
+            DeviceSpec::WgpuFusion => "wgpu-fusion",
             DeviceSpec::Cuda(_) => "cuda",
             DeviceSpec::CudaFusion(_) => "cuda-fusion",
             DeviceSpec::Ndarray => "ndarray",
@@ -98,6 +107,7 @@ impl fmt::Display for DeviceSpec {
         match self {
             DeviceSpec::Cpu => write!(f, "cpu"),
             DeviceSpec::Wgpu => write!(f, "wgpu"),
+            DeviceSpec::WgpuFusion => write!(f, "wgpu-fusion"),
             DeviceSpec::Cuda(n) => write!(f, "cuda:{n}"),
             DeviceSpec::CudaFusion(n) => write!(f, "cuda-fusion:{n}"),
             DeviceSpec::Ndarray => write!(f, "ndarray"),
@@ -106,9 +116,18 @@ impl fmt::Display for DeviceSpec {
 }
 
 /// CUDA without the fusion decorator: named explicitly, since Burn's `Cuda` alias turns into
-/// the fused backend whenever any crate in the build enables fusion.
+/// the fused backend whenever any crate in the build enables fusion. The model's type, so its
+/// CubeCL kernels are routed to it.
 #[cfg(feature = "cuda")]
-type CudaPlain = burn_cubecl::CubeBackend<cubecl::cuda::CudaRuntime, f32, i32, u8>;
+type CudaPlain = bert_model::fused::cube::Cuda;
+
+/// wgpu without the fusion decorator (the same reason as [`CudaPlain`]).
+#[cfg(feature = "wgpu")]
+type WgpuPlain = bert_model::fused::cube::Wgpu;
+
+/// wgpu under Burn's kernel fusion.
+#[cfg(feature = "wgpu-fusion")]
+type WgpuFused = burn_fusion::Fusion<WgpuPlain>;
 
 /// CUDA under Burn's kernel fusion.
 #[cfg(feature = "cuda-fusion")]
@@ -193,9 +212,9 @@ where
         }
         DeviceSpec::Cpu => task.run::<burn::backend::Flex>(vec![Default::default(); n]),
         #[cfg(feature = "wgpu")]
-        DeviceSpec::Wgpu => {
-            task.run::<burn::backend::Wgpu>(vec![burn::backend::wgpu::WgpuDevice::DefaultDevice; n])
-        }
+        DeviceSpec::Wgpu => task.run::<WgpuPlain>(vec![Default::default(); n]),
+        #[cfg(feature = "wgpu-fusion")]
+        DeviceSpec::WgpuFusion => task.run::<WgpuFused>(vec![Default::default(); n]),
         #[cfg(feature = "cuda")]
         DeviceSpec::Cuda(_) => {
             crate::kernel_cache::configure();
@@ -212,6 +231,7 @@ where
         other => {
             let feature = match other {
                 DeviceSpec::Wgpu => "wgpu",
+                DeviceSpec::WgpuFusion => "wgpu-fusion",
                 DeviceSpec::Ndarray => "ndarray",
                 DeviceSpec::CudaFusion(_) => "cuda-fusion",
                 _ => "cuda",
@@ -255,6 +275,7 @@ mod tests {
         for (text, spec) in [
             ("cpu", DeviceSpec::Cpu),
             ("wgpu", DeviceSpec::Wgpu),
+            ("wgpu-fusion", DeviceSpec::WgpuFusion),
             ("cuda", DeviceSpec::Cuda(0)),
             ("cuda:3", DeviceSpec::Cuda(3)),
             ("cuda-fusion", DeviceSpec::CudaFusion(0)),

@@ -50,7 +50,7 @@ pub struct BenchArgs {
     /// Dropout probability (BERT's 0.1 by default).
     #[arg(long, default_value_t = 0.1)]
     pub dropout: f64,
-    /// cpu, wgpu, cuda[:N] or cuda-fusion[:N].
+    /// cpu, wgpu, wgpu-fusion, cuda[:N] or cuda-fusion[:N].
     #[arg(long, default_value = "cpu")]
     pub device: DeviceSpec,
     /// Float type of the matrix products: fp32, bf16 or fp16 (weights stay f32).
@@ -168,7 +168,7 @@ pub struct TrainArgs {
     /// Override `train.steps`.
     #[arg(long)]
     pub steps: Option<u64>,
-    /// Override `device`: cpu, wgpu, cuda or cuda:N.
+    /// Override `device`: cpu, wgpu, wgpu-fusion, cuda, cuda:N or cuda-fusion[:N].
     #[arg(long)]
     pub device: Option<DeviceSpec>,
     /// Data parallelism in this process, one replica per device: `cuda:0,cuda:1`

@@ -1,6 +1,6 @@
 //! Which Burn backend a model runs on, where the choice of kernel depends on it: the fused
 //! kernels of this crate are written for Burn's CPU backend (flex), bare or under autodiff, and
-//! the fused attention also for the CubeCL backends (wgpu, CUDA) with the `wgpu` or `cuda`
+//! (all but dropout) also for the CubeCL backends (wgpu, CUDA) with the `wgpu` or `cuda`
 //! feature.
 
 use std::any::TypeId;
@@ -34,7 +34,7 @@ pub(crate) fn is_flex<B: Backend>() -> bool {
     flex_kind::<B>().is_some()
 }
 
-/// The CubeCL backend types the fused attention has kernels for, told apart by their `TypeId`.
+/// The CubeCL backend types the fused kernels are written for, told apart by their `TypeId`.
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum CubeKind {
@@ -52,7 +52,7 @@ pub(crate) enum CubeKind {
     AutodiffCuda,
 }
 
-/// Which CubeCL backend type with the fused attention kernels `B` is, if it is one. Burn's
+/// Which CubeCL backend type with the fused kernels `B` is, if it is one. Burn's
 /// fusion decorator (`Fusion<…>`, what `burn::backend::Wgpu` is with Burn's `fusion` feature)
 /// is not one of them: it records ops into its own graph, which a kernel of ours is not part of.
 #[cfg(any(feature = "wgpu", feature = "cuda"))]

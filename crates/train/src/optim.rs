@@ -134,8 +134,9 @@ impl Optimizer {
     /// Applies one update with learning rate `lr` and returns the new value of `slot`.
     /// Call [`Optimizer::finish_step`] once after all parameters of the step.
     ///
-    /// AdamW on the CPU backend runs as one fused pass (`bert_model::fused::adamw`); LAMB and
-    /// other backends compose it from tensor ops.
+    /// AdamW runs as one fused pass (`bert_model::fused::adamw`) on the CPU backend and on the
+    /// plain wgpu and CUDA backends (with `bert-model`'s features); LAMB and other backends
+    /// compose it from tensor ops.
     pub fn update<B: Backend>(&self, slot: ParamSlot<'_, B>, lr: f64) -> Tensor<B, 1> {
         let c = &self.config;
         if c.kind != OptimizerKind::Adamw {

@@ -16,8 +16,8 @@ use burn::tensor::backend::BackendTypes;
 use burn::tensor::ops::{FloatTensor, IntTensor};
 
 use super::{
-    AttentionDims, AttentionDropout, AttentionKernels, AttentionOps, AttentionSaved, FusedKernels,
-    FusedOps,
+    AttentionDims, AttentionDropout, AttentionKernels, AttentionOps, AttentionSaved,
+    DropoutKernels, DropoutOps, FusedKernels, FusedOps,
 };
 
 /// An untracked autodiff tensor around an inner-backend result (the cross-entropy's `hit`).
@@ -100,7 +100,7 @@ impl<B: FusedKernels> Backward<B, 1> for GeluBackward {
 #[derive(Debug)]
 struct DropoutBackward;
 
-impl<B: FusedKernels> Backward<B, 1> for DropoutBackward {
+impl<B: DropoutKernels> Backward<B, 1> for DropoutBackward {
     /// The mask's seed and rate: the backward pass regenerates it.
     type State = (u64, f64);
 
@@ -203,7 +203,9 @@ impl<B: FusedKernels, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
             OpsKind::UnTracked(prep) => prep.finish(B::kernel_gelu(x.primitive)),
         }
     }
+}
 
+impl<B: DropoutKernels, C: CheckpointStrategy> DropoutOps for Autodiff<B, C> {
     fn fused_dropout(x: FloatTensor<Self>, seed: u64, p: f64) -> FloatTensor<Self> {
         match DropoutBackward
             .prepare::<C>([x.node.clone()])

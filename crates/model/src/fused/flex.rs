@@ -10,7 +10,8 @@ use super::attention::{self, AttentionDims, AttentionDropout};
 use super::kernels;
 use super::{
     AttentionGradients, AttentionKernels, AttentionOps, AttentionParts, AttentionSaved,
-    CrossEntropyParts, FusedKernels, FusedOps, LayerNormGradients, LayerNormParts,
+    CrossEntropyParts, DropoutKernels, DropoutOps, FusedKernels, FusedOps, LayerNormGradients,
+    LayerNormParts,
 };
 
 /// `t` as a contiguous f32 tensor whose storage is exactly its elements.
@@ -169,7 +170,9 @@ impl FusedKernels for Flex {
         kernels::gelu_backward(values(&x), dy.storage_mut::<f32>());
         dy
     }
+}
 
+impl DropoutKernels for Flex {
     fn kernel_dropout(x: FloatTensor<Self>, seed: u64, p: f64) -> FloatTensor<Self> {
         let mut x = contiguous_f32(x);
         kernels::dropout(x.storage_mut::<f32>(), seed, p);
@@ -260,9 +263,11 @@ impl FusedOps for Flex {
     fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
         <Flex as FusedKernels>::kernel_gelu(x)
     }
+}
 
+impl DropoutOps for Flex {
     fn fused_dropout(x: FloatTensor<Self>, seed: u64, p: f64) -> FloatTensor<Self> {
-        <Flex as FusedKernels>::kernel_dropout(x, seed, p)
+        <Flex as DropoutKernels>::kernel_dropout(x, seed, p)
     }
 }
 

@@ -1,25 +1,30 @@
-//! Fused softmax, cross-entropy, LayerNorm and GELU with hand-written backward passes.
+//! Fused softmax, cross-entropy, LayerNorm, GELU and dropout with hand-written backward passes.
 //!
 //! Burn composes these from element-wise ops, and under autodiff every one of them is a graph
 //! node with its own pass over memory and its own backward; on the CPU backend (flex) those
 //! element-wise passes also run on one thread. Here each is one backend extension op
 //! ([`FusedOps`]), in Burn's documented pattern: the kernels ([`FusedKernels`]) are
-//! implemented for flex (row-parallel, [`kernels`]), and `Autodiff<B>` implements the ops for any
-//! backend with those kernels, recording one node whose backward is the hand-written gradient.
+//! implemented for flex (row-parallel, [`kernels`]) and, with the `wgpu` or `cuda` feature, as
+//! CubeCL kernels for Burn's wgpu and CUDA backends without fusion (`cube`), and `Autodiff<B>`
+//! implements the ops for any backend with those kernels, recording one node whose backward is
+//! the hand-written gradient.
 //!
 //! The model stays generic over every backend: the functions below ([`softmax_last`],
-//! [`cross_entropy`], [`layer_norm`], [`gelu`]) route a tensor to the fused op when its backend
-//! is flex or `Autodiff<flex>` and it is f32, and compute the same function by composition of
-//! Burn ops everywhere else (CUDA, wgpu, ndarray, half types), which is also the reference the
-//! tests hold the fused ops to.
+//! [`cross_entropy`], [`layer_norm`], [`gelu`], [`dropout`]) route a tensor to the fused op when
+//! its backend is one of those (bare or under autodiff) and it is f32, and compute the same
+//! function by composition of Burn ops everywhere else (Burn's fusion backends, ndarray, half
+//! types), which is also the reference the tests hold the fused ops to. Dropout is fused on flex
+//! only ([`DropoutKernels`]): its mask is a host stream the CubeCL kernels do not reproduce
+//! (`cube` says why).
 //!
-//! The optimiser's AdamW update is fused the same way on flex ([`adamw`]).
+//! The optimiser's AdamW update is fused the same way, on flex and on the CubeCL backends
+//! ([`adamw`]).
 //!
 //! Self-attention is one op too ([`attention()`]): the scores, key bias, softmax, dropout and the
 //! values' product, whose backward pass recomputes the probabilities (FlashAttention-2's scheme,
-//! [`attention`]) instead of keeping `[batch, heads, seq, seq]` tensors. Besides flex, it has
-//! CubeCL kernels (`cube`, with the `wgpu` or `cuda` feature) for Burn's wgpu and CUDA backends,
-//! bare or under autodiff; the other fused ops are flex's only.
+//! [`attention`]) instead of keeping `[batch, heads, seq, seq]` tensors. It has kernels on flex
+//! and on the CubeCL backends, bare or under autodiff, with its own counter-based dropout mask
+//! that both draw alike.
 //!
 //! `BERT_UNFUSED` (comma-separated `softmax`, `cross_entropy`, `layer_norm`, `gelu`, `dropout`,
 //! `adamw`, `attention`, or `all`)
@@ -158,6 +163,12 @@ pub trait FusedKernels: Backend {
     fn kernel_gelu(x: FloatTensor<Self>) -> FloatTensor<Self>;
     /// Gradient of the GELU input from the output's gradient `dy`.
     fn kernel_gelu_backward(x: FloatTensor<Self>, dy: FloatTensor<Self>) -> FloatTensor<Self>;
+}
+
+/// The fused dropout's kernel, a trait of its own: its mask is flex's host stream
+/// ([`kernels::dropout`]), which the CubeCL backends do not reproduce (see `cube`), so only flex
+/// has it. Inputs are f32.
+pub trait DropoutKernels: Backend {
     /// `x` with the dropout mask of `(seed, p)` applied; applied to the output's gradient it is
     /// also the backward pass (the mask is regenerated, never stored).
     fn kernel_dropout(x: FloatTensor<Self>, seed: u64, p: f64) -> FloatTensor<Self>;
@@ -181,8 +192,9 @@ pub trait AttentionKernels: Backend {
     ) -> AttentionGradients<Self>;
 }
 
-/// The fused ops the model calls: one op (one autodiff node) each. Implemented for flex and
-/// for `Autodiff<B>` over any backend with [`FusedKernels`].
+/// The fused ops the model calls: one op (one autodiff node) each. Implemented for flex, for the
+/// CubeCL backends with the `wgpu` or `cuda` feature, and for `Autodiff<B>` over any backend
+/// with [`FusedKernels`].
 pub trait FusedOps: Backend {
     /// Softmax over the last dimension.
     fn fused_softmax_last(x: FloatTensor<Self>) -> FloatTensor<Self>;
@@ -200,6 +212,11 @@ pub trait FusedOps: Backend {
     ) -> FloatTensor<Self>;
     /// Exact (erf) GELU.
     fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self>;
+}
+
+/// The fused dropout op (one autodiff node). Implemented for flex and for `Autodiff<B>` over any
+/// backend with [`DropoutKernels`].
+pub trait DropoutOps: Backend {
     /// Inverted dropout with the mask of `(seed, p)`.
     fn fused_dropout(x: FloatTensor<Self>, seed: u64, p: f64) -> FloatTensor<Self>;
 }
@@ -288,11 +305,21 @@ fn parse_unfused(value: &str) -> (Vec<String>, Vec<String>) {
         .partition(|s| s == "all" || Op::ALL.iter().any(|op| op.name() == s))
 }
 
-/// Which fused implementation a backend type has.
+impl Op {
+    /// Whether the CubeCL backends have this op's kernels: all but dropout, whose mask is flex's
+    /// host stream (`cube`'s module documentation says why).
+    #[cfg(any(feature = "wgpu", feature = "cuda"))]
+    fn on_cube(self) -> bool {
+        self != Op::Dropout
+    }
+}
+
+/// Which fused implementation a backend type has: flex's, or the CubeCL kernels' ([`cube`]).
 #[derive(Clone, Copy)]
 enum Route {
-    Flex,
-    AutodiffFlex,
+    Flex(FlexKind),
+    #[cfg(any(feature = "wgpu", feature = "cuda"))]
+    Cube(crate::backend::CubeKind),
 }
 
 impl Route {
@@ -301,31 +328,13 @@ impl Route {
         if !f32_inputs || !enabled(op) {
             return None;
         }
-        match crate::backend::flex_kind::<B>()? {
-            FlexKind::Bare => Some(Route::Flex),
-            FlexKind::Autodiff => Some(Route::AutodiffFlex),
-        }
-    }
-}
-
-/// Which fused attention a backend type has: flex's, or the CubeCL kernels' ([`cube`]).
-#[derive(Clone, Copy)]
-enum AttentionRoute {
-    Flex(Route),
-    #[cfg(any(feature = "wgpu", feature = "cuda"))]
-    Cube(crate::backend::CubeKind),
-}
-
-impl AttentionRoute {
-    /// The route for backend `B` when the attention is on and its inputs are f32.
-    fn of<B: Backend>(f32_inputs: bool) -> Option<AttentionRoute> {
-        if let Some(route) = Route::of::<B>(Op::Attention, f32_inputs) {
-            return Some(AttentionRoute::Flex(route));
+        if let Some(kind) = crate::backend::flex_kind::<B>() {
+            return Some(Route::Flex(kind));
         }
         #[cfg(any(feature = "wgpu", feature = "cuda"))]
-        if f32_inputs && enabled(Op::Attention) {
+        if op.on_cube() {
             if let Some(kind) = crate::backend::cube_kind::<B>() {
-                return Some(AttentionRoute::Cube(kind));
+                return Some(Route::Cube(kind));
             }
         }
         None
@@ -336,10 +345,20 @@ impl AttentionRoute {
     #[cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(unused_variables))]
     fn takes(self, dims: AttentionDims) -> bool {
         match self {
-            AttentionRoute::Flex(_) => true,
+            Route::Flex(_) => true,
             #[cfg(any(feature = "wgpu", feature = "cuda"))]
-            AttentionRoute::Cube(_) => cube::supports(dims),
+            Route::Cube(_) => cube::supports(dims),
         }
+    }
+}
+
+/// The flex type `B` is when `op` is on and its inputs are f32: the route of the ops only flex
+/// has (dropout).
+fn flex_route<B: Backend>(op: Op, f32_inputs: bool) -> Option<FlexKind> {
+    match Route::of::<B>(op, f32_inputs)? {
+        Route::Flex(kind) => Some(kind),
+        #[cfg(any(feature = "wgpu", feature = "cuda"))]
+        Route::Cube(_) => None,
     }
 }
 
@@ -353,15 +372,15 @@ fn same<T: Any, U: Any>(value: T) -> U {
         .expect("the route was chosen by the backend's TypeId, so the types are equal")
 }
 
-/// Runs `$call` with `$F` standing for the routed concrete backend.
-macro_rules! routed {
-    ($route:expr, |$F:ident| $call:expr) => {
-        match $route {
-            Route::Flex => {
+/// Runs `$call` with `$F` standing for flex's routed type.
+macro_rules! flex_routed {
+    ($kind:expr, |$F:ident| $call:expr) => {
+        match $kind {
+            FlexKind::Bare => {
                 type $F = Flex;
                 $call
             }
-            Route::AutodiffFlex => {
+            FlexKind::Autodiff => {
                 type $F = Autodiff<Flex>;
                 $call
             }
@@ -369,28 +388,28 @@ macro_rules! routed {
     };
 }
 
-/// [`routed!`] over the attention's routes.
-macro_rules! attention_routed {
+/// Runs `$call` with `$F` standing for the routed concrete backend.
+macro_rules! routed {
     ($route:expr, |$F:ident| $call:expr) => {
         match $route {
-            AttentionRoute::Flex(route) => routed!(route, |$F| $call),
+            Route::Flex(kind) => flex_routed!(kind, |$F| $call),
             #[cfg(feature = "wgpu")]
-            AttentionRoute::Cube(crate::backend::CubeKind::Wgpu) => {
+            Route::Cube(crate::backend::CubeKind::Wgpu) => {
                 type $F = cube::Wgpu;
                 $call
             }
             #[cfg(feature = "wgpu")]
-            AttentionRoute::Cube(crate::backend::CubeKind::AutodiffWgpu) => {
+            Route::Cube(crate::backend::CubeKind::AutodiffWgpu) => {
                 type $F = Autodiff<cube::Wgpu>;
                 $call
             }
             #[cfg(feature = "cuda")]
-            AttentionRoute::Cube(crate::backend::CubeKind::Cuda) => {
+            Route::Cube(crate::backend::CubeKind::Cuda) => {
                 type $F = cube::Cuda;
                 $call
             }
             #[cfg(feature = "cuda")]
-            AttentionRoute::Cube(crate::backend::CubeKind::AutodiffCuda) => {
+            Route::Cube(crate::backend::CubeKind::AutodiffCuda) => {
                 type $F = Autodiff<cube::Cuda>;
                 $call
             }
@@ -500,10 +519,11 @@ pub fn dropout<B: Backend, const D: usize>(
     p: f64,
     composed: impl FnOnce(Tensor<B, D>) -> Tensor<B, D>,
 ) -> Tensor<B, D> {
-    match Route::of::<B>(Op::Dropout, x.dtype() == DType::F32) {
-        Some(route) => {
+    match flex_route::<B>(Op::Dropout, x.dtype() == DType::F32) {
+        Some(kind) => {
             let x = float(x);
-            let out: FloatTensor<B> = routed!(route, |F| same(F::fused_dropout(same(x), seed, p)));
+            let out: FloatTensor<B> =
+                flex_routed!(kind, |F| same(F::fused_dropout(same(x), seed, p)));
             tensor(out)
         }
         None => composed(x),
@@ -514,7 +534,7 @@ pub fn dropout<B: Backend, const D: usize>(
 /// not, the caller computes attention by composition and needs the full score bias. (On the
 /// CubeCL backends, sequences longer than `cube::MAX_SEQ` still come back for composition.)
 pub fn attention_is_fused<B: Backend>(dtype: DType) -> bool {
-    AttentionRoute::of::<B>(dtype == DType::F32).is_some()
+    Route::of::<B>(Op::Attention, dtype == DType::F32).is_some()
 }
 
 /// Multi-head self-attention of `q`, `k`, `v` (`[batch · seq, hidden]`, each head a column
@@ -531,11 +551,11 @@ pub fn attention<B: Backend>(
     dropout: Option<AttentionDropout>,
 ) -> Result<Tensor<B, 2>, ([Tensor<B, 2>; 3], Tensor<B, 2>)> {
     let all_f32 = qkv.iter().all(|t| t.dtype() == DType::F32) && key_bias.dtype() == DType::F32;
-    match AttentionRoute::of::<B>(all_f32).filter(|route| route.takes(dims)) {
+    match Route::of::<B>(Op::Attention, all_f32).filter(|route| route.takes(dims)) {
         Some(route) => {
             let qkv = qkv.map(float);
             let bias = float(key_bias);
-            let out: FloatTensor<B> = attention_routed!(route, |F| same(F::fused_attention(
+            let out: FloatTensor<B> = routed!(route, |F| same(F::fused_attention(
                 qkv.map(same),
                 same(bias),
                 dims,
@@ -591,9 +611,10 @@ pub struct AdamwInputs<B: Backend> {
     pub moments: Option<(Tensor<B, 1>, Tensor<B, 1>)>,
 }
 
-/// The fused AdamW update on flex (one pass over value, gradient and moments):
-/// `Ok((value, m, v))`, or the inputs back (`Err`) on backends without it, for the caller's
-/// composed update.
+/// The fused AdamW update (one pass over value, gradient and moments) on flex and, with the
+/// `wgpu` or `cuda` feature, on the CubeCL backends, each without autodiff (the optimiser's
+/// tensors): `Ok((value, m, v))`, or the inputs back (`Err`) on backends without it, for the
+/// caller's composed update.
 #[allow(clippy::type_complexity)]
 pub fn adamw<B: Backend>(
     inputs: AdamwInputs<B>,
@@ -606,32 +627,60 @@ pub fn adamw<B: Backend>(
             .as_ref()
             .is_none_or(|(m, v)| m.dtype() == DType::F32 && v.dtype() == DType::F32);
     match Route::of::<B>(Op::Adamw, all_f32) {
-        Some(Route::Flex) => {
-            let flex_f32 = |t: Tensor<B, 1>| flex::contiguous_f32(same(float(t)));
-            let w = flex_f32(inputs.value);
-            // The gradient's buffer receives the new value, the moments are updated where they
-            // are: in place when this is their only owner (the trainer's case), else on a copy.
-            let mut out = flex_f32(inputs.grad);
-            let n = flex::values(&w).len();
-            let (mut m, mut v) = match inputs.moments {
-                Some((m, v)) => (flex_f32(m), flex_f32(v)),
-                None => (
-                    flex::from_vec(vec![0.0; n], [n].into()),
-                    flex::from_vec(vec![0.0; n], [n].into()),
-                ),
-            };
-            kernels::adamw(
-                flex::values(&w),
-                out.storage_mut::<f32>(),
-                m.storage_mut::<f32>(),
-                v.storage_mut::<f32>(),
-                scalars,
-            );
-            let back = |t: FlexTensor| tensor::<B, 1>(same(t));
-            Ok((back(out), back(m), back(v)))
+        Some(Route::Flex(FlexKind::Bare)) => Ok(adamw_flex(inputs, scalars)),
+        #[cfg(feature = "wgpu")]
+        Some(Route::Cube(crate::backend::CubeKind::Wgpu)) => {
+            Ok(adamw_cube::<cubecl::wgpu::WgpuRuntime, B>(inputs, scalars))
+        }
+        #[cfg(feature = "cuda")]
+        Some(Route::Cube(crate::backend::CubeKind::Cuda)) => {
+            Ok(adamw_cube::<cubecl::cuda::CudaRuntime, B>(inputs, scalars))
         }
         _ => Err(inputs),
     }
+}
+
+/// [`adamw`] on flex, `B` being `Flex`.
+fn adamw_flex<B: Backend>(
+    inputs: AdamwInputs<B>,
+    scalars: kernels::AdamwScalars,
+) -> (Tensor<B, 1>, Tensor<B, 1>, Tensor<B, 1>) {
+    let flex_f32 = |t: Tensor<B, 1>| flex::contiguous_f32(same(float(t)));
+    let w = flex_f32(inputs.value);
+    // The gradient's buffer receives the new value, the moments are updated where they
+    // are: in place when this is their only owner (the trainer's case), else on a copy.
+    let mut out = flex_f32(inputs.grad);
+    let n = flex::values(&w).len();
+    let (mut m, mut v) = match inputs.moments {
+        Some((m, v)) => (flex_f32(m), flex_f32(v)),
+        None => (
+            flex::from_vec(vec![0.0; n], [n].into()),
+            flex::from_vec(vec![0.0; n], [n].into()),
+        ),
+    };
+    kernels::adamw(
+        flex::values(&w),
+        out.storage_mut::<f32>(),
+        m.storage_mut::<f32>(),
+        v.storage_mut::<f32>(),
+        scalars,
+    );
+    let back = |t: FlexTensor| tensor::<B, 1>(same(t));
+    (back(out), back(m), back(v))
+}
+
+/// [`adamw`] on a CubeCL backend without autodiff, `B`'s float tensors being `CubeTensor<R>`.
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+fn adamw_cube<R: burn_cubecl::CubeRuntime, B: Backend>(
+    inputs: AdamwInputs<B>,
+    scalars: kernels::AdamwScalars,
+) -> (Tensor<B, 1>, Tensor<B, 1>, Tensor<B, 1>) {
+    type Cube<R> = burn_cubecl::tensor::CubeTensor<R>;
+    let cube = |t: Tensor<B, 1>| -> Cube<R> { same(float(t)) };
+    let moments = inputs.moments.map(|(m, v)| (cube(m), cube(v)));
+    let (w, m, v) = cube::adamw(cube(inputs.value), cube(inputs.grad), moments, scalars);
+    let back = |t: Cube<R>| tensor::<B, 1>(same(t));
+    (back(w), back(m), back(v))
 }
 
 #[cfg(test)]

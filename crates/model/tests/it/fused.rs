@@ -166,7 +166,7 @@ fn cross_entropy_hits_count_first_arg_max_like_the_composition() {
     assert_close("nll", &host(nll), &host(c_nll), 1e-6);
 }
 
-fn norm<B: Backend>(h: usize, seed: u64) -> LayerNorm<B> {
+pub(crate) fn norm<B: Backend>(h: usize, seed: u64) -> LayerNorm<B> {
     let mut ln = LayerNormConfig::new(h)
         .with_epsilon(1e-12)
         .init::<B>(&Default::default());

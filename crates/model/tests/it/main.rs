@@ -2,8 +2,8 @@
 //! HuggingFace transformers (`hf_parity`), import and export of HuggingFace folders bit for bit
 //! (`round_trip`), gradients and mixed precision (`gradient`), the sequence classifier against
 //! `transformers` (`classifier`), and the fused CPU ops against their composition from Burn ops
-//! (`fused`, `attention`; with the `wgpu` feature also the CubeCL attention kernels on wgpu,
-//! `attention_wgpu`).
+//! (`fused`, `attention`; with the `wgpu` feature also the CubeCL kernels on wgpu,
+//! `attention_wgpu` and `fused_wgpu`).
 
 mod support;
 
@@ -12,6 +12,8 @@ mod attention;
 mod attention_wgpu;
 mod classifier;
 mod fused;
+#[cfg(feature = "wgpu")]
+mod fused_wgpu;
 mod gradient;
 mod hf_parity;
 mod round_trip;

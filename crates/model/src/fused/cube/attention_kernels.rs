@@ -16,6 +16,8 @@
 
 use cubecl::prelude::*;
 
+use super::reduce::{cube_max, cube_sum};
+
 /// Chris Wellons' `lowbias32` ([`crate::fused::attention::mix32`]); u32 products wrap on every
 /// CubeCL target, as `wrapping_mul` does on the host.
 #[cube]
@@ -55,44 +57,6 @@ fn dot(a: &SharedMemory<f32>, b: &Array<f32>, at: usize, #[comptime] n: usize) -
         acc += a[d] * b[at + d];
     }
     acc
-}
-
-/// The maximum (`take_max`) or the sum of every unit's `value`, returned to all units. `partial`
-/// has one slot per unit; the cube's unit count is a power of two.
-#[cube]
-fn cube_reduce(partial: &mut SharedMemory<f32>, value: f32, #[comptime] take_max: bool) -> f32 {
-    let unit = UNIT_POS as usize;
-    partial[unit] = value;
-    sync_cube();
-    let mut active = CUBE_DIM;
-    while active > 1 {
-        active /= 2;
-        if UNIT_POS < active {
-            let other = partial[(UNIT_POS + active) as usize];
-            if take_max {
-                partial[unit] = max(partial[unit], other);
-            } else {
-                partial[unit] += other;
-            }
-        }
-        sync_cube();
-    }
-    let out = partial[0];
-    // Every unit has read the result before anyone reuses the slots.
-    sync_cube();
-    out
-}
-
-/// The maximum of every unit's `value`, returned to all units ([`cube_reduce`]).
-#[cube]
-fn cube_max(partial: &mut SharedMemory<f32>, value: f32) -> f32 {
-    cube_reduce(partial, value, true)
-}
-
-/// The sum of every unit's `value`, returned to all units ([`cube_reduce`]).
-#[cube]
-fn cube_sum(partial: &mut SharedMemory<f32>, value: f32) -> f32 {
-    cube_reduce(partial, value, false)
 }
 
 /// The forward pass of one query row per cube: `context` and the row log-sum-exp `lse`.
