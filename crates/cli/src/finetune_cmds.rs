@@ -22,7 +22,7 @@ pub struct FinetuneArgs {
     /// Override any key: `--set finetune.epochs=2` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
-    /// cpu, wgpu or cuda[:N].
+    /// cpu, wgpu, wgpu-fusion, cuda[:N] or cuda-fusion[:N].
     #[arg(long, default_value = "cpu")]
     pub device: DeviceSpec,
     /// Print the results as JSON instead of a table.

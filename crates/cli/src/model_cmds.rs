@@ -28,7 +28,7 @@ pub struct ForwardArgs {
     /// Where to write the outputs (JSON).
     #[arg(long)]
     pub out: PathBuf,
-    /// cpu, wgpu or cuda[:N].
+    /// cpu, wgpu, wgpu-fusion, cuda[:N] or cuda-fusion[:N].
     #[arg(long, default_value = "cpu")]
     pub device: DeviceSpec,
 }

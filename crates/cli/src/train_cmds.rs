@@ -407,7 +407,7 @@ pub struct EvalArgs {
     /// Evaluate at most this many batches.
     #[arg(long)]
     pub max_batches: Option<usize>,
-    /// cpu, wgpu or cuda[:N].
+    /// cpu, wgpu, wgpu-fusion, cuda[:N] or cuda-fusion[:N].
     #[arg(long, default_value = "cpu")]
     pub device: DeviceSpec,
     /// Print one JSON line.
