@@ -1,6 +1,7 @@
 //! `bert finetune`: the grid of fine-tuning runs a config describes (`bert_finetune`).
 
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use bert_finetune::{run_sweep, FinetuneConfig, SweepEvent, SweepOptions, SweepReport};
@@ -39,6 +40,7 @@ struct SweepTask(FinetuneConfig, SweepOptions);
 impl BackendTask for SweepTask {
     type Output = SweepReport;
     fn run<B: Backend>(self, device: B::Device) -> Result<SweepReport> {
+        let mut pace = Pace::new();
         Ok(run_sweep::<burn::backend::Autodiff<B>>(
             &self.0,
             &device,
@@ -49,20 +51,26 @@ impl BackendTask for SweepTask {
                     runs,
                     settings,
                     resumed_at,
-                } => tracing::info!(
-                    "run {run}/{runs} (lr {:.1e}, batch {}, seed {}){}",
-                    settings.learning_rate,
-                    settings.batch_size,
-                    settings.seed,
-                    resumed_at
-                        .map(|s| format!(": continues from step {s}"))
-                        .unwrap_or_default()
-                ),
+                } => {
+                    pace = Pace::new();
+                    tracing::info!(
+                        "run {run}/{runs} (lr {:.1e}, batch {}, seed {}){}",
+                        settings.learning_rate,
+                        settings.batch_size,
+                        settings.seed,
+                        resumed_at
+                            .map(|s| format!(": continues from step {s}"))
+                            .unwrap_or_default()
+                    )
+                }
                 SweepEvent::Step {
                     step,
                     total_steps,
                     loss,
-                } => tracing::debug!("step {step}/{total_steps}: train loss {loss:.4}"),
+                } => {
+                    tracing::debug!("step {step}/{total_steps}: train loss {loss:.4}");
+                    pace.step(step, total_steps, loss);
+                }
                 SweepEvent::Checkpoint(dir) => {
                     tracing::debug!("checkpoint {}", dir.display())
                 }
@@ -97,6 +105,52 @@ impl BackendTask for SweepTask {
                 }
             },
         )?)
+    }
+}
+
+/// Progress within a run, logged at most every [`Pace::EVERY`]: a GLUE run of a large task
+/// (MNLI, QQP) takes hours, and its epochs are the only other sign of life.
+struct Pace {
+    started: Instant,
+    last: Instant,
+    steps: u64,
+    loss_sum: f64,
+    first_step: Option<u64>,
+}
+
+impl Pace {
+    const EVERY: Duration = Duration::from_secs(30);
+
+    fn new() -> Self {
+        let now = Instant::now();
+        Pace {
+            started: now,
+            last: now,
+            steps: 0,
+            loss_sum: 0.0,
+            first_step: None,
+        }
+    }
+
+    fn step(&mut self, step: u64, total: u64, loss: f64) {
+        let first = *self.first_step.get_or_insert(step.saturating_sub(1));
+        self.steps += 1;
+        self.loss_sum += loss;
+        if self.last.elapsed() < Self::EVERY || step >= total {
+            return;
+        }
+        let per_s = (step - first) as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
+        let left = (total - step) as f64 / per_s.max(1e-9);
+        tracing::info!(
+            "  step {step}/{total}: train loss {:.4} (mean of the last {}), {per_s:.2} steps/s, \
+             about {:.0} s left in this run",
+            self.loss_sum / self.steps as f64,
+            self.steps,
+            left
+        );
+        self.last = Instant::now();
+        self.steps = 0;
+        self.loss_sum = 0.0;
     }
 }
 
