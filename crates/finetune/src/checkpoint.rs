@@ -20,7 +20,7 @@ use bert_model::{
     ClassifierTask, WEIGHTS_FILE,
 };
 use bert_train::{
-    moments_file, read_moments_file, FileDigest, Moments, ParamShape, OPTIMIZER_FILE,
+    moments_file, read_moments_file, FileDigest, Moments, ParamShape, OPTIMIZER_FILE, TEMP_PREFIX,
 };
 use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
@@ -32,7 +32,6 @@ use crate::train::{Resumed, RunProgress, RunSettings};
 pub const CHECKPOINTS_DIR: &str = "checkpoints";
 const STATE_FILE: &str = "run_state.json";
 const PREFIX: &str = "run-";
-const TEMP_PREFIX: &str = ".tmp-";
 /// Checkpoints kept: the newest and one to fall back to.
 const KEEP: usize = 2;
 
@@ -104,17 +103,6 @@ pub fn clear(root: &Path) -> Result<()> {
         fs::remove_dir_all(root).map_err(|e| io(root, "removing the checkpoints", e))?;
     }
     Ok(())
-}
-
-/// Removes the temporary folders a killed write left under `root`.
-pub fn clean_partial(root: &Path) {
-    if let Ok(entries) = fs::read_dir(root) {
-        for e in entries.filter_map(|e| e.ok()) {
-            if e.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
-                let _ = fs::remove_dir_all(e.path());
-            }
-        }
-    }
 }
 
 /// Everything a checkpoint of one moment of a run holds.

@@ -240,7 +240,7 @@ pub fn run_sweep<B: AutodiffBackend>(
     let export_dir = f.out_dir.join(EXPORT_DIR);
     recover_export(&f.out_dir, &export_dir)?;
     let mut report = earlier_sweep(&f.out_dir, &fresh, &runs, options)?;
-    checkpoint::clean_partial(&checkpoints);
+    bert_train::clean_partial(&checkpoints);
     let mut best = report
         .best_run
         .and_then(|i| report.runs.get(i))

@@ -149,11 +149,16 @@ pub fn list_checkpoints(root: &Path) -> Vec<(u64, PathBuf)> {
     found
 }
 
-/// Removes temporary checkpoint directories a killed run left behind.
+/// Name prefix of a checkpoint folder being written (renamed into place when complete), for
+/// pre-training's and fine-tuning's checkpoints alike.
+pub const TEMP_PREFIX: &str = ".tmp-";
+
+/// Removes temporary checkpoint directories (named [`TEMP_PREFIX`]…) a killed run left behind
+/// in `root`.
 pub fn clean_partial(root: &Path) {
     if let Ok(entries) = fs::read_dir(root) {
         for e in entries.filter_map(|e| e.ok()) {
-            if e.file_name().to_string_lossy().starts_with(".tmp-") {
+            if e.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
                 let _ = fs::remove_dir_all(e.path());
             }
         }
@@ -224,7 +229,7 @@ pub fn save<B: AutodiffBackend>(
     fs::create_dir_all(root).map_err(TrainError::io("creating", root))?;
     let final_dir = root.join(checkpoint_name(trainer.step));
     let tmp = root.join(format!(
-        ".tmp-{}-{}",
+        "{TEMP_PREFIX}{}-{}",
         checkpoint_name(trainer.step),
         std::process::id()
     ));
