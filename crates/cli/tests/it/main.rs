@@ -3,7 +3,8 @@
 //! and the exact resume after SIGKILL (`train_cli`), every shipped config (`configs`), the
 //! guards against lost work and nonsense inputs (`guards`), the `mlm` and `mlm_sop`
 //! objectives end to end (`objectives`), and `bert finetune` with its exact resume after
-//! SIGKILL (`finetune`).
+//! SIGKILL (`finetune`), and that fine-tuning from a pre-trained encoder beats fine-tuning from
+//! random weights (`pretraining_helps`).
 
 mod support;
 
@@ -13,4 +14,5 @@ mod data_cli;
 mod finetune;
 mod guards;
 mod objectives;
+mod pretraining_helps;
 mod train_cli;
