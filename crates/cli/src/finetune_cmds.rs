@@ -7,7 +7,7 @@ use anyhow::Result;
 use bert_finetune::{run_sweep, FinetuneConfig, SweepEvent, SweepOptions, SweepReport};
 use burn::tensor::backend::Backend;
 
-use crate::device::{dispatch, BackendTask, DeviceSpec};
+use crate::device::{dispatch_devices, parse_device_list, DeviceSpec, DevicesTask};
 
 /// Arguments of `bert finetune`.
 #[derive(clap::Args, Debug)]
@@ -26,6 +26,11 @@ pub struct FinetuneArgs {
     /// cpu, wgpu, wgpu-fusion, cuda[:N] or cuda-fusion[:N].
     #[arg(long, default_value = "cpu")]
     pub device: DeviceSpec,
+    /// Data parallelism, one replica per device: `cuda:0,cuda:1` (overrides
+    /// `finetune.devices`; `cpu,cpu` runs two replicas on the CPU). Each grid batch size is
+    /// the global batch, split between the devices.
+    #[arg(long, value_delimiter = ',', value_name = "DEVICE,DEVICE,...")]
+    pub devices: Vec<String>,
     /// Print the results as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -37,13 +42,13 @@ pub struct FinetuneArgs {
 
 struct SweepTask(FinetuneConfig, SweepOptions);
 
-impl BackendTask for SweepTask {
+impl DevicesTask for SweepTask {
     type Output = SweepReport;
-    fn run<B: Backend>(self, device: B::Device) -> Result<SweepReport> {
+    fn run<B: Backend>(self, devices: Vec<B::Device>) -> Result<SweepReport> {
         let mut pace = Pace::new();
         Ok(run_sweep::<burn::backend::Autodiff<B>>(
             &self.0,
-            &device,
+            &devices,
             self.1,
             |event| match event {
                 SweepEvent::Run {
@@ -157,8 +162,32 @@ impl Pace {
 /// Runs `bert finetune`.
 pub fn finetune_command(args: &FinetuneArgs) -> Result<()> {
     let config = FinetuneConfig::load(&args.config, &args.set)?;
-    let report = dispatch(
-        args.device,
+    let (names, source) = if !args.devices.is_empty() {
+        (&args.devices, "--devices".to_string())
+    } else {
+        (
+            &config.finetune.devices,
+            format!("config `{}`: `finetune.devices`", args.config.display()),
+        )
+    };
+    let devices: Vec<DeviceSpec> = if names.is_empty() {
+        vec![args.device]
+    } else {
+        parse_device_list(names).map_err(|e| anyhow::anyhow!("{source}: {e}"))?
+    };
+    if devices.len() > 1 {
+        tracing::info!(
+            "data parallel: {} replicas ({}), each grid batch size split between them",
+            devices.len(),
+            devices
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let report = dispatch_devices(
+        &devices,
         SweepTask(
             config,
             SweepOptions {

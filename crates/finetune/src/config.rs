@@ -96,6 +96,11 @@ pub struct FinetuneSection {
     /// and f32 master weights, as `torch.autocast`; the backend must have bf16).
     #[serde(default)]
     pub precision: Precision,
+    /// Data parallelism: one replica per device named (`["cuda:0", "cuda:1"]`; `["cpu", "cpu"]`
+    /// runs two on the CPU), each global batch of `batch_sizes` split between them. Empty: the
+    /// one device of `--device`.
+    #[serde(default)]
+    pub devices: Vec<String>,
     /// Checkpoint the run in progress every N steps (0: only after each epoch), for `--resume`.
     #[serde(default = "default_checkpoint_every")]
     pub checkpoint_every: u64,

@@ -12,21 +12,23 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
 
 use bert_data::{read_task_split, VocabTxtOptions, WordPieceTokenizer};
 use bert_fsutil::{sync_dir, write_atomic, FolderLock};
 use bert_model::{
-    load_classifier_dir, save_classifier_dir, BertConfig, BertForSequenceClassification, Precision,
-    CONFIG_FILE,
+    load_classifier_dir, save_classifier_dir, BertConfig, BertForSequenceClassification,
+    ClassifierTask, Precision, CONFIG_FILE,
 };
-use bert_train::FileDigest;
+use bert_train::{FileDigest, Replica};
 use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{self, Snapshot, CHECKPOINTS_DIR};
 use crate::config::FinetuneConfig;
-use crate::encode::encode_examples;
+use crate::encode::{encode_examples, Encoded};
 use crate::error::{FinetuneError, Result};
 use crate::metrics::Spread;
 use crate::train::{fine_tune, EpochReport, RunEvent, RunSettings, Scores};
@@ -164,15 +166,47 @@ fn score_of(scores: &Scores, metric: &str) -> Option<f64> {
     }
 }
 
-/// Runs the sweep `config` describes on `device`, or continues the one its output folder holds
-/// (`options.resume`). `progress` sees every run, step, epoch and checkpoint as they come.
+/// How long a rank of a data-parallel run waits for the others at a collective call before it
+/// gives up (rank 0 writes checkpoints and exports while the others wait).
+const RANK_TIMEOUT: Duration = Duration::from_secs(900);
+
+/// Everything a run needs that is the same for every run of the sweep.
+struct SweepContext<'a> {
+    config: &'a FinetuneConfig,
+    model_config: &'a BertConfig,
+    task: &'a ClassifierTask,
+    train: &'a [Encoded],
+    eval: &'a [Encoded],
+    pad: u32,
+    checkpoints: PathBuf,
+    export_dir: PathBuf,
+    tokenizer_file: PathBuf,
+    metric: &'a str,
+    runs: usize,
+}
+
+/// What a finished run gave its sweep.
+struct RunOutcome {
+    epochs: Vec<EpochReport>,
+    score: Option<f64>,
+    exported: bool,
+}
+
+/// Runs the sweep `config` describes on `devices` (one, or several as one data-parallel group
+/// per run: each global batch split between them), or continues the one its output folder
+/// holds (`options.resume`). `progress` sees every run, step, epoch and checkpoint as they come.
 pub fn run_sweep<B: AutodiffBackend>(
     config: &FinetuneConfig,
-    device: &B::Device,
+    devices: &[B::Device],
     options: SweepOptions,
-    mut progress: impl FnMut(SweepEvent<'_>),
+    progress: impl FnMut(SweepEvent<'_>) + Send,
 ) -> Result<SweepReport> {
     let f = &config.finetune;
+    let Some(device) = devices.first() else {
+        return Err(FinetuneError::Config(
+            "no device to fine-tune on: name at least one".into(),
+        ));
+    };
     let _lock = FolderLock::acquire(&f.out_dir.join(".lock"), &f.out_dir)
         .map_err(|e| FinetuneError::Config(e.to_string()))?;
     let tokenizer_file = tokenizer_path(config)?;
@@ -236,139 +270,211 @@ pub fn run_sweep<B: AutodiffBackend>(
         inputs,
     };
     let runs = config.runs();
-    let checkpoints = f.out_dir.join(CHECKPOINTS_DIR);
-    let export_dir = f.out_dir.join(EXPORT_DIR);
-    recover_export(&f.out_dir, &export_dir)?;
+    let context = SweepContext {
+        config,
+        model_config: &model_config,
+        task: &task,
+        train: &train,
+        eval: &eval,
+        pad,
+        checkpoints: f.out_dir.join(CHECKPOINTS_DIR),
+        export_dir: f.out_dir.join(EXPORT_DIR),
+        tokenizer_file: tokenizer_file.clone(),
+        metric: &metric,
+        runs: runs.len(),
+    };
+    recover_export(&f.out_dir, &context.export_dir)?;
     let mut report = earlier_sweep(&f.out_dir, &fresh, &runs, options)?;
-    bert_train::clean_partial(&checkpoints);
+    bert_train::clean_partial(&context.checkpoints);
     let mut best = report
         .best_run
         .and_then(|i| report.runs.get(i))
         .and_then(|r| r.score);
+    let progress = Mutex::new(progress);
     for (i, settings) in runs.iter().enumerate().skip(report.runs.len()) {
-        let loaded = if options.resume {
-            checkpoint::load_latest::<B>(&checkpoints, i, settings, device)?
+        let outcome = if devices.len() == 1 {
+            run_one::<B>(
+                &context, i, settings, best, options, device, None, &progress,
+            )?
         } else {
-            None
-        };
-        progress(SweepEvent::Run {
-            run: i + 1,
-            runs: runs.len(),
-            settings,
-            resumed_at: loaded.as_ref().map(|l| l.resumed.progress.step),
-        });
-        let (mut model, resumed) = match loaded {
-            Some(l) => {
-                tracing::info!("run {} continues from {}", i + 1, l.dir.display());
-                (l.model, Some(l.resumed))
-            }
-            None => {
-                let mut model = if f.random_init {
-                    BertForSequenceClassification::<B>::new(
-                        &model_config,
-                        task.outputs(),
-                        f.classifier_dropout
-                            .unwrap_or(model_config.hidden_dropout_prob),
-                        settings.seed,
-                        device,
-                    )
-                } else {
-                    load_classifier_dir::<B>(
-                        &f.init_from,
-                        Some(task.clone()),
-                        settings.seed,
-                        device,
-                    )?
-                    .2
-                };
-                if let Some(p) = f.classifier_dropout {
-                    model.set_classifier_dropout(p);
-                }
-                (model, None)
-            }
-        };
-        model.set_precision(f.precision);
-        let (model, epochs) = fine_tune(
-            model,
-            &task,
-            &train,
-            &eval,
-            settings,
-            pad,
-            device,
-            resumed,
-            f.checkpoint_every,
-            |event| {
-                match event {
-                    RunEvent::Step {
-                        step,
-                        total_steps,
-                        loss,
-                    } => progress(SweepEvent::Step {
-                        step,
-                        total_steps,
-                        loss,
-                    }),
-                    RunEvent::Epoch(report) => progress(SweepEvent::Epoch {
-                        run: i + 1,
-                        runs: runs.len(),
+            bert_train::on_ranks::<B::InnerBackend, _, FinetuneError, _>(
+                devices,
+                None,
+                RANK_TIMEOUT,
+                |rank, replica| {
+                    run_one::<B>(
+                        &context,
+                        i,
                         settings,
-                        report,
-                    }),
-                    RunEvent::Checkpoint {
-                        progress: at,
-                        model,
-                        moments,
-                    } => {
-                        let dir = checkpoint::save(
-                            &checkpoints,
-                            Snapshot {
-                                run: i,
-                                settings,
-                                progress: at,
-                                model,
-                                moments,
-                                config: &model_config,
-                                task: &task,
-                            },
-                        )?;
-                        progress(SweepEvent::Checkpoint(&dir));
-                    }
-                }
-                Ok(())
-            },
-        )?;
-        let score = epochs.last().and_then(|e| score_of(&e.eval, &metric));
-        if let Some(s) = score {
-            if best.is_none_or(|b| s > b) {
-                // The export is replaced before the results name the run as best: a sweep
-                // stopped in between reruns the run, which gives the same model again.
-                replace_dir(&f.out_dir, &export_dir, |tmp| {
-                    save_classifier_dir(
-                        &model.valid(),
-                        &model_config,
-                        &task,
-                        tmp,
-                        tokenizer_file.parent(),
+                        best,
+                        options,
+                        &devices[rank],
+                        Some(replica),
+                        &progress,
                     )
-                    .map_err(FinetuneError::from)
-                })?;
-                best = Some(s);
-                report.best_run = Some(report.runs.len());
-                report.export = Some(export_dir.clone());
-            }
+                },
+            )?
+        };
+        if outcome.exported {
+            best = outcome.score;
+            report.best_run = Some(report.runs.len());
+            report.export = Some(context.export_dir.clone());
         }
         report.runs.push(RunResult {
             settings: settings.clone(),
-            epochs,
-            score,
+            epochs: outcome.epochs,
+            score: outcome.score,
         });
         report.grid = grid(&report.runs);
         report.best_point = best_point(&report.grid);
         write_results(&f.out_dir, &report)?;
-        checkpoint::clear(&checkpoints)?;
+        checkpoint::clear(&context.checkpoints)?;
     }
     Ok(report)
+}
+
+/// Run `index` of the sweep on `device`, as one rank of a data-parallel group with `replica`.
+/// Rank 0 alone reports progress, writes checkpoints and replaces the export when the run
+/// beats `best`; every rank continues from the newest checkpoint when resuming.
+#[allow(clippy::too_many_arguments)]
+fn run_one<B: AutodiffBackend>(
+    context: &SweepContext<'_>,
+    index: usize,
+    settings: &RunSettings,
+    best: Option<f64>,
+    options: SweepOptions,
+    device: &B::Device,
+    replica: Option<&Replica<B::InnerBackend>>,
+    progress: &Mutex<impl FnMut(SweepEvent<'_>) + Send>,
+) -> Result<RunOutcome> {
+    let f = &context.config.finetune;
+    let writer = replica.is_none_or(|r| r.is_writer());
+    let report = |event: SweepEvent<'_>| {
+        if writer {
+            (progress.lock().unwrap_or_else(|p| p.into_inner()))(event);
+        }
+    };
+    let loaded = if options.resume {
+        checkpoint::load_latest::<B>(&context.checkpoints, index, settings, device)?
+    } else {
+        None
+    };
+    report(SweepEvent::Run {
+        run: index + 1,
+        runs: context.runs,
+        settings,
+        resumed_at: loaded.as_ref().map(|l| l.resumed.progress.step),
+    });
+    let (mut model, resumed) = match loaded {
+        Some(l) => {
+            if writer {
+                tracing::info!("run {} continues from {}", index + 1, l.dir.display());
+            }
+            (l.model, Some(l.resumed))
+        }
+        None => {
+            let mut model = if f.random_init {
+                BertForSequenceClassification::<B>::new(
+                    context.model_config,
+                    context.task.outputs(),
+                    f.classifier_dropout
+                        .unwrap_or(context.model_config.hidden_dropout_prob),
+                    settings.seed,
+                    device,
+                )
+            } else {
+                load_classifier_dir::<B>(
+                    &f.init_from,
+                    Some(context.task.clone()),
+                    settings.seed,
+                    device,
+                )?
+                .2
+            };
+            if let Some(p) = f.classifier_dropout {
+                model.set_classifier_dropout(p);
+            }
+            (model, None)
+        }
+    };
+    model.set_precision(f.precision);
+    let (model, epochs) = fine_tune(
+        model,
+        context.task,
+        context.train,
+        context.eval,
+        settings,
+        context.pad,
+        device,
+        resumed,
+        f.checkpoint_every,
+        replica,
+        |event| {
+            if !writer {
+                return Ok(());
+            }
+            match event {
+                RunEvent::Step {
+                    step,
+                    total_steps,
+                    loss,
+                } => report(SweepEvent::Step {
+                    step,
+                    total_steps,
+                    loss,
+                }),
+                RunEvent::Epoch(epoch) => report(SweepEvent::Epoch {
+                    run: index + 1,
+                    runs: context.runs,
+                    settings,
+                    report: epoch,
+                }),
+                RunEvent::Checkpoint {
+                    progress: at,
+                    model,
+                    moments,
+                } => {
+                    let dir = checkpoint::save(
+                        &context.checkpoints,
+                        Snapshot {
+                            run: index,
+                            settings,
+                            progress: at,
+                            model,
+                            moments,
+                            config: context.model_config,
+                            task: context.task,
+                        },
+                    )?;
+                    report(SweepEvent::Checkpoint(&dir));
+                }
+            }
+            Ok(())
+        },
+    )?;
+    let score = epochs
+        .last()
+        .and_then(|e| score_of(&e.eval, context.metric));
+    let beats = score.is_some_and(|s| best.is_none_or(|b| s > b));
+    if writer && beats {
+        // The export is replaced before the results name the run as best: a sweep stopped in
+        // between reruns the run, which gives the same model again.
+        replace_dir(&f.out_dir, &context.export_dir, |tmp| {
+            save_classifier_dir(
+                &model.valid(),
+                context.model_config,
+                context.task,
+                tmp,
+                context.tokenizer_file.parent(),
+            )
+            .map_err(FinetuneError::from)
+        })?;
+    }
+    Ok(RunOutcome {
+        epochs,
+        score,
+        exported: beats,
+    })
 }
 
 /// The report to continue from: the finished runs of the sweep `out_dir` holds when resuming

@@ -7,7 +7,7 @@ use bert_model::{BertForSequenceClassification, ClassifierTask};
 use bert_rng::Rng;
 use bert_train::{
     clip_factor, global_norm, DecayOver, Moments, Optimizer, OptimizerConfig, OptimizerKind,
-    ParamSlot, Schedule,
+    ParamSlot, Replica, Schedule,
 };
 use burn::module::AutodiffModule;
 use burn::tensor::backend::{AutodiffBackend, Backend};
@@ -266,6 +266,21 @@ pub fn evaluate<B: Backend>(
     pad: u32,
     device: &B::Device,
 ) -> Result<Scores> {
+    evaluate_replicated(model, task, examples, batch_size, pad, device, None)
+}
+
+/// [`evaluate`] shared by the ranks of a data-parallel group: each rank scores its share of
+/// `examples` and the ranks sum their per-example losses and logits (zeros outside each share),
+/// so every rank gets the scores of the whole split.
+pub fn evaluate_replicated<B: Backend>(
+    model: &BertForSequenceClassification<B>,
+    task: &ClassifierTask,
+    examples: &[Encoded],
+    batch_size: usize,
+    pad: u32,
+    device: &B::Device,
+    replica: Option<&Replica<B>>,
+) -> Result<Scores> {
     check_task(task, examples, "evaluation")?;
     if examples.is_empty() {
         return Err(FinetuneError::Mismatch(
@@ -273,8 +288,12 @@ pub fn evaluate<B: Backend>(
         ));
     }
     let outputs = task.outputs();
-    let (mut loss_sum, mut logits_all) = (0.0f64, Vec::with_capacity(examples.len() * outputs));
-    for chunk in examples.chunks(batch_size.max(1)) {
+    let n = examples.len();
+    let share = share_of(n, replica);
+    // Per-example losses then logits, laid out for the whole split.
+    let mut values = vec![0.0f64; n + n * outputs];
+    let mut at = share.start;
+    for chunk in examples[share].chunks(batch_size.max(1)) {
         let refs: Vec<&Encoded> = chunk.iter().collect();
         let b = batch::<B>(&refs, pad, device);
         let logits = model.forward(b.ids, b.types, b.mask);
@@ -282,14 +301,22 @@ pub fn evaluate<B: Backend>(
             losses(logits.clone(), &refs, device)?,
             "the evaluation losses",
         )?;
-        loss_sum += per.iter().map(|&l| f64::from(l)).sum::<f64>();
-        let n = refs.len();
-        logits_all.extend(host(
-            logits.reshape([n * outputs]),
-            "the evaluation logits",
-        )?);
+        let rows = refs.len();
+        let flat = host(logits.reshape([rows * outputs]), "the evaluation logits")?;
+        for (i, &l) in per.iter().enumerate() {
+            values[at + i] = f64::from(l);
+        }
+        for (i, &v) in flat.iter().enumerate() {
+            values[n + at * outputs + i] = f64::from(v);
+        }
+        at += rows;
     }
-    let n = examples.len();
+    if let Some(r) = replica.filter(|r| r.world_size() > 1) {
+        // Each value is non-zero on one rank only, so the f32 sum is exact.
+        values = r.all_reduce_values(&values, device, "evaluation")?;
+    }
+    let loss_sum: f64 = values[..n].iter().sum();
+    let logits_all: Vec<f32> = values[n..].iter().map(|&v| v as f32).collect();
     let mut scores = Scores {
         examples: n,
         loss: loss_sum / n as f64,
@@ -343,6 +370,12 @@ pub fn evaluate<B: Backend>(
     Ok(scores)
 }
 
+/// This rank's contiguous share of `n` items (all of them without a group of several ranks).
+fn share_of<B: Backend>(n: usize, replica: Option<&Replica<B>>) -> std::ops::Range<usize> {
+    let (rank, world) = replica.map_or((0, 1), |r| (r.rank(), r.world_size()));
+    n * rank / world..n * (rank + 1) / world
+}
+
 /// The order of the training examples in `epoch` (0-based): a Fisher–Yates shuffle keyed by
 /// the run's seed and the epoch.
 fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
@@ -358,8 +391,10 @@ fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
 /// Fine-tunes `model` on `train` with `settings`, evaluating on `eval` after every epoch.
 /// `resume` continues a run from a checkpoint (the model then holds its weights). `on_event`
 /// sees every step, epoch report and checkpoint moment (every `checkpoint_every` steps, 0 for
-/// epoch ends only); an error it returns stops the run. Returns the model after the last epoch
-/// and the reports.
+/// epoch ends only); an error it returns stops the run. With `replica`, this is one rank of a
+/// data-parallel group: each global batch of `settings.batch_size` is split between the ranks,
+/// their gradients and losses are summed before every update (so the replicas stay equal), and
+/// the evaluation is shared. Returns the model after the last epoch and the reports.
 #[allow(clippy::too_many_arguments)]
 pub fn fine_tune<B: AutodiffBackend>(
     mut model: BertForSequenceClassification<B>,
@@ -371,8 +406,10 @@ pub fn fine_tune<B: AutodiffBackend>(
     device: &B::Device,
     resume: Option<Resumed<B>>,
     checkpoint_every: u64,
+    replica: Option<&Replica<B::InnerBackend>>,
     mut on_event: impl FnMut(RunEvent<'_, B>) -> Result<()>,
 ) -> Result<(BertForSequenceClassification<B>, Vec<EpochReport>)> {
+    let replica = replica.filter(|r| r.world_size() > 1);
     settings.validate()?;
     check_task(task, train, "training")?;
     if train.is_empty() {
@@ -436,19 +473,30 @@ pub fn fine_tune<B: AutodiffBackend>(
         let order = epoch_order(train.len(), settings.seed, progress.epoch);
         for chunk in order.chunks(settings.batch_size).skip(progress.next_batch) {
             let step = progress.step;
-            bert_model::seed_dropout(bert_rng::mix_seed(&[settings.seed, step]));
-            let refs: Vec<&Encoded> = chunk.iter().map(|&i| &train[i]).collect();
-            let b = batch::<B>(&refs, pad, device);
-            let logits = model.forward(b.ids, b.types, b.mask);
-            let loss = losses(logits, &refs, device)?.mean();
-            let loss_value = f64::from(host(loss.clone().inner(), "the training loss")?[0]);
+            let (grads, loss_value) = match replica {
+                None => {
+                    bert_model::seed_dropout(bert_rng::mix_seed(&[settings.seed, step]));
+                    let refs: Vec<&Encoded> = chunk.iter().map(|&i| &train[i]).collect();
+                    let (grads, loss) =
+                        batch_gradients(&mut model, &refs, refs.len(), pad, device)?;
+                    (grads, f64::from(loss))
+                }
+                Some(r) => {
+                    let share = &chunk[share_of(chunk.len(), Some(r))];
+                    let dropout = bert_rng::mix_seed(&[settings.seed, step, r.rank() as u64]);
+                    replicated_gradients(
+                        &mut model,
+                        share,
+                        chunk.len(),
+                        train,
+                        pad,
+                        device,
+                        dropout,
+                        r,
+                    )?
+                }
+            };
             progress.loss_sum += loss_value;
-            let grads = loss.backward();
-            let grads: Vec<Option<Tensor<B::InnerBackend, 1>>> = model
-                .named_params_mut()
-                .iter()
-                .map(|row| row.param.grad_flat(&grads))
-                .collect();
             let grad_scale = clip_factor(global_norm(&grads), settings.max_grad_norm);
             let lr = schedule.lr(step);
             for ((mut row, grad), slot) in model
@@ -492,13 +540,14 @@ pub fn fine_tune<B: AutodiffBackend>(
         let report = EpochReport {
             epoch: progress.epoch + 1,
             train_loss: progress.loss_sum / steps_per_epoch as f64,
-            eval: evaluate(
+            eval: evaluate_replicated(
                 &model.valid(),
                 task,
                 eval,
                 settings.batch_size.max(32),
                 pad,
                 device,
+                replica,
             )?,
         };
         on_event(RunEvent::Epoch(&report))?;
@@ -515,6 +564,84 @@ pub fn fine_tune<B: AutodiffBackend>(
         }
     }
     Ok((model, progress.reports))
+}
+
+/// The gradients of `examples`' summed losses divided by `batch_rows` (the rows of the whole
+/// batch, of which these may be one rank's share), and that loss.
+fn batch_gradients<B: AutodiffBackend>(
+    model: &mut BertForSequenceClassification<B>,
+    examples: &[&Encoded],
+    batch_rows: usize,
+    pad: u32,
+    device: &B::Device,
+) -> Result<(Grads<B>, f32)> {
+    let b = batch::<B>(examples, pad, device);
+    let logits = model.forward(b.ids, b.types, b.mask);
+    let loss = losses(logits, examples, device)?
+        .sum()
+        .div_scalar(batch_rows as f32);
+    let value = host(loss.clone().inner(), "the training loss")?[0];
+    let grads = loss.backward();
+    let grads = model
+        .named_params_mut()
+        .iter()
+        .map(|row| row.param.grad_flat(&grads))
+        .collect();
+    Ok((grads, value))
+}
+
+/// Flat gradients per parameter, in the model's naming-table order.
+type Grads<B> = Vec<Option<Tensor<<B as AutodiffBackend>::InnerBackend, 1>>>;
+
+/// One rank's part of a data-parallel step: the gradients of its `share` of a global batch of
+/// `batch_rows` examples, scaled as parts of the whole batch's mean loss, summed over the ranks
+/// with the losses in one all-reduce. Returns every parameter's summed gradient (a parameter
+/// without one on a rank counts as zeros there) and the whole batch's mean loss.
+#[allow(clippy::too_many_arguments)]
+fn replicated_gradients<B: AutodiffBackend>(
+    model: &mut BertForSequenceClassification<B>,
+    share: &[usize],
+    batch_rows: usize,
+    train: &[Encoded],
+    pad: u32,
+    device: &B::Device,
+    dropout_seed: u64,
+    replica: &Replica<B::InnerBackend>,
+) -> Result<(Grads<B>, f64)> {
+    let sizes: Vec<usize> = model
+        .named_params_mut()
+        .iter()
+        .map(|row| row.param.num_elements())
+        .collect();
+    let (grads, loss_part) = if share.is_empty() {
+        // A global batch smaller than the group leaves this rank nothing: it sends zeros.
+        (vec![None; sizes.len()], 0.0)
+    } else {
+        bert_model::seed_dropout(dropout_seed);
+        let refs: Vec<&Encoded> = share.iter().map(|&i| &train[i]).collect();
+        batch_gradients(model, &refs, batch_rows, pad, device)?
+    };
+    // A parameter without a gradient on this rank takes part as zeros, so that every rank
+    // sends the same layout.
+    let mut parts: Vec<Tensor<B::InnerBackend, 1>> = grads
+        .into_iter()
+        .zip(&sizes)
+        .map(|(g, &n)| g.unwrap_or_else(|| Tensor::zeros([n], device)))
+        .collect();
+    parts.push(Tensor::from_data(
+        TensorData::new(vec![loss_part], [1]),
+        device,
+    ));
+    let flat = replica.all_reduce_sum(Tensor::cat(parts, 0), "gradient all-reduce")?;
+    let total: usize = sizes.iter().sum();
+    let mut grads = Vec::with_capacity(sizes.len());
+    let mut offset = 0;
+    for &n in &sizes {
+        grads.push(Some(flat.clone().narrow(0, offset, n)));
+        offset += n;
+    }
+    let loss = host(flat.narrow(0, total, 1), "the training loss")?[0];
+    Ok((grads, f64::from(loss)))
 }
 
 #[cfg(test)]

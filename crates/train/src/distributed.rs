@@ -8,7 +8,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 
 use crate::collective::{AbortFlag, ProcessGroup, Replica};
 use crate::config::RunConfig;
@@ -143,30 +143,66 @@ where
     D: DataProvider,
     F: Fn(usize, usize) -> Result<D> + Sync,
 {
-    let local = devices.len();
-    let (processes, process_rank) = group.map_or((1, 0), |g| (g.processes, g.process_rank));
-    let world_size = local * processes;
-    if local == 0 {
+    if devices.is_empty() {
         return Err(TrainError::Config {
             path: config.out_dir.clone(),
             message: "`distributed.devices` is empty: name at least one device".into(),
         });
     }
+    let timeout = config.distributed.timeout();
+    on_ranks::<B::InnerBackend, _, TrainError, _>(devices, group, timeout, |rank, replica| {
+        let data = data_for(rank, replica.world_size())?;
+        let options = RunOptions {
+            progress: options.progress && rank == 0,
+            ..options.clone()
+        };
+        train_rank::<B>(
+            config,
+            &data,
+            &devices[rank % devices.len()],
+            &options,
+            Some(replica),
+        )
+    })
+}
+
+/// Runs `work` as every rank of this process, one thread per device of `devices`, each rank a
+/// member of one data-parallel group over Burn's collective (`group` links several processes;
+/// `None`: this process is the whole group). `work(rank, replica)` gets the global rank (process
+/// rank × devices + device index; its device is `devices[rank % devices.len()]`) and the
+/// joined [`Replica`]; after it returns, the ranks meet at a final barrier and leave the
+/// collective. Returns this process's first rank's result, or, when a rank fails, that rank's
+/// own error (the cause, not its siblings' "stopped because…"). One group runs per process at a
+/// time.
+pub fn on_ranks<B, T, E, F>(
+    devices: &[B::Device],
+    group: Option<&ProcessGroup>,
+    timeout: Duration,
+    work: F,
+) -> std::result::Result<T, E>
+where
+    B: Backend,
+    T: Send,
+    E: From<TrainError> + Send,
+    F: Fn(usize, &Replica<B>) -> std::result::Result<T, E> + Sync,
+{
+    let local = devices.len();
+    let (processes, process_rank) = group.map_or((1, 0), |g| (g.processes, g.process_rank));
+    let world_size = local * processes;
     let _one_group = GROUP.lock().unwrap_or_else(|p| p.into_inner());
     // Forget peers and operations a previous group of this process left behind (a failed one
     // leaves its survivors' calls pending). Not done at the end: after a lost peer the
     // collective's server may be gone, and resetting it would panic instead of reporting.
-    burn_collective::reset_collective::<B::InnerBackend>();
+    burn_collective::reset_collective::<B>();
     let abort = Arc::new(AbortFlag::default());
-    let timeout = config.distributed.timeout();
-    let results: Vec<Result<RunSummary>> = std::thread::scope(|scope| {
+    let results: Vec<std::result::Result<T, E>> = std::thread::scope(|scope| {
         let handles: Vec<_> = devices
             .iter()
             .enumerate()
             .map(|(index, device)| {
                 let rank = process_rank * local + index;
                 let abort = abort.clone();
-                let data_for = &data_for;
+                let work = &work;
                 std::thread::Builder::new()
                     .name(format!("bert-rank-{rank}"))
                     .spawn_scoped(scope, move || {
@@ -175,9 +211,8 @@ where
                             rank,
                             armed: true,
                         };
-                        let result = (|| {
-                            let data = data_for(rank, world_size)?;
-                            let replica = Replica::<B::InnerBackend>::join(
+                        let result = (|| -> std::result::Result<T, E> {
+                            let replica = Replica::<B>::join(
                                 rank,
                                 world_size,
                                 local,
@@ -186,19 +221,14 @@ where
                                 timeout,
                                 abort.clone(),
                             )?;
-                            let options = RunOptions {
-                                progress: options.progress && rank == 0,
-                                ..options.clone()
-                            };
-                            let summary =
-                                train_rank::<B>(config, &data, device, &options, Some(&replica))?;
+                            let out = work(rank, &replica)?;
                             // Nobody leaves while another rank may still need the collective
-                            // (rank 0 writes the last checkpoint and the export first).
+                            // (rank 0 writes checkpoints and exports last).
                             replica.barrier(device, "final barrier")?;
                             if let Err(e) = replica.leave() {
-                                tracing::warn!("{e} (the run itself is complete)");
+                                tracing::warn!("{e} (the work itself is complete)");
                             }
-                            Ok(summary)
+                            Ok(out)
                         })();
                         if result.is_ok() {
                             guard.disarm();
@@ -217,13 +247,15 @@ where
                         rank,
                         world_size,
                         message: "the rank's thread panicked".into(),
-                    })
+                    }
+                    .into())
                 }),
                 Err(e) => Err(TrainError::Distributed {
                     rank,
                     world_size,
                     message: format!("cannot start the rank's thread: {e}"),
-                }),
+                }
+                .into()),
             })
             .collect()
     });
@@ -242,6 +274,7 @@ where
             rank: 0,
             world_size,
             message: "no rank returned a result".into(),
-        })
+        }
+        .into())
     }
 }

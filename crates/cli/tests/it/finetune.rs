@@ -263,9 +263,27 @@ fn position(out: &Path) -> u64 {
 #[test]
 #[cfg(unix)]
 fn sigkill_at_any_moment_then_resume_gives_the_same_results_and_export() {
+    kill_and_resume("finetune_kill", &[], 4);
+}
+
+/// The same with three data-parallel replicas (`finetune.devices`): rank 0 writes the
+/// checkpoints, every rank continues from them, and the result is the uninterrupted
+/// three-replica sweep's, bit for bit.
+#[test]
+#[cfg(unix)]
+fn sigkill_then_resume_of_a_data_parallel_sweep_gives_the_same_results_and_export() {
+    kill_and_resume(
+        "finetune_kill_replicas",
+        &["--set", "finetune.devices=[\"cpu\", \"cpu\", \"cpu\"]"],
+        2,
+    );
+}
+
+#[cfg(unix)]
+fn kill_and_resume(name: &str, extra: &[&str], max_kills: usize) {
     use std::process::{Command, Stdio};
     use std::time::{Duration, Instant};
-    let dir = scratch("finetune_kill");
+    let dir = scratch(name);
     write_model(&dir.join("model"));
     write_split(&dir.join("train.tsv"), 80, 3);
     write_split(&dir.join("dev.tsv"), 40, 4);
@@ -287,6 +305,7 @@ fn sigkill_at_any_moment_then_resume_gives_the_same_results_and_export() {
             "--json",
         ]
         .iter()
+        .chain(extra)
         .map(|s| s.to_string())
         .collect()
     };
@@ -316,7 +335,7 @@ fn sigkill_at_any_moment_then_resume_gives_the_same_results_and_export() {
             .stderr(Stdio::null())
             .spawn()
             .expect("runs the bert binary");
-        if kills < 4 {
+        if kills < max_kills {
             // 80 examples in batches of 16: 5 steps an epoch, 10 a run, 2 runs.
             let target = position(&killed) + 1 + rng.below(4);
             while child.try_wait().expect("wait").is_none() && position(&killed) < target {
@@ -363,4 +382,101 @@ fn sigkill_at_any_moment_then_resume_gives_the_same_results_and_export() {
     let mut changed = args("killed");
     changed.extend(["--resume", "--set", "finetune.learning_rates=[5e-4, 2e-3]"].map(String::from));
     assert_user_error(&run(&changed), &["cannot resume", "run 1"]);
+}
+
+/// The per-epoch training losses and evaluation scores of a `--json` report's only run.
+fn epoch_scores(report: &serde_json::Value) -> Vec<(f64, f64, f64)> {
+    report["runs"][0]["epochs"]
+        .as_array()
+        .expect("epochs")
+        .iter()
+        .map(|e| {
+            (
+                e["train_loss"].as_f64().expect("train loss"),
+                e["eval"]["loss"].as_f64().expect("eval loss"),
+                e["eval"]["accuracy"].as_f64().expect("accuracy"),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn data_parallel_fine_tuning_on_three_replicas_gives_the_one_device_run() {
+    let dir = scratch("finetune_data_parallel");
+    write_model(&dir.join("model"));
+    // Without dropout the split of a batch between replicas is the only difference, so the
+    // runs must agree to rounding.
+    let config_json = dir.join("model/config.json");
+    let mut model_config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&config_json).expect("config.json"))
+            .expect("JSON");
+    model_config["hidden_dropout_prob"] = 0.0.into();
+    model_config["attention_probs_dropout_prob"] = 0.0.into();
+    std::fs::write(&config_json, model_config.to_string()).expect("write config.json");
+    // 322 examples in batches of 16 end with a batch of 2: one of the three replicas then has
+    // nothing to do and still takes part in the step.
+    write_split(&dir.join("train.tsv"), 322, 1);
+    write_split(&dir.join("dev.tsv"), 161, 2);
+    let config = write_config(&dir);
+    let sweep = |extra: &[&str]| -> (serde_json::Value, String) {
+        let mut args = vec![
+            "finetune",
+            "--config",
+            config.to_str().expect("utf-8"),
+            "--json",
+            "--set",
+            "finetune.epochs=4",
+            "--set",
+            "finetune.learning_rates=[2e-3]",
+            "--set",
+            "finetune.seeds=[3]",
+            "--set",
+            "finetune.classifier_dropout=0.0",
+            "--set",
+            "finetune.checkpoint_every=7",
+        ];
+        args.extend_from_slice(extra);
+        let out = bert(&args);
+        let (stdout, stderr) = text(&out);
+        assert!(out.status.success(), "failed: {stderr}");
+        (serde_json::from_str(stdout.trim()).expect("--json"), stderr)
+    };
+    let (one, _) = sweep(&[]);
+    let (three, log) = sweep(&[
+        "--devices",
+        "cpu,cpu,cpu",
+        "--set",
+        "finetune.out_dir=\"out3\"",
+    ]);
+    assert!(log.contains("data parallel: 3 replicas"), "{log}");
+    let (a, b) = (epoch_scores(&one), epoch_scores(&three));
+    assert_eq!(a.len(), 4);
+    assert_eq!(b.len(), 4);
+    for (epoch, (x, y)) in a.iter().zip(&b).enumerate() {
+        let close = |p: f64, q: f64| (p - q).abs() <= 1e-4 * p.abs().max(1.0);
+        assert!(
+            close(x.0, y.0) && close(x.1, y.1),
+            "epoch {}: losses on one device {x:?}, on three {y:?}",
+            epoch + 1
+        );
+        assert!(
+            (x.2 - y.2).abs() <= 1.0 / 161.0 + 1e-9,
+            "epoch {}: accuracy {} against {}",
+            epoch + 1,
+            x.2,
+            y.2
+        );
+    }
+    assert!(a[3].2 >= 0.8, "the task is learnt: {a:?}");
+    // The exports hold the same weights to rounding.
+    let weights = |out: &str| read_safetensors(&dir.join(out).join("export/model.safetensors"));
+    for ((name, x), (other, y)) in weights("out").iter().zip(&weights("out3")) {
+        assert_eq!(name, other);
+        let worst = x
+            .iter()
+            .zip(y)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0.0f32, f32::max);
+        assert!(worst < 1e-4, "{name}: weights differ by {worst}");
+    }
 }

@@ -22,6 +22,7 @@ use std::path::Path;
 use bert_rng::Rng;
 
 use crate::support::*;
+use crate::train_cli::prepare_with_vocab;
 
 /// Each subject's nouns and the phrases it uses them in (`{}` is the noun).
 const SUBJECTS: [([&str; 8], [&str; 4]); 6] = [
@@ -161,40 +162,9 @@ fn fine_tuning_from_the_pre_trained_encoder_beats_the_same_fine_tuning_from_rand
     let dir = tmp.path();
     let corpus = dir.join("corpus.txt");
     write_corpus(&corpus, 1000);
-    let vocab = dir.join("vocab");
-    // Large enough for every word to be one piece: the held-out sentences then share no
-    // sub-word with the training ones by accident.
-    ok(bert(&[
-        "tokenizer",
-        "train",
-        "--input",
-        arg(&corpus),
-        "--vocab-size",
-        "300",
-        "--lowercase",
-        "--out",
-        arg(&vocab),
-    ]));
-    let shards = dir.join("shards");
-    ok(bert(&[
-        "prepare",
-        "--input",
-        arg(&corpus),
-        "--vocab",
-        arg(&vocab.join("vocab.txt")),
-        "--out",
-        arg(&shards),
-        "--masking",
-        "dynamic",
-        "--max-seq-length",
-        "48",
-        "--dupe-factor",
-        "2",
-        "--validation-fraction",
-        "0.1",
-        "--seed",
-        "3",
-    ]));
+    // A vocabulary large enough for every word to be one piece: the dev sentences then share
+    // no sub-word with the training ones by accident.
+    let shards = prepare_with_vocab(dir, &corpus, "dynamic", 300);
     let run = dir.join("pretrain");
     let pretrain = dir.join("pretrain.toml");
     std::fs::write(

@@ -75,7 +75,19 @@ pub(crate) fn write_corpus(dir: &Path) -> PathBuf {
     path
 }
 
+/// Trains a 200-piece vocabulary on `corpus` (once per folder) and prepares `shards-{masking}`
+/// from it: sequences of 48, two dupes, a tenth for validation, seed 3.
 pub(crate) fn prepare(dir: &Path, corpus: &Path, masking: &str) -> PathBuf {
+    prepare_with_vocab(dir, corpus, masking, 200)
+}
+
+/// [`prepare`] with a vocabulary of `vocab_size` pieces.
+pub(crate) fn prepare_with_vocab(
+    dir: &Path,
+    corpus: &Path,
+    masking: &str,
+    vocab_size: usize,
+) -> PathBuf {
     let vocab = dir.join("vocab");
     if !vocab.join("vocab.txt").exists() {
         ok(bert(&[
@@ -84,7 +96,7 @@ pub(crate) fn prepare(dir: &Path, corpus: &Path, masking: &str) -> PathBuf {
             "--input",
             corpus.to_str().unwrap(),
             "--vocab-size",
-            "200",
+            &vocab_size.to_string(),
             "--lowercase",
             "--out",
             vocab.to_str().unwrap(),

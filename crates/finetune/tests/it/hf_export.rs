@@ -68,7 +68,7 @@ fn the_fine_tuned_export_gives_in_transformers_the_logits_it_gives_here() {
     .expect("the fixture's config");
     let report = run_sweep::<Autodiff<Flex>>(
         &config,
-        &Default::default(),
+        &[Default::default()],
         SweepOptions::default(),
         |_| {},
     )

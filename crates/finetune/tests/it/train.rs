@@ -103,6 +103,7 @@ fn run_in(
         &Default::default(),
         None,
         0,
+        None,
         |event| {
             if let RunEvent::Epoch(_) = event {
                 seen += 1;
@@ -221,6 +222,7 @@ fn labels_that_do_not_fit_the_task_and_bad_settings_are_refused() {
         &Default::default(),
         None,
         0,
+        None,
         |_| Ok(()),
     )
     .expect_err("refused")
@@ -240,6 +242,7 @@ fn labels_that_do_not_fit_the_task_and_bad_settings_are_refused() {
         &Default::default(),
         None,
         0,
+        None,
         |_| Ok(()),
     )
     .expect_err("refused")
@@ -281,6 +284,7 @@ fn a_run_continued_from_a_checkpoint_ends_as_the_uninterrupted_run() {
         &Default::default(),
         None,
         1,
+        None,
         |event| {
             if let RunEvent::Checkpoint {
                 progress,
@@ -328,6 +332,7 @@ fn a_run_continued_from_a_checkpoint_ends_as_the_uninterrupted_run() {
             &Default::default(),
             Some(loaded.resumed),
             0,
+            None,
             |_| Ok(()),
         )
         .expect("continues");

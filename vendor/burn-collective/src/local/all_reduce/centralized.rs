@@ -16,7 +16,9 @@ pub(crate) fn all_reduce_sum_centralized<B: Backend>(
 ) -> CollectiveTensorMap<B> {
     // Get corresponding devices for each peer
     let peer_devices = get_peer_devices::<B>(&tensors);
-    let central_device = *tensors.keys().next().unwrap();
+    // PATCHED: the lowest peer is the centre (upstream: whichever the map yields first), so the
+    // sum starts from the same tensor every time.
+    let central_device = *tensors.keys().min_by_key(|peer| peer.0).unwrap();
 
     // Reduce to central device
     let central_tensor = reduce_sum_centralized::<B>(tensors, &central_device);

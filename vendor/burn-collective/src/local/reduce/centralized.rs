@@ -20,7 +20,11 @@ pub(crate) fn reduce_sum_centralized<B: Backend>(
         .expect("Source device id is in the map");
     let central_device = B::float_device(&central_tensor);
 
-    for (_, tensor) in tensors {
+    // PATCHED: add the peers' tensors in peer order, not the map's (random) order, so that a
+    // sum over three or more peers gives the same bits every time.
+    let mut others: Vec<_> = tensors.into_iter().collect();
+    others.sort_by_key(|(peer, _)| peer.0);
+    for (_, tensor) in others {
         let rhs = B::float_to_device(tensor.clone(), &central_device);
         central_tensor = B::float_add(central_tensor, rhs);
     }
