@@ -8,6 +8,7 @@ use bert_finetune::{run_sweep, FinetuneConfig, SweepEvent, SweepOptions, SweepRe
 use burn::tensor::backend::Backend;
 
 use crate::device::{dispatch_devices, parse_device_list, DeviceSpec, DevicesTask};
+use crate::train_cmds::{process_group, GroupArgs};
 
 /// Arguments of `bert finetune`.
 #[derive(clap::Args, Debug)]
@@ -31,6 +32,10 @@ pub struct FinetuneArgs {
     /// the global batch, split between the devices.
     #[arg(long, value_delimiter = ',', value_name = "DEVICE,DEVICE,...")]
     pub devices: Vec<String>,
+    /// The processes of a multi-process sweep (every process runs the same config, and all
+    /// must see `finetune.out_dir`; process 0 writes there).
+    #[command(flatten)]
+    pub group: GroupArgs,
     /// Print the results as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -175,9 +180,13 @@ pub fn finetune_command(args: &FinetuneArgs) -> Result<()> {
     } else {
         parse_device_list(names).map_err(|e| anyhow::anyhow!("{source}: {e}"))?
     };
-    if devices.len() > 1 {
+    let group = process_group(&args.group)?;
+    let processes = group.as_ref().map_or(1, |g| g.processes);
+    if devices.len() * processes > 1 {
         tracing::info!(
-            "data parallel: {} replicas ({}), each grid batch size split between them",
+            "data parallel: {} replicas ({} in each of {processes} process(es): {}), each grid \
+             batch size split between them",
+            devices.len() * processes,
             devices.len(),
             devices
                 .iter()
@@ -192,6 +201,7 @@ pub fn finetune_command(args: &FinetuneArgs) -> Result<()> {
             config,
             SweepOptions {
                 resume: args.resume,
+                group,
             },
         ),
     )?;

@@ -175,7 +175,22 @@ pub struct TrainArgs {
     /// (overrides `distributed.devices`; `cpu,cpu` runs two replicas on the CPU).
     #[arg(long, value_delimiter = ',', value_name = "DEVICE,DEVICE,...")]
     pub devices: Vec<String>,
-    /// Number of processes of a multi-process run (each runs `bert train` with its own
+    /// The processes of a multi-process run.
+    #[command(flatten)]
+    pub group: GroupArgs,
+    /// Override `out_dir`.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Override any key: `--set optimizer.learning_rate=2e-4` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+}
+
+/// Where this process stands in a multi-process run (torchrun-style): the flags `bert train`
+/// and `bert finetune` share.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct GroupArgs {
+    /// Number of processes of a multi-process run (each runs the command with its own
     /// `--rank`); default `$WORLD_SIZE`, else 1.
     #[arg(long, env = "WORLD_SIZE")]
     pub world_size: Option<usize>,
@@ -189,12 +204,6 @@ pub struct TrainArgs {
     /// towards the coordinator, port = coordinator port + 1 + rank).
     #[arg(long)]
     pub node_address: Option<String>,
-    /// Override `out_dir`.
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Override any key: `--set optimizer.learning_rate=2e-4` (repeatable).
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    pub set: Vec<String>,
 }
 
 struct TrainTask<'a> {
@@ -254,7 +263,8 @@ pub fn load_run_config(args: &TrainArgs) -> Result<RunConfig> {
 
 /// The process group of `--world-size`/`--rank`/`--coordinator` (or `WORLD_SIZE`, `RANK`,
 /// `MASTER_ADDR`, `MASTER_PORT`); `None` for a one-process run.
-fn process_group(args: &TrainArgs) -> Result<Option<ProcessGroup>> {
+/// The process group `args` describe (`None` for a single process).
+pub fn process_group(args: &GroupArgs) -> Result<Option<ProcessGroup>> {
     let processes = args.world_size.unwrap_or(1);
     if processes <= 1 {
         return Ok(None);
@@ -304,7 +314,7 @@ pub fn train_command(args: &TrainArgs) -> Result<()> {
         parse_device_list(&config.distributed.devices)
             .map_err(|e| anyhow::anyhow!("{}: {e}", source("distributed.devices")))?
     };
-    let group = process_group(args)?;
+    let group = process_group(&args.group)?;
     // Rank 0 owns the run directory, from before it prepares the data until the run ends: a
     // second `bert train` on it (a second terminal, a requeued job) stops here.
     let _run_lock = match &group {

@@ -101,6 +101,11 @@ pub struct FinetuneSection {
     /// one device of `--device`.
     #[serde(default)]
     pub devices: Vec<String>,
+    /// Data parallelism: how long a rank waits for the others at a collective call (each step's
+    /// all-reduce; rank 0 may be writing a checkpoint or the export meanwhile) before it stops
+    /// with an error naming itself, instead of hanging on a rank that died.
+    #[serde(default = "default_timeout_s")]
+    pub timeout_s: u64,
     /// Checkpoint the run in progress every N steps (0: only after each epoch), for `--resume`.
     #[serde(default = "default_checkpoint_every")]
     pub checkpoint_every: u64,
@@ -138,6 +143,9 @@ fn default_weight_decay() -> f64 {
 }
 fn default_clip() -> f64 {
     1.0
+}
+fn default_timeout_s() -> u64 {
+    900
 }
 fn default_checkpoint_every() -> u64 {
     500
@@ -214,6 +222,9 @@ impl FinetuneConfig {
                     "`finetune.classifier_dropout` is {d}, expected a value in [0, 1)"
                 ));
             }
+        }
+        if f.timeout_s == 0 {
+            return Err("`finetune.timeout_s` is 0, expected at least 1 second".into());
         }
         if f.max_seq_length < 4 {
             return Err(format!(

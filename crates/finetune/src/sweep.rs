@@ -21,7 +21,7 @@ use bert_model::{
     load_classifier_dir, save_classifier_dir, BertConfig, BertForSequenceClassification,
     ClassifierTask, Precision, CONFIG_FILE,
 };
-use bert_train::{FileDigest, Replica};
+use bert_train::{FileDigest, ProcessGroup, Replica};
 use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
@@ -91,11 +91,16 @@ pub struct SweepReport {
 }
 
 /// How `bert finetune` runs a sweep.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SweepOptions {
     /// Continue the sweep the output folder holds (`--resume`); without it, a folder holding
     /// one is refused.
     pub resume: bool,
+    /// This process's place among several processes of one data-parallel group
+    /// (torchrun-style, as `bert train`); `None`: this process is the whole group. Every process
+    /// runs the same config and must see the same `out_dir` (a shared file system); process 0
+    /// alone locks it and writes there.
+    pub group: Option<ProcessGroup>,
 }
 
 /// What a sweep tells its caller as it goes (for progress and logs).
@@ -166,10 +171,6 @@ fn score_of(scores: &Scores, metric: &str) -> Option<f64> {
     }
 }
 
-/// How long a rank of a data-parallel run waits for the others at a collective call before it
-/// gives up (rank 0 writes checkpoints and exports while the others wait).
-const RANK_TIMEOUT: Duration = Duration::from_secs(900);
-
 /// Everything a run needs that is the same for every run of the sweep.
 struct SweepContext<'a> {
     config: &'a FinetuneConfig,
@@ -207,8 +208,18 @@ pub fn run_sweep<B: AutodiffBackend>(
             "no device to fine-tune on: name at least one".into(),
         ));
     };
-    let _lock = FolderLock::acquire(&f.out_dir.join(".lock"), &f.out_dir)
-        .map_err(|e| FinetuneError::Config(e.to_string()))?;
+    let group = options.group.as_ref();
+    // Process 0 owns the output folder; the others read the sweep it holds (to skip the same
+    // finished runs) and write nothing.
+    let owner = group.is_none_or(|g| g.process_rank == 0);
+    let _lock = if owner {
+        Some(
+            FolderLock::acquire(&f.out_dir.join(".lock"), &f.out_dir)
+                .map_err(|e| FinetuneError::Config(e.to_string()))?,
+        )
+    } else {
+        None
+    };
     let tokenizer_file = tokenizer_path(config)?;
     let tokenizer = WordPieceTokenizer::from_path(
         &tokenizer_file,
@@ -283,38 +294,70 @@ pub fn run_sweep<B: AutodiffBackend>(
         metric: &metric,
         runs: runs.len(),
     };
-    recover_export(&f.out_dir, &context.export_dir)?;
-    let mut report = earlier_sweep(&f.out_dir, &fresh, &runs, options)?;
-    bert_train::clean_partial(&context.checkpoints);
+    if owner {
+        recover_export(&f.out_dir, &context.export_dir)?;
+    }
+    let report = earlier_sweep(&f.out_dir, &fresh, &runs, options.resume)?;
+    if owner {
+        bert_train::clean_partial(&context.checkpoints);
+    }
+    let progress = Mutex::new(progress);
+    if devices.len() == 1 && group.is_none() {
+        return continue_sweep::<B>(
+            &context,
+            &runs,
+            report,
+            options.resume,
+            device,
+            None,
+            &progress,
+        );
+    }
+    let _host = bert_train::GroupHost::start(group, devices.len())?;
+    bert_train::on_ranks::<B::InnerBackend, _, FinetuneError, _>(
+        devices,
+        group,
+        Duration::from_secs(f.timeout_s),
+        |rank, replica| {
+            continue_sweep::<B>(
+                &context,
+                &runs,
+                report.clone(),
+                options.resume,
+                &devices[rank % devices.len()],
+                Some(replica),
+                &progress,
+            )
+        },
+    )
+}
+
+/// Runs `runs` from the first one `report` lacks to the end on `device` (one rank of a
+/// data-parallel group with `replica`), adding each to the report. Global rank 0 alone writes
+/// `results.json` and clears the checkpoints of a finished run; every rank keeps the same
+/// report, since every rank gets the same scores.
+fn continue_sweep<B: AutodiffBackend>(
+    context: &SweepContext<'_>,
+    runs: &[RunSettings],
+    mut report: SweepReport,
+    resume: bool,
+    device: &B::Device,
+    replica: Option<&Replica<B::InnerBackend>>,
+    progress: &Mutex<impl FnMut(SweepEvent<'_>) + Send>,
+) -> Result<SweepReport> {
+    let out_dir = &context.config.finetune.out_dir;
+    let writer = replica.is_none_or(|r| r.is_writer());
     let mut best = report
         .best_run
         .and_then(|i| report.runs.get(i))
         .and_then(|r| r.score);
-    let progress = Mutex::new(progress);
-    for (i, settings) in runs.iter().enumerate().skip(report.runs.len()) {
-        let outcome = if devices.len() == 1 {
-            run_one::<B>(
-                &context, i, settings, best, options, device, None, &progress,
-            )?
-        } else {
-            bert_train::on_ranks::<B::InnerBackend, _, FinetuneError, _>(
-                devices,
-                None,
-                RANK_TIMEOUT,
-                |rank, replica| {
-                    run_one::<B>(
-                        &context,
-                        i,
-                        settings,
-                        best,
-                        options,
-                        &devices[rank],
-                        Some(replica),
-                        &progress,
-                    )
-                },
-            )?
-        };
+    let first = report.runs.len();
+    for (i, settings) in runs.iter().enumerate().skip(first) {
+        // Only the run in progress when the sweep stopped can have checkpoints.
+        let resume = resume && i == first;
+        let outcome = run_one::<B>(
+            context, i, settings, best, resume, device, replica, progress,
+        )?;
         if outcome.exported {
             best = outcome.score;
             report.best_run = Some(report.runs.len());
@@ -327,8 +370,10 @@ pub fn run_sweep<B: AutodiffBackend>(
         });
         report.grid = grid(&report.runs);
         report.best_point = best_point(&report.grid);
-        write_results(&f.out_dir, &report)?;
-        checkpoint::clear(&context.checkpoints)?;
+        if writer {
+            write_results(out_dir, &report)?;
+            checkpoint::clear(&context.checkpoints)?;
+        }
     }
     Ok(report)
 }
@@ -342,7 +387,7 @@ fn run_one<B: AutodiffBackend>(
     index: usize,
     settings: &RunSettings,
     best: Option<f64>,
-    options: SweepOptions,
+    resume: bool,
     device: &B::Device,
     replica: Option<&Replica<B::InnerBackend>>,
     progress: &Mutex<impl FnMut(SweepEvent<'_>) + Send>,
@@ -354,7 +399,7 @@ fn run_one<B: AutodiffBackend>(
             (progress.lock().unwrap_or_else(|p| p.into_inner()))(event);
         }
     };
-    let loaded = if options.resume {
+    let loaded = if resume {
         checkpoint::load_latest::<B>(&context.checkpoints, index, settings, device)?
     } else {
         None
@@ -484,11 +529,11 @@ fn earlier_sweep(
     out_dir: &Path,
     fresh: &SweepReport,
     runs: &[RunSettings],
-    options: SweepOptions,
+    resume: bool,
 ) -> Result<SweepReport> {
     let results = out_dir.join(RESULTS_FILE);
     let has_checkpoints = !checkpoint::list(&out_dir.join(CHECKPOINTS_DIR)).is_empty();
-    if !options.resume {
+    if !resume {
         if results.exists() || has_checkpoints {
             return Err(FinetuneError::Config(format!(
                 "{} holds an earlier sweep ({}): pass `--resume` to continue it, or choose another \

@@ -104,31 +104,55 @@ where
     D: DataProvider,
     F: Fn(usize, usize) -> Result<D> + Sync,
 {
-    let local = devices.len();
-    let (processes, process_rank) = group.map_or((1, 0), |g| (g.processes, g.process_rank));
-    let world_size = local * processes;
-    if let Some(g) = group {
+    let _host = GroupHost::start(group, devices.len())?;
+    train_replicas_inner::<B, D, F>(config, devices, options, group, data_for)
+}
+
+/// The process-level side of a data-parallel group, held for as long as the group works: the
+/// ports checked before any rank joins and, in process 0 of several, the collective's
+/// orchestrator. Dropping it gives the other processes a moment to sign off, then stops the
+/// orchestrator.
+pub struct GroupHost {
+    orchestrator: Option<Orchestrator>,
+}
+
+impl GroupHost {
+    /// Checks `group`'s ports and starts the orchestrator when this is process 0 of several
+    /// (`local_devices` ranks in this process); nothing to do without a group.
+    pub fn start(group: Option<&ProcessGroup>, local_devices: usize) -> Result<Self> {
+        let Some(g) = group else {
+            return Ok(Self { orchestrator: None });
+        };
+        let world_size = local_devices * g.processes;
         let port = g.check_ports().map_err(|message| TrainError::Distributed {
-            rank: process_rank * local,
+            rank: g.process_rank * local_devices,
             world_size,
             message: format!("process group: {message}"),
         })?;
-        if processes > 1 && process_rank == 0 {
-            // Kept until every local rank is done (dropped at the end of this function).
-            let orchestrator = Orchestrator::start(port).map_err(|e| TrainError::Distributed {
-                rank: 0,
-                world_size,
-                message: format!("cannot start the orchestrator on port {port}: {e}"),
-            })?;
-            let out = train_replicas_inner::<B, D, F>(config, devices, options, group, data_for);
+        let orchestrator = if g.processes > 1 && g.process_rank == 0 {
+            Some(
+                Orchestrator::start(port).map_err(|e| TrainError::Distributed {
+                    rank: 0,
+                    world_size,
+                    message: format!("cannot start the orchestrator on port {port}: {e}"),
+                })?,
+            )
+        } else {
+            None
+        };
+        Ok(Self { orchestrator })
+    }
+}
+
+impl Drop for GroupHost {
+    fn drop(&mut self) {
+        if let Some(orchestrator) = self.orchestrator.take() {
             // The others sign off right after the final barrier; give their requests time to
             // arrive before the orchestrator goes away.
             std::thread::sleep(SIGN_OFF_GRACE);
             drop(orchestrator);
-            return out;
         }
     }
-    train_replicas_inner::<B, D, F>(config, devices, options, group, data_for)
 }
 
 fn train_replicas_inner<B, D, F>(

@@ -81,7 +81,7 @@ pub use checkpoint::{
 pub use collective::{AbortFlag, DistributedSection, ProcessGroup, Replica};
 pub use config::{apply_override, describe_toml_error, load_prepare_config, RunConfig};
 pub use digest::FileDigest;
-pub use distributed::{on_ranks, train_replicas};
+pub use distributed::{on_ranks, train_replicas, GroupHost};
 pub use error::{Result, TrainError};
 pub use eval::{evaluate, evaluate_replicated, EvalSection};
 pub use fill_mask::{format_candidates, predict_masks, Candidates, MaskProbes};

@@ -480,3 +480,126 @@ fn data_parallel_fine_tuning_on_three_replicas_gives_the_one_device_run() {
         assert!(worst < 1e-4, "{name}: weights differ by {worst}");
     }
 }
+
+/// Starts process `rank` of a two-process `bert finetune` on loopback.
+#[cfg(unix)]
+fn spawn_process(args: &[String], port: u16, rank: usize) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_bert"))
+        .args(args)
+        .args(["--world-size", "2", "--rank", &rank.to_string()])
+        .args(["--coordinator", &format!("127.0.0.1:{port}")])
+        .args(["--log", "warn"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("runs the bert binary")
+}
+
+/// A finished process's success and its standard output, then standard error.
+#[cfg(unix)]
+fn outcome(child: std::process::Child) -> (bool, String, String) {
+    let out = child.wait_with_output().expect("finishes");
+    let (stdout, stderr) = text(&out);
+    (out.status.success(), stdout, stderr)
+}
+
+/// Two `bert finetune` processes on loopback, one replica each (torchrun-style flags), give the
+/// sweep of one process with two replicas, bit for bit, and both print it; process 0 alone
+/// writes. A killed process stops the other within `finetune.timeout_s` with an error naming
+/// its rank, and `--resume` on two processes then finishes with the uninterrupted results.
+#[test]
+#[cfg(unix)]
+fn two_processes_fine_tune_like_two_replicas_and_survive_a_killed_process() {
+    use std::time::{Duration, Instant};
+    let dir = scratch("finetune_two_processes");
+    write_model(&dir.join("model"));
+    write_split(&dir.join("train.tsv"), 160, 5);
+    write_split(&dir.join("dev.tsv"), 80, 6);
+    let config = write_config(&dir);
+    let args = |out: &str, extra: &[&str]| -> Vec<String> {
+        [
+            "finetune",
+            "--config",
+            config.to_str().expect("utf-8"),
+            "--json",
+            "--set",
+            "finetune.epochs=2",
+            "--set",
+            "finetune.seeds=[1]",
+            "--set",
+            "finetune.checkpoint_every=2",
+            "--set",
+            &format!("finetune.out_dir=\"{out}\""),
+        ]
+        .iter()
+        .chain(extra)
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let json = |stdout: &str| -> serde_json::Value {
+        serde_json::from_str(stdout.trim())
+            .unwrap_or_else(|e| panic!("--json prints the report ({e}): {stdout}"))
+    };
+    let local_args = args("local", &["--devices", "cpu,cpu"]);
+    let local_refs: Vec<&str> = local_args.iter().map(String::as_str).collect();
+    let local = json(&assert_ok(&bert(&local_refs)));
+    let same = |report: &serde_json::Value, what: &str| {
+        for key in ["runs", "grid", "best_point", "best_run", "metric", "inputs"] {
+            assert_eq!(report[key], local[key], "{what}: `{key}`");
+        }
+    };
+    let weights =
+        |out: &str| std::fs::read(dir.join(out).join("export/model.safetensors")).expect("export");
+
+    let port = crate::train_cli::free_ports();
+    let p0 = spawn_process(&args("procs", &[]), port, 0);
+    let p1 = spawn_process(&args("procs", &[]), port, 1);
+    let (ok1, out1, err1) = outcome(p1);
+    let (ok0, out0, err0) = outcome(p0);
+    assert!(ok0 && ok1, "process 0:\n{err0}\nprocess 1:\n{err1}");
+    same(&json(&out0), "process 0");
+    same(&json(&out1), "process 1");
+    assert!(
+        weights("procs") == weights("local"),
+        "the exported weights differ"
+    );
+
+    // Kill process 1 once a checkpoint is written; process 0 must stop on its own, quickly.
+    let timeout = ["--set", "finetune.timeout_s=5"];
+    let killed_args = args("killed", &timeout);
+    let port = crate::train_cli::free_ports();
+    let p0 = spawn_process(&killed_args, port, 0);
+    let mut p1 = spawn_process(&killed_args, port, 1);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while position(&dir.join("killed")) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the two processes never got going"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    p1.kill().expect("SIGKILL");
+    p1.wait().expect("reaped");
+    let killed_at = Instant::now();
+    let (ok0, _, err0) = outcome(p0);
+    let stopped_after = killed_at.elapsed();
+    assert!(!ok0, "process 0 carried on without process 1");
+    assert!(err0.contains("of 2"), "the error names the rank: {err0}");
+    assert!(
+        stopped_after < Duration::from_secs(60),
+        "process 0 took {stopped_after:?} to stop"
+    );
+    let mut resume = killed_args.clone();
+    resume.push("--resume".into());
+    let port = crate::train_cli::free_ports();
+    let p0 = spawn_process(&resume, port, 0);
+    let p1 = spawn_process(&resume, port, 1);
+    let (ok1, _, err1) = outcome(p1);
+    let (ok0, out0, err0) = outcome(p0);
+    assert!(ok0 && ok1, "process 0:\n{err0}\nprocess 1:\n{err1}");
+    same(&json(&out0), "resumed");
+    assert!(
+        weights("killed") == weights("local"),
+        "the resumed sweep's export differs"
+    );
+}
