@@ -14,13 +14,13 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use bert_fsutil::{sync_dir, write_atomic};
+use bert_fsutil::write_atomic;
 use bert_model::{
     load_classifier_dir, save_classifier_dir, BertConfig, BertForSequenceClassification,
     ClassifierTask, WEIGHTS_FILE,
 };
 use bert_train::{
-    moments_file, read_moments_file, FileDigest, Moments, ParamShape, OPTIMIZER_FILE, TEMP_PREFIX,
+    moments_file, read_moments_file, FileDigest, Moments, ParamShape, OPTIMIZER_FILE,
 };
 use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
@@ -59,13 +59,6 @@ pub struct Found {
     pub dir: PathBuf,
 }
 
-fn io(path: &Path, what: &str, e: impl std::fmt::Display) -> FinetuneError {
-    FinetuneError::Io {
-        path: path.to_path_buf(),
-        message: format!("{what}: {e}"),
-    }
-}
-
 fn name(run: usize, step: u64) -> String {
     format!("{PREFIX}{run:04}-step-{step:08}")
 }
@@ -100,7 +93,8 @@ pub fn list(root: &Path) -> Vec<Found> {
 /// starts afresh).
 pub fn clear(root: &Path) -> Result<()> {
     if root.exists() {
-        fs::remove_dir_all(root).map_err(|e| io(root, "removing the checkpoints", e))?;
+        fs::remove_dir_all(root)
+            .map_err(|e| FinetuneError::io(root, "removing the checkpoints", e))?;
     }
     Ok(())
 }
@@ -126,11 +120,10 @@ pub struct Snapshot<'a, B: AutodiffBackend> {
 /// Writes `snapshot` as a complete checkpoint under `root`, then removes all but the newest
 /// [`KEEP`] (only once the new one is in place).
 pub fn save<B: AutodiffBackend>(root: &Path, snapshot: Snapshot<'_, B>) -> Result<PathBuf> {
-    fs::create_dir_all(root).map_err(|e| io(root, "creating", e))?;
+    fs::create_dir_all(root).map_err(|e| FinetuneError::io(root, "creating", e))?;
     let final_name = name(snapshot.run, snapshot.progress.step);
     let final_dir = root.join(&final_name);
-    let tmp = root.join(format!("{TEMP_PREFIX}{final_name}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&tmp);
+    let tmp = bert_train::temp_checkpoint_dir(root, &final_name);
     save_classifier_dir(&*snapshot.model, snapshot.config, snapshot.task, &tmp, None)?;
     let names: Vec<String> = snapshot
         .model
@@ -140,7 +133,7 @@ pub fn save<B: AutodiffBackend>(root: &Path, snapshot: Snapshot<'_, B>) -> Resul
         .collect();
     let moments = moments_file(&names, snapshot.moments)?;
     write_atomic(&tmp.join(OPTIMIZER_FILE), &moments)
-        .map_err(|e| io(&tmp.join(OPTIMIZER_FILE), "writing", e))?;
+        .map_err(|e| FinetuneError::io(&tmp.join(OPTIMIZER_FILE), "writing", e))?;
     let weights = tmp.join(WEIGHTS_FILE);
     let state = CheckpointState {
         run: snapshot.run,
@@ -149,45 +142,33 @@ pub fn save<B: AutodiffBackend>(root: &Path, snapshot: Snapshot<'_, B>) -> Resul
         files: BTreeMap::from([
             (
                 WEIGHTS_FILE.to_string(),
-                FileDigest::of_file(&weights).map_err(|e| io(&weights, "reading", e))?,
+                FileDigest::of_file(&weights)
+                    .map_err(|e| FinetuneError::io(&weights, "reading", e))?,
             ),
             (OPTIMIZER_FILE.to_string(), FileDigest::of_bytes(&moments)),
         ]),
     };
     let json = serde_json::to_vec_pretty(&state).expect("a run state serialises");
     write_atomic(&tmp.join(STATE_FILE), &json)
-        .map_err(|e| io(&tmp.join(STATE_FILE), "writing", e))?;
-    sync_dir(&tmp);
-    if final_dir.exists() {
-        fs::remove_dir_all(&final_dir).map_err(|e| io(&final_dir, "replacing", e))?;
-    }
-    fs::rename(&tmp, &final_dir).map_err(|e| io(&final_dir, "renaming into place", e))?;
-    sync_dir(root);
-    let all = list(root);
-    if all.len() > KEEP {
-        for old in &all[..all.len() - KEEP] {
-            let _ = fs::remove_dir_all(&old.dir);
-        }
-    }
+        .map_err(|e| FinetuneError::io(&tmp.join(STATE_FILE), "writing", e))?;
+    bert_train::place_checkpoint(root, &tmp, &final_dir, KEEP, || {
+        list(root).into_iter().map(|found| found.dir).collect()
+    })?;
     Ok(final_dir)
 }
 
 fn read_state(dir: &Path) -> Result<CheckpointState> {
     let path = dir.join(STATE_FILE);
-    let bytes = fs::read(&path).map_err(|e| io(&path, "reading", e))?;
+    let bytes = fs::read(&path).map_err(|e| FinetuneError::io(&path, "reading", e))?;
     let state: CheckpointState =
-        serde_json::from_slice(&bytes).map_err(|e| io(&path, "parsing", e))?;
-    for (file, expected) in &state.files {
-        let path = dir.join(file);
-        let actual = FileDigest::of_file(&path).map_err(|e| io(&path, "reading", e))?;
-        if &actual != expected {
-            return Err(io(
-                &path,
-                "damaged",
-                format!("it has {actual}, the checkpoint recorded {expected}"),
-            ));
-        }
-    }
+        serde_json::from_slice(&bytes).map_err(|e| FinetuneError::io(&path, "parsing", e))?;
+    bert_train::verify_digests(
+        dir,
+        state
+            .files
+            .iter()
+            .map(|(name, digest)| (name.as_str(), digest)),
+    )?;
     Ok(state)
 }
 
@@ -230,7 +211,7 @@ pub fn load_latest<B: AutodiffBackend>(
         let (_, _, mut model, report) =
             load_classifier_dir::<B>(&found.dir, None, settings.seed, device)?;
         if !report.initialized.is_empty() {
-            return Err(io(
+            return Err(FinetuneError::io(
                 &found.dir.join(WEIGHTS_FILE),
                 "damaged",
                 format!("it lacks {:?}", report.initialized),

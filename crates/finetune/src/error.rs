@@ -33,6 +33,17 @@ pub enum FinetuneError {
     Resume(String),
 }
 
+impl FinetuneError {
+    /// An [`FinetuneError::Io`] on `path`: `what` failed (`"reading"`, `"renaming into
+    /// place"`, …) with `error`.
+    pub fn io(path: &std::path::Path, what: &str, error: impl std::fmt::Display) -> Self {
+        FinetuneError::Io {
+            path: path.to_path_buf(),
+            message: format!("{what}: {error}"),
+        }
+    }
+}
+
 impl From<bert_train::TrainError> for FinetuneError {
     fn from(e: bert_train::TrainError) -> Self {
         FinetuneError::Train(Box::new(e))

@@ -261,10 +261,8 @@ pub fn run_sweep<B: AutodiffBackend>(
     let metric = config.metric().to_string();
     let mut inputs = BTreeMap::new();
     for (key, path) in [("train", &f.task.train), ("validation", &f.task.validation)] {
-        let digest = FileDigest::of_file(path).map_err(|e| FinetuneError::Io {
-            path: path.clone(),
-            message: format!("reading: {e}"),
-        })?;
+        let digest =
+            FileDigest::of_file(path).map_err(|e| FinetuneError::io(path, "reading", e))?;
         inputs.insert(key.to_string(), digest);
     }
     let fresh = SweepReport {
@@ -557,14 +555,10 @@ fn earlier_sweep(
         }
         return Ok(fresh.clone());
     }
-    let text = std::fs::read_to_string(&results).map_err(|e| FinetuneError::Io {
-        path: results.clone(),
-        message: format!("reading: {e}"),
-    })?;
-    let earlier: SweepReport = serde_json::from_str(&text).map_err(|e| FinetuneError::Io {
-        path: results.clone(),
-        message: format!("parsing: {e}"),
-    })?;
+    let text =
+        std::fs::read_to_string(&results).map_err(|e| FinetuneError::io(&results, "reading", e))?;
+    let earlier: SweepReport =
+        serde_json::from_str(&text).map_err(|e| FinetuneError::io(&results, "parsing", e))?;
     let differs = |what: &str, was: String, is: String| {
         Err(FinetuneError::Resume(format!(
             "{} was written for {what} {was}, the config now gives {is}",
@@ -654,15 +648,10 @@ fn recover_export(out_dir: &Path, export_dir: &Path) -> Result<()> {
     let old = old_export(out_dir);
     if old.is_dir() {
         if export_dir.exists() {
-            std::fs::remove_dir_all(&old).map_err(|e| FinetuneError::Io {
-                path: old.clone(),
-                message: format!("removing: {e}"),
-            })?;
+            std::fs::remove_dir_all(&old).map_err(|e| FinetuneError::io(&old, "removing", e))?;
         } else {
-            std::fs::rename(&old, export_dir).map_err(|e| FinetuneError::Io {
-                path: export_dir.to_path_buf(),
-                message: format!("restoring the export: {e}"),
-            })?;
+            std::fs::rename(&old, export_dir)
+                .map_err(|e| FinetuneError::io(export_dir, "restoring the export", e))?;
         }
     }
     let _ = std::fs::remove_dir_all(out_dir.join(format!(".{EXPORT_DIR}-new")));
@@ -675,10 +664,7 @@ fn recover_export(out_dir: &Path, export_dir: &Path) -> Result<()> {
 fn replace_dir(out_dir: &Path, dir: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let tmp = out_dir.join(format!(".{EXPORT_DIR}-new"));
     let old = old_export(out_dir);
-    let fail = |path: &Path, what: &str, e: std::io::Error| FinetuneError::Io {
-        path: path.to_path_buf(),
-        message: format!("{what}: {e}"),
-    };
+    let fail = FinetuneError::io;
     let _ = std::fs::remove_dir_all(&tmp);
     write(&tmp)?;
     sync_dir(&tmp);

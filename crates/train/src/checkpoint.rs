@@ -228,12 +228,7 @@ pub fn save<B: AutodiffBackend>(
 ) -> Result<PathBuf> {
     fs::create_dir_all(root).map_err(TrainError::io("creating", root))?;
     let final_dir = root.join(checkpoint_name(trainer.step));
-    let tmp = root.join(format!(
-        "{TEMP_PREFIX}{}-{}",
-        checkpoint_name(trainer.step),
-        std::process::id()
-    ));
-    let _ = fs::remove_dir_all(&tmp);
+    let tmp = temp_checkpoint_dir(root, &checkpoint_name(trainer.step));
     save_model_dir(&state.model, config, &tmp, tokenizer_dir)?;
     let moments = moments_to_safetensors(state)?;
     write_atomic(&tmp.join(OPTIMIZER_FILE), &moments)?;
@@ -251,19 +246,47 @@ pub fn save<B: AutodiffBackend>(
     drop(moments);
     let json = serde_json::to_vec_pretty(&trainer).expect("trainer state serialises");
     write_atomic(&tmp.join(STATE_FILE), &json)?;
-    sync_dir(&tmp);
+    place_checkpoint(root, &tmp, &final_dir, keep, || {
+        list_checkpoints(root)
+            .into_iter()
+            .map(|(_, dir)| dir)
+            .collect()
+    })?;
+    Ok(final_dir)
+}
+
+/// The empty folder a checkpoint named `name` is written into under `root` before
+/// [`place_checkpoint`] renames it (its prefix marks it half-written for [`clean_partial`]).
+pub fn temp_checkpoint_dir(root: &Path, name: &str) -> PathBuf {
+    let tmp = root.join(format!("{TEMP_PREFIX}{name}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&tmp);
+    tmp
+}
+
+/// Puts the complete checkpoint folder `tmp` in place as `final_dir` (replacing a folder of
+/// that name), makes the rename durable, then removes all but the newest `keep` of the
+/// checkpoints `listed` returns, oldest first: a crash at any point leaves the newest complete
+/// checkpoint.
+pub fn place_checkpoint(
+    root: &Path,
+    tmp: &Path,
+    final_dir: &Path,
+    keep: usize,
+    listed: impl FnOnce() -> Vec<PathBuf>,
+) -> Result<()> {
+    sync_dir(tmp);
     if final_dir.exists() {
-        fs::remove_dir_all(&final_dir).map_err(TrainError::io("replacing", &final_dir))?;
+        fs::remove_dir_all(final_dir).map_err(TrainError::io("replacing", final_dir))?;
     }
-    fs::rename(&tmp, &final_dir).map_err(TrainError::io("renaming into place", &final_dir))?;
+    fs::rename(tmp, final_dir).map_err(TrainError::io("renaming into place", final_dir))?;
     sync_dir(root);
-    let all = list_checkpoints(root);
+    let all = listed();
     if all.len() > keep {
-        for (_, old) in &all[..all.len() - keep] {
+        for old in &all[..all.len() - keep] {
             let _ = fs::remove_dir_all(old);
         }
     }
-    Ok(final_dir)
+    Ok(())
 }
 
 /// Reads `trainer_state.json` of a checkpoint.
@@ -288,14 +311,29 @@ pub fn verify_files(dir: &Path, state: &TrainerState) -> Result<()> {
         );
         return Ok(());
     }
-    for name in CHECKSUMMED_FILES {
-        let expected = state
-            .files
-            .get(name)
-            .ok_or_else(|| TrainError::Checkpoint {
-                path: dir.to_path_buf(),
-                message: format!("{STATE_FILE} records no checksum for `{name}`"),
-            })?;
+    let recorded = CHECKSUMMED_FILES
+        .iter()
+        .map(|&name| {
+            state
+                .files
+                .get(name)
+                .map(|digest| (name, digest))
+                .ok_or_else(|| TrainError::Checkpoint {
+                    path: dir.to_path_buf(),
+                    message: format!("{STATE_FILE} records no checksum for `{name}`"),
+                })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    verify_digests(dir, recorded)
+}
+
+/// Checks that each file of folder `dir` has the size and CRC32 recorded for it (a
+/// checkpoint's record of what it wrote): the first that differs is a [`TrainError::Checksum`].
+pub fn verify_digests<'a>(
+    dir: &Path,
+    recorded: impl IntoIterator<Item = (&'a str, &'a FileDigest)>,
+) -> Result<()> {
+    for (name, expected) in recorded {
         let path = dir.join(name);
         let actual = FileDigest::of_file(&path).map_err(TrainError::io("reading", &path))?;
         if &actual != expected {

@@ -75,8 +75,9 @@ const LAYERS: &[&[&str]] = &[
 pub use bench::{peak_rss_mib, run_bench, BenchConfig, BenchReport};
 pub use checkpoint::{
     checkpoint_objective, clean_partial, export_architecture, list_checkpoints,
-    load_model_verified, moments_file, read_moments_file, read_verified_state, CheckpointSection,
-    ParamShape, TrainerState, OPTIMIZER_FILE, TEMP_PREFIX,
+    load_model_verified, moments_file, place_checkpoint, read_moments_file, read_verified_state,
+    temp_checkpoint_dir, verify_digests, CheckpointSection, ParamShape, TrainerState,
+    OPTIMIZER_FILE, TEMP_PREFIX,
 };
 pub use collective::{AbortFlag, DistributedSection, ProcessGroup, Replica};
 pub use config::{apply_override, describe_toml_error, load_prepare_config, RunConfig};
