@@ -209,13 +209,6 @@ impl FinetuneConfig {
         for run in self.runs() {
             run.validate().map_err(|e| e.to_string())?;
         }
-        if f.precision == Precision::Fp16 {
-            return Err(
-                "`finetune.precision` is fp16, which needs loss scaling that fine-tuning does not \
-                 have; use bf16 or fp32"
-                    .into(),
-            );
-        }
         if let Some(d) = f.classifier_dropout {
             if !(0.0..1.0).contains(&d) {
                 return Err(format!(

@@ -3,11 +3,11 @@
 //! the GLUE metrics of the task.
 
 use bert_data::TaskLabel;
-use bert_model::{BertForSequenceClassification, ClassifierTask};
+use bert_model::{BertForSequenceClassification, ClassifierTask, Precision};
 use bert_rng::Rng;
 use bert_train::{
-    clip_factor, global_norm, DecayOver, Moments, Optimizer, OptimizerConfig, OptimizerKind,
-    ParamSlot, Replica, Schedule,
+    clip_factor, global_norm, DecayOver, LossScaler, Moments, Optimizer, OptimizerConfig,
+    OptimizerKind, ParamSlot, Replica, Schedule,
 };
 use burn::module::AutodiffModule;
 use burn::tensor::backend::{AutodiffBackend, Backend};
@@ -127,6 +127,10 @@ pub struct RunProgress {
     pub reports: Vec<EpochReport>,
     /// The optimiser's configuration and step counter.
     pub optimizer: Optimizer,
+    /// fp16's dynamic loss scale (absent in other precisions, and in checkpoints written before
+    /// fine-tuning had fp16).
+    #[serde(default)]
+    pub loss_scaler: Option<LossScaler>,
 }
 
 /// A run continued from a checkpoint: where it stood and its optimiser moments (the weights
@@ -465,6 +469,7 @@ pub fn fine_tune<B: AutodiffBackend>(
                     weight_decay: settings.weight_decay,
                     bias_correction: true,
                 }),
+                loss_scaler: (model.precision() == Precision::Fp16).then(LossScaler::new),
             },
             vec![None; model.named_params_mut().len()],
         ),
@@ -473,12 +478,13 @@ pub fn fine_tune<B: AutodiffBackend>(
         let order = epoch_order(train.len(), settings.seed, progress.epoch);
         for chunk in order.chunks(settings.batch_size).skip(progress.next_batch) {
             let step = progress.step;
+            let scale = progress.loss_scaler.as_ref().map_or(1.0, |s| s.scale);
             let (grads, loss_value) = match replica {
                 None => {
                     bert_model::seed_dropout(bert_rng::mix_seed(&[settings.seed, step]));
                     let refs: Vec<&Encoded> = chunk.iter().map(|&i| &train[i]).collect();
                     let (grads, loss) =
-                        batch_gradients(&mut model, &refs, refs.len(), pad, device)?;
+                        batch_gradients(&mut model, &refs, refs.len(), scale, pad, device)?;
                     (grads, f64::from(loss))
                 }
                 Some(r) => {
@@ -492,33 +498,58 @@ pub fn fine_tune<B: AutodiffBackend>(
                         pad,
                         device,
                         dropout,
+                        scale,
                         r,
                     )?
                 }
             };
             progress.loss_sum += loss_value;
-            let grad_scale = clip_factor(global_norm(&grads), settings.max_grad_norm);
-            let lr = schedule.lr(step);
-            for ((mut row, grad), slot) in model
-                .named_params_mut()
-                .into_iter()
-                .zip(grads)
-                .zip(moments.iter_mut())
-            {
-                let Some(grad) = grad else { continue };
-                let new = progress.optimizer.update(
-                    ParamSlot {
-                        value: row.param.flat().inner(),
-                        grad,
-                        grad_scale,
-                        decay: row.kind.decays(),
-                        moments: slot,
-                    },
-                    lr,
-                );
-                row.param.set_flat(Tensor::from_inner(new));
+            // The gradients are `scale` times the true ones: their norm is unscaled here, and
+            // the unscaling folded into the clipping factor.
+            let grad_norm = global_norm(&grads) / scale;
+            let finite = loss_value.is_finite() && grad_norm.is_finite();
+            if let Some(scaler) = progress.loss_scaler.as_mut() {
+                if !finite && scaler.scale > LossScaler::MIN_SCALE {
+                    // fp16 overflowed: the step is skipped (as torch's GradScaler skips it) and
+                    // the scale halved; the batch still counts as taken.
+                    tracing::debug!(
+                        "step {}: fp16 gradients overflowed at loss scale {}; skipped",
+                        step + 1,
+                        scaler.scale
+                    );
+                }
+                scaler.update(finite);
+            } else if !finite {
+                return Err(FinetuneError::Mismatch(format!(
+                    "step {}: the loss or the gradients are not finite (loss {loss_value}, \
+                     gradient norm {grad_norm}); lower the learning rate",
+                    step + 1
+                )));
             }
-            progress.optimizer.finish_step();
+            if finite {
+                let grad_scale = clip_factor(grad_norm, settings.max_grad_norm) / scale;
+                let lr = schedule.lr(step);
+                for ((mut row, grad), slot) in model
+                    .named_params_mut()
+                    .into_iter()
+                    .zip(grads)
+                    .zip(moments.iter_mut())
+                {
+                    let Some(grad) = grad else { continue };
+                    let new = progress.optimizer.update(
+                        ParamSlot {
+                            value: row.param.flat().inner(),
+                            grad,
+                            grad_scale,
+                            decay: row.kind.decays(),
+                            moments: slot,
+                        },
+                        lr,
+                    );
+                    row.param.set_flat(Tensor::from_inner(new));
+                }
+                progress.optimizer.finish_step();
+            }
             progress.step += 1;
             progress.next_batch += 1;
             on_event(RunEvent::Step {
@@ -567,11 +598,13 @@ pub fn fine_tune<B: AutodiffBackend>(
 }
 
 /// The gradients of `examples`' summed losses divided by `batch_rows` (the rows of the whole
-/// batch, of which these may be one rank's share), and that loss.
+/// batch, of which these may be one rank's share) and multiplied by the loss `scale` (fp16),
+/// and that loss (unscaled).
 fn batch_gradients<B: AutodiffBackend>(
     model: &mut BertForSequenceClassification<B>,
     examples: &[&Encoded],
     batch_rows: usize,
+    scale: f64,
     pad: u32,
     device: &B::Device,
 ) -> Result<(Grads<B>, f32)> {
@@ -581,6 +614,11 @@ fn batch_gradients<B: AutodiffBackend>(
         .sum()
         .div_scalar(batch_rows as f32);
     let value = host(loss.clone().inner(), "the training loss")?[0];
+    let loss = if scale != 1.0 {
+        loss.mul_scalar(scale)
+    } else {
+        loss
+    };
     let grads = loss.backward();
     let grads = model
         .named_params_mut()
@@ -606,6 +644,7 @@ fn replicated_gradients<B: AutodiffBackend>(
     pad: u32,
     device: &B::Device,
     dropout_seed: u64,
+    scale: f64,
     replica: &Replica<B::InnerBackend>,
 ) -> Result<(Grads<B>, f64)> {
     let sizes: Vec<usize> = model
@@ -619,7 +658,7 @@ fn replicated_gradients<B: AutodiffBackend>(
     } else {
         bert_model::seed_dropout(dropout_seed);
         let refs: Vec<&Encoded> = share.iter().map(|&i| &train[i]).collect();
-        batch_gradients(model, &refs, batch_rows, pad, device)?
+        batch_gradients(model, &refs, batch_rows, scale, pad, device)?
     };
     // A parameter without a gradient on this rank takes part as zeros, so that every rank
     // sends the same layout.

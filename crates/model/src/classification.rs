@@ -203,6 +203,11 @@ impl<B: Backend> BertForSequenceClassification<B> {
         self.bert.set_precision(precision);
     }
 
+    /// The float type of the matrix products.
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
     /// Logits `[batch, outputs]` (f32) of a padded batch; `attention_mask` is 1 for real
     /// tokens and 0 for padding.
     pub fn forward(

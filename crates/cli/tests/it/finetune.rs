@@ -212,15 +212,7 @@ fn the_random_initialisation_baseline_and_bad_task_files() {
         "finetune.metric=\"pearson\"",
     ]);
     assert_user_error(&out, &["finetune.metric", "accuracy, f1, matthews"]);
-    // fp16 without loss scaling, and a precision that does not exist.
-    let out = bert(&[
-        "finetune",
-        "--config",
-        config,
-        "--set",
-        "finetune.precision=\"fp16\"",
-    ]);
-    assert_user_error(&out, &["finetune.precision", "bf16"]);
+    // A precision that does not exist.
     let out = bert(&[
         "finetune",
         "--config",

@@ -5,9 +5,12 @@
 use std::path::Path;
 
 use bert_data::{TaskExample, TaskLabel, VocabTxtOptions, WordPieceTokenizer};
-use bert_finetune::{encode_examples, fine_tune, Encoded, EpochReport, RunEvent, RunSettings};
+use bert_finetune::{
+    encode_examples, fine_tune, Encoded, EpochReport, Resumed, RunEvent, RunProgress, RunSettings,
+};
 use bert_model::{BertForSequenceClassification, ClassifierTask, Precision};
 use bert_rng::Rng;
+use bert_train::{LossScaler, Optimizer, OptimizerConfig, OptimizerKind};
 
 type Ad = burn::backend::Autodiff<burn::backend::Flex>;
 
@@ -139,25 +142,107 @@ fn a_classifier_learns_a_single_sentence_and_a_pair_task() {
     }
 }
 
-/// bf16 matrix products (f32 accumulation and master weights) learn the pair task as f32 does;
-/// the scores differ from f32's, so the products did run in bf16.
+/// bf16 and fp16 matrix products (f32 accumulation and master weights; fp16 with dynamic loss
+/// scaling) learn the pair task as f32 does; the scores differ from f32's, so the products did
+/// run in the narrow type.
 #[test]
-fn a_bf16_run_learns_the_pair_task() {
+fn bf16_and_fp16_runs_learn_the_pair_task() {
     let tok = tokenizer();
     let train = encode_examples(&tok, &river_task(320, 1, true), 32).expect("encodes");
     let eval = encode_examples(&tok, &river_task(200, 2, true), 32).expect("encodes");
-    let bf16 = run_in(Precision::Bf16, &binary(), &train, &eval, &settings(5));
     let fp32 = run(&binary(), &train, &eval, &settings(5));
-    let last = &bf16[bf16.len() - 1];
-    assert!(
-        last.eval.accuracy.expect("accuracy") >= 0.9,
-        "bf16: {bf16:#?}"
+    for precision in [Precision::Bf16, Precision::Fp16] {
+        let narrow = run_in(precision, &binary(), &train, &eval, &settings(5));
+        let last = &narrow[narrow.len() - 1];
+        assert!(
+            last.eval.accuracy.expect("accuracy") >= 0.9,
+            "{precision}: {narrow:#?}"
+        );
+        assert_ne!(
+            narrow, fp32,
+            "the {precision} run computed what the fp32 run did"
+        );
+        let (a, b) = (last.train_loss, fp32[fp32.len() - 1].train_loss);
+        assert!(
+            (a - b).abs() <= 0.1 * b.max(0.05),
+            "{precision} ends at train loss {a}, fp32 at {b}"
+        );
+    }
+}
+
+/// fp16's loss scaler as torch's GradScaler: a run whose scale is far too large (continued
+/// from a checkpoint that says 2^40) skips every step whose gradients overflow, halving the
+/// scale each time, then trains; the optimiser counts only the steps it applied.
+#[test]
+fn fp16_overflows_skip_the_step_and_halve_the_loss_scale() {
+    let tok = tokenizer();
+    let train = encode_examples(&tok, &river_task(320, 1, true), 32).expect("encodes");
+    let eval = encode_examples(&tok, &river_task(200, 2, true), 32).expect("encodes");
+    let s = settings(5);
+    let config = bert_testutil::small_bert_config(3000, 32);
+    let mut model =
+        BertForSequenceClassification::<Ad>::new(&config, 2, 0.1, s.seed, &Default::default());
+    model.set_precision(Precision::Fp16);
+    let moments = vec![None; model.named_params_mut().len()];
+    let start = 2f64.powi(40);
+    let progress = RunProgress {
+        step: 0,
+        epoch: 0,
+        next_batch: 0,
+        loss_sum: 0.0,
+        reports: Vec::new(),
+        optimizer: Optimizer::new(OptimizerConfig {
+            kind: OptimizerKind::Adamw,
+            learning_rate: s.learning_rate,
+            beta1: 0.9,
+            beta2: 0.999,
+            epsilon: 1e-8,
+            weight_decay: s.weight_decay,
+            bias_correction: true,
+        }),
+        loss_scaler: Some(LossScaler {
+            scale: start,
+            ..LossScaler::new()
+        }),
+    };
+    let mut last: Option<RunProgress> = None;
+    let (_, reports) = fine_tune(
+        model,
+        &binary(),
+        &train,
+        &eval,
+        &s,
+        0,
+        &Default::default(),
+        Some(Resumed { progress, moments }),
+        1,
+        None,
+        |event| {
+            if let RunEvent::Checkpoint { progress, .. } = event {
+                last = Some(progress.clone());
+            }
+            Ok(())
+        },
+    )
+    .expect("fine-tunes");
+    let last = last.expect("checkpoints");
+    let scaler = last.loss_scaler.expect("an fp16 run scales its loss");
+    eprintln!(
+        "from a scale of 2^40: {scaler:?} after {} steps, {} applied",
+        last.step, last.optimizer.step
     );
-    assert_ne!(bf16, fp32, "the bf16 run computed what the fp32 run did");
-    let (a, b) = (last.train_loss, fp32[fp32.len() - 1].train_loss);
     assert!(
-        (a - b).abs() <= 0.1 * b.max(0.05),
-        "bf16 ends at train loss {a}, fp32 at {b}"
+        scaler.overflows >= 5 && scaler.scale <= start / 32.0,
+        "{scaler:?}"
+    );
+    assert_eq!(
+        last.optimizer.step + scaler.overflows,
+        last.step,
+        "skipped steps are not applied"
+    );
+    assert!(
+        reports[reports.len() - 1].eval.accuracy.expect("accuracy") >= 0.8,
+        "it trains once the scale fits: {reports:#?}"
     );
 }
 
