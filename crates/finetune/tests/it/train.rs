@@ -333,6 +333,30 @@ fn labels_that_do_not_fit_the_task_and_bad_settings_are_refused() {
     .expect_err("refused")
     .to_string();
     assert!(err.contains("finetune.batch_sizes"), "{err}");
+    // A learning rate that blows the weights up stops the run at the first non-finite step
+    // instead of training on NaN.
+    let err = fine_tune(
+        model(),
+        &binary(),
+        &ok,
+        &ok,
+        &RunSettings {
+            learning_rate: 1e30,
+            batch_size: 2,
+            warmup_proportion: 0.0,
+            max_grad_norm: 0.0,
+            ..settings(1)
+        },
+        0,
+        &Default::default(),
+        None,
+        0,
+        None,
+        |_| Ok(()),
+    )
+    .expect_err("stopped")
+    .to_string();
+    assert!(err.contains("not finite") && err.contains("step "), "{err}");
     let err = encode_examples(&tok, &river_task(2, 1, true), 3)
         .expect_err("refused")
         .to_string();
