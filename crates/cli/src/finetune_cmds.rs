@@ -15,7 +15,8 @@ use crate::train_cmds::{process_group, GroupArgs};
 #[command(
     after_help = "Example:\n  bert finetune --config configs/finetune-sst2.toml\n  \
     bert finetune --config task.toml --set finetune.learning_rates=[3e-5] --set finetune.seeds=[1,2,3]\n  \
-    bert finetune --config configs/finetune-sst2.toml --resume"
+    bert finetune --config configs/finetune-sst2.toml --resume\n  \
+    bert finetune --config configs/finetune-sst2.toml --devices cuda:0,cuda:1"
 )]
 pub struct FinetuneArgs {
     /// The fine-tuning TOML config (`[finetune]` and `[finetune.task]`).

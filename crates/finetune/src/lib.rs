@@ -34,4 +34,5 @@ pub use sweep::{
 };
 pub use train::{
     evaluate, fine_tune, EpochReport, Resumed, RunEvent, RunProgress, RunSettings, Scores,
+    StepStats,
 };

@@ -9,6 +9,11 @@
 //! newest checkpoint and runs the rest, giving the results an uninterrupted sweep gives. The
 //! export is replaced whenever a run beats the best so far, so it always holds the best finished
 //! run.
+//!
+//! Data parallelism: with several devices or processes the whole sweep runs in one group of
+//! ranks (`bert_train::on_ranks`); every rank runs every run on its share of each batch and
+//! keeps the same report, and global rank 0 alone reports, checkpoints, exports and writes the
+//! results.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -37,6 +42,19 @@ use crate::train::{fine_tune, EpochReport, RunEvent, RunSettings, Scores};
 pub const RESULTS_FILE: &str = "results.json";
 /// Folder name of the best run's export in the output folder.
 pub const EXPORT_DIR: &str = "export";
+/// Folder of the runs' metrics logs in the output folder: `run-NNNN.jsonl` (1-based), a line
+/// per step ([`crate::train::StepStats`]) and per epoch (`"kind": "eval"`, the step, the
+/// epoch's report).
+pub const METRICS_DIR: &str = "metrics";
+
+/// An epoch's line in a run's metrics log.
+#[derive(Serialize)]
+struct EpochRecord<'a> {
+    kind: &'static str,
+    step: u64,
+    #[serde(flatten)]
+    report: &'a EpochReport,
+}
 
 /// One finished run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -193,9 +211,10 @@ struct RunOutcome {
     exported: bool,
 }
 
-/// Runs the sweep `config` describes on `devices` (one, or several as one data-parallel group
-/// per run: each global batch split between them), or continues the one its output folder
-/// holds (`options.resume`). `progress` sees every run, step, epoch and checkpoint as they come.
+/// Runs the sweep `config` describes on `devices`, or continues the one its output folder
+/// holds (`options.resume`). Several devices, or other processes (`options.group`), form one
+/// data-parallel group for the whole sweep, each global batch split between the ranks.
+/// `progress` sees every run, step, epoch and checkpoint as they come (from rank 0).
 pub fn run_sweep<B: AutodiffBackend>(
     config: &FinetuneConfig,
     devices: &[B::Device],
@@ -441,6 +460,19 @@ fn run_one<B: AutodiffBackend>(
         }
     };
     model.set_precision(f.precision);
+    // Rank 0 logs every step and epoch of the run; a resumed run first drops what the stopped
+    // one logged after its checkpoint (and a fresh run whatever a stopped one left).
+    let mut last_step = resumed.as_ref().map_or(0, |r| r.progress.step);
+    let mut log = if writer {
+        let dir = f.out_dir.join(METRICS_DIR);
+        std::fs::create_dir_all(&dir).map_err(|e| FinetuneError::io(&dir, "creating", e))?;
+        Some(bert_train::MetricsLog::open_file(
+            dir.join(format!("run-{:04}.jsonl", index + 1)),
+            last_step,
+        )?)
+    } else {
+        None
+    };
     let (model, epochs) = fine_tune(
         model,
         context.task,
@@ -453,25 +485,32 @@ fn run_one<B: AutodiffBackend>(
         f.checkpoint_every,
         replica,
         |event| {
-            if !writer {
+            let Some(log) = log.as_mut() else {
                 return Ok(());
-            }
+            };
             match event {
-                RunEvent::Step {
-                    step,
-                    total_steps,
-                    loss,
-                } => report(SweepEvent::Step {
-                    step,
-                    total_steps,
-                    loss,
-                }),
-                RunEvent::Epoch(epoch) => report(SweepEvent::Epoch {
-                    run: index + 1,
-                    runs: context.runs,
-                    settings,
-                    report: epoch,
-                }),
+                RunEvent::Step { stats, total_steps } => {
+                    log.append(stats)?;
+                    last_step = stats.step;
+                    report(SweepEvent::Step {
+                        step: stats.step,
+                        total_steps,
+                        loss: stats.loss,
+                    })
+                }
+                RunEvent::Epoch(epoch) => {
+                    log.append(&EpochRecord {
+                        kind: "eval",
+                        step: last_step,
+                        report: epoch,
+                    })?;
+                    report(SweepEvent::Epoch {
+                        run: index + 1,
+                        runs: context.runs,
+                        settings,
+                        report: epoch,
+                    })
+                }
                 RunEvent::Checkpoint {
                     progress: at,
                     model,

@@ -110,6 +110,28 @@ pub struct EpochReport {
     pub eval: Scores,
 }
 
+/// What one step measured: a line of the run's metrics log (`kind` is `"train"`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepStats {
+    /// Always `"train"`.
+    pub kind: String,
+    /// Steps taken so far, this one included (1-based).
+    pub step: u64,
+    /// 1-based epoch of the step.
+    pub epoch: usize,
+    /// The batch's mean training loss.
+    pub loss: f64,
+    /// The learning rate of the step.
+    pub lr: f64,
+    /// Global norm of the gradient before clipping (unscaled in fp16).
+    pub grad_norm: f64,
+    /// fp16's loss scale during the step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_scale: Option<f64>,
+    /// Whether the update was applied (false: fp16 overflowed and the step was skipped).
+    pub applied: bool,
+}
+
 /// Where a run stands between two steps: everything besides the weights and the optimiser's
 /// moments that continuing it needs. The epoch orders and the dropout masks are functions of
 /// the seed, the epoch and the step, so this is the complete random state too.
@@ -144,14 +166,12 @@ pub struct Resumed<B: AutodiffBackend> {
 
 /// What a run tells its caller as it goes.
 pub enum RunEvent<'a, B: AutodiffBackend> {
-    /// A step was taken (`step` is 1-based, of `total_steps`).
+    /// A step was taken.
     Step {
-        /// Steps taken so far.
-        step: u64,
+        /// What it measured.
+        stats: &'a StepStats,
         /// Steps of the whole run.
         total_steps: u64,
-        /// This step's training loss.
-        loss: f64,
     },
     /// An epoch ended and was scored.
     Epoch(&'a EpochReport),
@@ -526,9 +546,9 @@ pub fn fine_tune<B: AutodiffBackend>(
                     step + 1
                 )));
             }
+            let lr = schedule.lr(step);
             if finite {
                 let grad_scale = clip_factor(grad_norm, settings.max_grad_norm) / scale;
-                let lr = schedule.lr(step);
                 for ((mut row, grad), slot) in model
                     .named_params_mut()
                     .into_iter()
@@ -553,9 +573,17 @@ pub fn fine_tune<B: AutodiffBackend>(
             progress.step += 1;
             progress.next_batch += 1;
             on_event(RunEvent::Step {
-                step: progress.step,
+                stats: &StepStats {
+                    kind: "train".into(),
+                    step: progress.step,
+                    epoch: progress.epoch + 1,
+                    loss: loss_value,
+                    lr,
+                    grad_norm,
+                    loss_scale: progress.loss_scaler.as_ref().map(|_| scale),
+                    applied: finite,
+                },
                 total_steps,
-                loss: loss_value,
             })?;
             if checkpoint_every > 0
                 && progress.step % checkpoint_every == 0

@@ -87,7 +87,7 @@ pub use error::{Result, TrainError};
 pub use eval::{evaluate, evaluate_replicated, EvalSection};
 pub use fill_mask::{format_candidates, predict_masks, Candidates, MaskProbes};
 pub use flops::{device_peak, forward_flops, train_flops, Peak};
-pub use metrics::{read_metrics, EvalRecord, StepRecord};
+pub use metrics::{read_metrics, EvalRecord, MetricsLog, StepRecord};
 pub use model_spec::{InitOptimizer, ModelSection};
 pub use optim::{clip_factor, Moments, Optimizer, OptimizerConfig, OptimizerKind, ParamSlot};
 pub use pipeline::{require_prepared, PipelineReport, TokenizerSection};

@@ -150,7 +150,11 @@ impl MetricsLog {
     /// (a resumed run rewrites the steps the killed run did after its last checkpoint) and any
     /// torn last line.
     pub fn open(dir: &Path, keep_upto: u64) -> Result<Self> {
-        let path = dir.join("metrics.jsonl");
+        Self::open_file(dir.join("metrics.jsonl"), keep_upto)
+    }
+
+    /// [`open`](Self::open) for a log at `path` (its folder must exist).
+    pub fn open_file(path: PathBuf, keep_upto: u64) -> Result<Self> {
         if path.exists() {
             let f = File::open(&path).map_err(TrainError::io("reading", &path))?;
             let mut kept = String::new();

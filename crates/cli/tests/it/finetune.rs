@@ -105,9 +105,25 @@ fn a_sweep_reports_every_grid_point_and_exports_the_best_run() {
     let best = results["best_run"].as_u64().expect("a best run") as usize;
     let best_score = results["runs"][best]["score"].as_f64().expect("a score");
     assert!(best_score >= 0.9, "the task is learnt: {best_score}");
-    for run in results["runs"].as_array().expect("runs") {
+    for (i, run) in results["runs"].as_array().expect("runs").iter().enumerate() {
         assert!(run["score"].as_f64().expect("score") <= best_score);
         assert_eq!(run["epochs"].as_array().expect("epochs").len(), 4);
+        // Each run's log: 20 steps an epoch, then the epoch's scores.
+        let log = std::fs::read_to_string(dir.join(format!("out/metrics/run-{:04}.jsonl", i + 1)))
+            .expect("the run's metrics log");
+        let lines: Vec<serde_json::Value> = log
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a JSON line"))
+            .collect();
+        assert_eq!(lines.len(), 4 * 21, "{log}");
+        assert_eq!(lines[20]["kind"], "eval");
+        assert_eq!(lines[20]["step"], 20);
+        assert_eq!(lines[20]["eval"], run["epochs"][0]["eval"]);
+        let first = &lines[0];
+        assert_eq!(first["kind"], "train");
+        assert_eq!(first["step"], 1);
+        assert!(first["lr"].as_f64().expect("lr") > 0.0 && first["applied"] == true);
+        assert!(first["grad_norm"].as_f64().expect("grad norm") > 0.0);
     }
     // The export loads as the task's classifier and scores what the best run scored.
     let export = dir.join("out/export");
@@ -361,6 +377,13 @@ fn kill_and_resume(name: &str, extra: &[&str], max_kills: usize) {
         weights("killed") == weights("straight"),
         "the exported weights differ"
     );
+    // The runs' logs hold each step once, as the uninterrupted sweep logged it.
+    for run in ["run-0001.jsonl", "run-0002.jsonl"] {
+        let log = |out: &str| {
+            std::fs::read_to_string(dir.join(out).join("metrics").join(run)).expect("a log")
+        };
+        assert_eq!(log("killed"), log("straight"), "{run} after {kills} kills");
+    }
     assert!(
         !killed.join("checkpoints").exists(),
         "a finished sweep leaves no checkpoints"
