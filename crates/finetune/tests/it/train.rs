@@ -295,49 +295,41 @@ fn labels_that_do_not_fit_the_task_and_bad_settings_are_refused() {
     examples[3].label = TaskLabel::Class(2);
     let train = encode_examples(&tok, &examples, 32).expect("encodes");
     let config = bert_testutil::small_bert_config(3000, 32);
-    let model =
-        || BertForSequenceClassification::<Ad>::new(&config, 2, 0.1, 0, &Default::default());
-    let err = fine_tune(
-        model(),
-        &binary(),
-        &train,
-        &train[..2],
-        &settings(1),
-        0,
-        &Default::default(),
-        None,
-        0,
-        None,
-        |_| Ok(()),
-    )
-    .expect_err("refused")
-    .to_string();
+    // The run's error, as text: it must not start, or must stop.
+    let refused = |train: &[Encoded], eval: &[Encoded], s: &RunSettings| {
+        let model =
+            BertForSequenceClassification::<Ad>::new(&config, 2, 0.1, 0, &Default::default());
+        fine_tune(
+            model,
+            &binary(),
+            train,
+            eval,
+            s,
+            0,
+            &Default::default(),
+            None,
+            0,
+            None,
+            |_| Ok(()),
+        )
+        .expect_err("refused")
+        .to_string()
+    };
+    let err = refused(&train, &train[..2], &settings(1));
     assert!(err.contains("training example 4"), "{err}");
     let ok = encode_examples(&tok, &river_task(8, 9, false), 32).expect("encodes");
-    let err = fine_tune(
-        model(),
-        &binary(),
+    let err = refused(
         &ok,
         &ok,
         &RunSettings {
             batch_size: 0,
             ..settings(1)
         },
-        0,
-        &Default::default(),
-        None,
-        0,
-        None,
-        |_| Ok(()),
-    )
-    .expect_err("refused")
-    .to_string();
+    );
     assert!(err.contains("finetune.batch_sizes"), "{err}");
     // A learning rate that blows the weights up stops the run at the first non-finite step
     // instead of training on NaN.
-    let err = fine_tune(
-        model(),
-        &binary(),
+    let err = refused(
         &ok,
         &ok,
         &RunSettings {
@@ -347,15 +339,7 @@ fn labels_that_do_not_fit_the_task_and_bad_settings_are_refused() {
             max_grad_norm: 0.0,
             ..settings(1)
         },
-        0,
-        &Default::default(),
-        None,
-        0,
-        None,
-        |_| Ok(()),
-    )
-    .expect_err("stopped")
-    .to_string();
+    );
     assert!(err.contains("not finite") && err.contains("step "), "{err}");
     let err = encode_examples(&tok, &river_task(2, 1, true), 3)
         .expect_err("refused")
