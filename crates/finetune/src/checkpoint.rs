@@ -125,13 +125,10 @@ pub fn save<B: AutodiffBackend>(root: &Path, snapshot: Snapshot<'_, B>) -> Resul
     let final_dir = root.join(&final_name);
     let tmp = bert_train::temp_checkpoint_dir(root, &final_name);
     save_classifier_dir(&*snapshot.model, snapshot.config, snapshot.task, &tmp, None)?;
-    let names: Vec<String> = snapshot
-        .model
-        .named_params_mut()
-        .into_iter()
-        .map(|r| r.hf_name)
-        .collect();
-    let moments = moments_file(&names, snapshot.moments)?;
+    let moments = moments_file(
+        &ParamShape::of_table(snapshot.model.named_params_mut()),
+        snapshot.moments,
+    )?;
     write_atomic(&tmp.join(OPTIMIZER_FILE), &moments)
         .map_err(|e| FinetuneError::io(&tmp.join(OPTIMIZER_FILE), "writing", e))?;
     let weights = tmp.join(WEIGHTS_FILE);

@@ -307,7 +307,7 @@ pub fn run_sweep<B: AutodiffBackend>(
         pad,
         checkpoints: f.out_dir.join(CHECKPOINTS_DIR),
         export_dir: f.out_dir.join(EXPORT_DIR),
-        tokenizer_file: tokenizer_file.clone(),
+        tokenizer_file,
         metric: &metric,
         runs: runs.len(),
     };

@@ -661,8 +661,8 @@ type Grads<B> = Vec<Option<Tensor<<B as AutodiffBackend>::InnerBackend, 1>>>;
 
 /// One rank's part of a data-parallel step: the gradients of its `share` of a global batch of
 /// `batch_rows` examples, scaled as parts of the whole batch's mean loss, summed over the ranks
-/// with the losses in one all-reduce. Returns every parameter's summed gradient (a parameter
-/// without one on a rank counts as zeros there) and the whole batch's mean loss.
+/// with the losses in one all-reduce ([`Replica::all_reduce_gradients`]). Returns every
+/// parameter's summed gradient and the whole batch's mean loss.
 #[allow(clippy::too_many_arguments)]
 fn replicated_gradients<B: AutodiffBackend>(
     model: &mut BertForSequenceClassification<B>,
@@ -680,7 +680,7 @@ fn replicated_gradients<B: AutodiffBackend>(
         .iter()
         .map(|row| row.param.num_elements())
         .collect();
-    let (grads, loss_part) = if share.is_empty() {
+    let (mut grads, loss_part) = if share.is_empty() {
         // A global batch smaller than the group leaves this rank nothing: it sends zeros.
         (vec![None; sizes.len()], 0.0)
     } else {
@@ -688,27 +688,8 @@ fn replicated_gradients<B: AutodiffBackend>(
         let refs: Vec<&Encoded> = share.iter().map(|&i| &train[i]).collect();
         batch_gradients(model, &refs, batch_rows, scale, pad, device)?
     };
-    // A parameter without a gradient on this rank takes part as zeros, so that every rank
-    // sends the same layout.
-    let mut parts: Vec<Tensor<B::InnerBackend, 1>> = grads
-        .into_iter()
-        .zip(&sizes)
-        .map(|(g, &n)| g.unwrap_or_else(|| Tensor::zeros([n], device)))
-        .collect();
-    parts.push(Tensor::from_data(
-        TensorData::new(vec![loss_part], [1]),
-        device,
-    ));
-    let flat = replica.all_reduce_sum(Tensor::cat(parts, 0), "gradient all-reduce")?;
-    let total: usize = sizes.iter().sum();
-    let mut grads = Vec::with_capacity(sizes.len());
-    let mut offset = 0;
-    for &n in &sizes {
-        grads.push(Some(flat.clone().narrow(0, offset, n)));
-        offset += n;
-    }
-    let loss = host(flat.narrow(0, total, 1), "the training loss")?[0];
-    Ok((grads, f64::from(loss)))
+    let loss = replica.all_reduce_gradients(&mut grads, &sizes, &[f64::from(loss_part)], device)?;
+    Ok((grads, loss[0]))
 }
 
 #[cfg(test)]

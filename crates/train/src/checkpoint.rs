@@ -18,7 +18,6 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use bert_fsutil::{sync_dir, write_atomic};
-use bert_model::ParamMut;
 use bert_model::WEIGHTS_FILE;
 use bert_model::{save_model_dir, BertConfig, BertForPreTraining, ParamGroup};
 use burn::tensor::backend::{AutodiffBackend, Backend};
@@ -165,17 +164,17 @@ pub fn clean_partial(root: &Path) {
     }
 }
 
-/// The optimiser moments of the parameters `names` (naming-table order, one entry of `moments`
+/// The optimiser moments of the parameters `params` (naming-table order, one entry of `moments`
 /// each) as a safetensors file: `<hf name>.exp_avg` / `<hf name>.exp_avg_sq`, and the list of
 /// parameters without moments (no update reached them yet) in the metadata. Any model's
 /// checkpoint uses it: pre-training's and fine-tuning's.
 pub fn moments_file<B: Backend>(
-    names: &[String],
+    params: &[ParamShape],
     moments: &[Option<Moments<B>>],
 ) -> Result<Vec<u8>> {
     let mut buffers: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
     let mut without: Vec<&str> = Vec::new();
-    for (name, m) in names.iter().zip(moments) {
+    for (name, m) in params.iter().map(|p| &p.name).zip(moments) {
         if m.is_none() {
             without.push(name);
         }
@@ -206,16 +205,6 @@ pub fn moments_file<B: Backend>(
     })
 }
 
-fn moments_to_safetensors<B: AutodiffBackend>(state: &mut TrainState<B>) -> Result<Vec<u8>> {
-    let names: Vec<String> = state
-        .model
-        .named_params_mut()
-        .into_iter()
-        .map(|r| r.hf_name)
-        .collect();
-    moments_file(&names, &state.moments)
-}
-
 /// Writes a complete checkpoint of `state` as `root/step-NNNNNNNN`, then removes the oldest
 /// beyond `keep` (only after the new one is in place).
 pub fn save<B: AutodiffBackend>(
@@ -230,7 +219,10 @@ pub fn save<B: AutodiffBackend>(
     let final_dir = root.join(checkpoint_name(trainer.step));
     let tmp = temp_checkpoint_dir(root, &checkpoint_name(trainer.step));
     save_model_dir(&state.model, config, &tmp, tokenizer_dir)?;
-    let moments = moments_to_safetensors(state)?;
+    let moments = moments_file(
+        &ParamShape::of_table(state.model.named_params_mut()),
+        &state.moments,
+    )?;
     write_atomic(&tmp.join(OPTIMIZER_FILE), &moments)?;
     let mut trainer = trainer.clone();
     // The weights are digested as they lie on disk (the model crate writes them); the state
@@ -458,10 +450,7 @@ impl ParamShape {
     ) -> Vec<ParamShape> {
         rows.into_iter()
             .map(|row| ParamShape {
-                len: match row.param {
-                    ParamMut::D1(p) => p.val().dims().iter().product::<usize>(),
-                    ParamMut::D2(p) => p.val().dims().iter().product::<usize>(),
-                },
+                len: row.param.num_elements(),
                 name: row.hf_name,
                 group: row.group,
             })

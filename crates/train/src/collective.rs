@@ -295,6 +295,41 @@ impl<B: Backend> Replica<B> {
         Ok(out)
     }
 
+    /// Sums per-parameter flat gradients (`sizes[i]` values each) and a few host values
+    /// (`extra`: losses, counts) over all ranks with one all-reduce: everything is laid end to
+    /// end in one tensor, because each collective call costs a round trip between the ranks.
+    /// A parameter without a gradient on this rank takes part as zeros, so every rank sends the
+    /// same layout; afterwards every parameter has its summed gradient. Returns the summed
+    /// `extra` values (carried in f32, like the gradients).
+    pub fn all_reduce_gradients(
+        &self,
+        grads: &mut [Option<Tensor<B, 1>>],
+        sizes: &[usize],
+        extra: &[f64],
+        device: &B::Device,
+    ) -> Result<Vec<f64>> {
+        let mut parts: Vec<Tensor<B, 1>> = grads
+            .iter_mut()
+            .zip(sizes)
+            .map(|(g, &n)| g.take().unwrap_or_else(|| Tensor::zeros([n], device)))
+            .collect();
+        parts.push(Tensor::from_data(
+            TensorData::new(
+                extra.iter().map(|&v| v as f32).collect::<Vec<f32>>(),
+                [extra.len()],
+            ),
+            device,
+        ));
+        let flat = self.all_reduce_sum(Tensor::cat(parts, 0), "gradient all-reduce")?;
+        let mut offset = 0;
+        for (slot, &n) in grads.iter_mut().zip(sizes) {
+            *slot = Some(flat.clone().narrow(0, offset, n));
+            offset += n;
+        }
+        crate::reduce::to_f64_vec(flat.narrow(0, offset, extra.len()))
+            .map_err(|e| self.error(format!("gradient all-reduce: {e}")))
+    }
+
     /// Waits until every rank has reached this point.
     pub fn barrier(&self, device: &B::Device, what: &str) -> Result<()> {
         self.all_reduce_values(&[1.0], device, what).map(|_| ())

@@ -441,8 +441,7 @@ impl<B: AutodiffBackend> TrainState<B> {
     }
 
     /// Sums the accumulated gradients, metric sums and token count over the ranks with one
-    /// all-reduce: everything is laid end to end in one flat tensor, because each collective
-    /// call costs a round trip between the ranks.
+    /// all-reduce ([`Replica::all_reduce_gradients`]).
     fn all_reduce_gradients(
         &mut self,
         replica: &Replica<B::InnerBackend>,
@@ -457,30 +456,7 @@ impl<B: AutodiffBackend> TrainState<B> {
             .collect();
         let mut metrics = acc.sums.sums().to_vec();
         metrics.push(acc.tokens as f64);
-        let mut parts: Vec<Tensor<B::InnerBackend, 1>> = acc
-            .grads
-            .iter_mut()
-            .zip(&sizes)
-            // A parameter without a gradient on this rank still takes part, as zeros, so that
-            // every rank sends the same layout.
-            .map(|(g, &n)| g.take().unwrap_or_else(|| Tensor::zeros([n], device)))
-            .collect();
-        parts.push(Tensor::from_data(
-            TensorData::new(
-                metrics.iter().map(|&v| v as f32).collect::<Vec<f32>>(),
-                [metrics.len()],
-            ),
-            device,
-        ));
-        let flat = replica.all_reduce_sum(Tensor::cat(parts, 0), "gradient all-reduce")?;
-        let total: usize = sizes.iter().sum();
-        let mut offset = 0;
-        for (slot, &n) in acc.grads.iter_mut().zip(&sizes) {
-            *slot = Some(flat.clone().narrow(0, offset, n));
-            offset += n;
-        }
-        let m = crate::reduce::to_f64_vec(flat.narrow(0, total, metrics.len()))
-            .map_err(|e| replica.error(format!("gradient all-reduce: {e}")))?;
+        let m = replica.all_reduce_gradients(&mut acc.grads, &sizes, &metrics, device)?;
         let n = PretrainingMetrics::SUMS;
         acc.sums
             .set_sums(&crate::reduce::metric_sums(&m[..n]).map_err(|m| replica.error(m))?);
